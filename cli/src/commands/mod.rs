@@ -1,0 +1,4 @@
+//! Client commands, one file per group.
+
+pub mod node;
+pub mod swarm;

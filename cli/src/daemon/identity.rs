@@ -1,0 +1,78 @@
+//! What a node remembers about itself between runs: `<data-dir>/node.json`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub node_id: String,
+    pub raft_id: u64,
+    pub cluster_id: String,
+    /// The role this node runs as (managers run Raft).
+    pub role: Role,
+    /// Manager addresses last heard of, to find the cluster again after a restart.
+    pub managers: Vec<String>,
+}
+
+const FILE: &str = "node.json";
+
+fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE)
+}
+
+impl Identity {
+    pub fn load(data_dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = path(data_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is corrupt: remove the data dir to start afresh",
+                    path.display()
+                )
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a crash never leaves half a file.
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let path = path(data_dir);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("write {}", path.display()))
+    }
+}
+
+/// Everything a node keeps in its data dir, removed when it leaves the cluster.
+pub fn wipe(data_dir: &Path) -> anyhow::Result<()> {
+    for name in [FILE, "ca.crt", "ca.key", super::SOCKET] {
+        match std::fs::remove_file(data_dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("remove {name} from {}", data_dir.display()))
+            }
+            _ => {}
+        }
+    }
+    remove_raft_db(data_dir)
+}
+
+pub fn remove_raft_db(data_dir: &Path) -> anyhow::Result<()> {
+    let db = data_dir.join("raft.db");
+    match std::fs::remove_dir_all(&db) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("remove {}", db.display()))
+        }
+        _ => Ok(()),
+    }
+}

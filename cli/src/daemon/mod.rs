@@ -1,0 +1,170 @@
+//! The node daemon: `swarmr init` and `swarmr join` run it in the foreground.
+//!
+//! A node always runs a worker session and, while it holds the manager role, a manager
+//! (Raft, Control, Dispatcher on the gRPC port). A role change (promote, demote) ends the
+//! current run and starts the next one in the new role, in the same process.
+
+mod identity;
+mod local;
+mod run;
+mod settings;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use swarmr_manager::ClusterParams;
+use swarmr_proto::dispatcher_client::DispatcherClient;
+use swarmr_proto::{JoinRequest, NodeRole};
+use tracing::{info, warn};
+
+use crate::args::{InitArgs, JoinArgs};
+use identity::{Identity, Role};
+use run::Boot;
+use settings::Settings;
+
+pub const SOCKET: &str = "swarmr.sock";
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMR_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,h2=warn,tower=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Creates the data dir (0700) and takes its lock, so two nodes never share one.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("create data dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restrict data dir {}", dir.display()))?;
+    let lock_path = dir.join("swarmr.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("create {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another swarmr node is running on data dir {}: stop it, or pass a different --data-dir",
+            dir.display()
+        );
+    }
+    Ok(lock)
+}
+
+pub async fn init(args: InitArgs) -> anyhow::Result<()> {
+    init_logging();
+    let settings = Settings::resolve(&args.node)?;
+    let _lock = prepare_data_dir(&settings.data_dir)?;
+    let existing = Identity::load(&settings.data_dir)?;
+    let (identity, boot) = match existing {
+        Some(identity) if args.force_new_cluster => {
+            if identity.role != Role::Manager {
+                bail!(
+                    "--force-new-cluster needs a manager's data dir; {} belongs to a worker",
+                    settings.data_dir.display()
+                );
+            }
+            warn!(node.id = %identity.node_id, "forcing a new cluster from this manager's state");
+            (identity, Boot::ForceNewCluster)
+        }
+        Some(identity) => {
+            info!(node.id = %identity.node_id, data_dir = %settings.data_dir.display(), "resuming node from its data dir");
+            (identity, Boot::Resume)
+        }
+        None if args.force_new_cluster => bail!(
+            "--force-new-cluster needs the data dir of an existing manager; {} holds no node",
+            settings.data_dir.display()
+        ),
+        None => {
+            let identity = Identity {
+                node_id: swarmr_manager::ca::new_id(),
+                raft_id: swarmr_manager::ca::new_raft_id(),
+                cluster_id: swarmr_manager::ca::new_id(),
+                role: Role::Manager,
+                managers: vec![settings.api_addr.clone()],
+            };
+            let params = ClusterParams {
+                cluster_id: identity.cluster_id.clone(),
+                hostname: settings.hostname.clone(),
+                engine_version: String::new(),
+                heartbeat_period: args.dispatcher_heartbeat,
+                default_addr_pool: vec!["10.0.0.0/8".into()],
+                subnet_size: 24,
+            };
+            (identity, Boot::Bootstrap(params))
+        }
+    };
+    if args.dispatcher_heartbeat < Duration::from_millis(100) {
+        bail!("--dispatcher-heartbeat must be at least 100ms");
+    }
+    run::run_node(settings, identity, boot).await
+}
+
+pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
+    init_logging();
+    let settings = Settings::resolve(&args.node)?;
+    let _lock = prepare_data_dir(&settings.data_dir)?;
+    if let Some(identity) = Identity::load(&settings.data_dir)? {
+        info!(node.id = %identity.node_id, "this data dir already holds a node of the cluster; resuming it (token and manager address are not used)");
+        return run::run_node(settings, identity, Boot::Resume).await;
+    }
+    let remote = args.remote.trim();
+    if remote.parse::<std::net::SocketAddr>().is_err() {
+        bail!("invalid manager address {remote:?}: use IP:PORT, e.g. 192.0.2.1:2377");
+    }
+    let identity = request_join(&settings, remote, &args.token).await?;
+    let boot = if identity.role == Role::Manager {
+        Boot::JoinedManager
+    } else {
+        Boot::Resume
+    };
+    match identity.role {
+        Role::Manager => println!("This node joined a swarm as a manager."),
+        Role::Worker => println!("This node joined a swarm as a worker."),
+    }
+    run::run_node(settings, identity, boot).await
+}
+
+async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow::Result<Identity> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{remote}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(JOIN_TIMEOUT);
+    let unreachable = || {
+        format!("cannot reach the manager at {remote}: check the address and that port 2377/tcp is open")
+    };
+    let channel = tokio::time::timeout(JOIN_TIMEOUT, channel.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!(unreachable()))?
+        .with_context(unreachable)?;
+    let reply = DispatcherClient::new(channel)
+        .join(JoinRequest {
+            token: token.trim().to_string(),
+            hostname: settings.hostname.clone(),
+            api_addr: settings.api_addr.clone(),
+            engine_version: String::new(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        })
+        .await?
+        .into_inner();
+    let mut managers: Vec<String> = reply.managers.into_iter().map(|m| m.api_addr).collect();
+    if !managers.iter().any(|m| m == remote) {
+        managers.push(remote.to_string());
+    }
+    let role = if reply.role == NodeRole::Manager as i32 {
+        Role::Manager
+    } else {
+        Role::Worker
+    };
+    let identity = Identity {
+        node_id: reply.node_id,
+        raft_id: reply.raft_id,
+        cluster_id: reply.cluster_id,
+        role,
+        managers,
+    };
+    Ok(identity)
+}

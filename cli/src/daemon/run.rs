@@ -1,0 +1,303 @@
+//! One run of a node in one role, and the loop that restarts it when the role changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use swarmr_manager::{ClusterParams, Manager, ManagerConfig};
+use swarmr_proto::control_server::ControlServer;
+use swarmr_proto::dispatcher_server::DispatcherServer;
+use swarmr_proto::raft_client::RaftClient;
+use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::identity::{self, Identity, Role};
+use super::local::LocalControl;
+use super::settings::Settings;
+use super::SOCKET;
+use crate::commands::swarm::join_instructions;
+
+/// How a run starts.
+pub enum Boot {
+    Bootstrap(ClusterParams),
+    ForceNewCluster,
+    /// Just joined with the manager role: ask to become a Raft voter.
+    JoinedManager,
+    Resume,
+}
+
+/// Why a run ended.
+pub enum Outcome {
+    Stop,
+    Leave,
+    SwitchRole(Role, u64),
+    Removed(String),
+}
+
+pub async fn run_node(
+    settings: Settings,
+    mut identity: Identity,
+    mut boot: Boot,
+) -> anyhow::Result<()> {
+    identity.save(&settings.data_dir)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    loop {
+        let outcome = run_once(&settings, &mut identity, boot, stop_rx.clone()).await?;
+        boot = Boot::Resume;
+        match outcome {
+            Outcome::Stop => return Ok(()),
+            Outcome::Leave => {
+                identity::wipe(&settings.data_dir)?;
+                info!("left the cluster; the data dir is clear");
+                return Ok(());
+            }
+            Outcome::Removed(message) => return Err(anyhow!(message)),
+            Outcome::SwitchRole(role, raft_id) => {
+                if role == Role::Worker {
+                    identity::remove_raft_db(&settings.data_dir)?;
+                } else {
+                    boot = Boot::JoinedManager;
+                }
+                info!(role = ?role, "role changed; restarting in the new role");
+                identity.role = role;
+                identity.raft_id = raft_id;
+                identity.save(&settings.data_dir)?;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn start_manager(
+    settings: &Settings,
+    identity: &Identity,
+    boot: &Boot,
+) -> anyhow::Result<Manager> {
+    let config = ManagerConfig {
+        data_dir: settings.data_dir.clone(),
+        node_id: identity.node_id.clone(),
+        raft_id: identity.raft_id,
+        api_addr: settings.api_addr.clone(),
+        snapshot_interval: settings.snapshot_interval,
+    };
+    let manager = match boot {
+        Boot::ForceNewCluster => Manager::force_new_cluster(&config).await,
+        _ => Manager::open(&config).await,
+    };
+    manager.with_context(|| format!("start the manager in {}", settings.data_dir.display()))
+}
+
+async fn run_once(
+    settings: &Settings,
+    identity: &mut Identity,
+    boot: Boot,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Outcome> {
+    let manager = match identity.role {
+        Role::Manager => Some(Arc::new(start_manager(settings, identity, &boot).await?)),
+        Role::Worker => None,
+    };
+    let (halt_tx, halt_rx) = watch::channel(false);
+    let (outcome_tx, mut outcome_rx) = mpsc::channel::<Outcome>(4);
+    let mut tasks = JoinSet::new();
+    if let Some(manager) = &manager {
+        let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another swarmr or a Docker Swarm manager using it?)",
+                    settings.listen_addr
+                )
+            })?;
+        let router = tonic::transport::Server::builder()
+            .add_service(manager.raft_service())
+            .add_service(ControlServer::new(manager.control_service()))
+            .add_service(DispatcherServer::new(manager.dispatcher_service()));
+        let halt = halted(halt_rx.clone());
+        tasks.spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, halt).await {
+                error!(error = %e, "gRPC server stopped");
+            }
+        });
+        let controllers = manager.clone();
+        let halt = halt_rx.clone();
+        tasks.spawn(async move { controllers.run_controllers(halt).await });
+        info!(node.id = %identity.node_id, addr = %settings.api_addr, "manager listening");
+    }
+    if let (Some(manager), Boot::Bootstrap(params)) = (&manager, &boot) {
+        manager
+            .bootstrap(params, &settings.data_dir)
+            .await
+            .context("initialise the cluster")?;
+        print_init_message(manager, identity)?;
+    }
+    let (updates_tx, mut updates_rx) = watch::channel::<Option<SessionMessage>>(None);
+    let local = LocalControl::new(
+        manager.as_ref().map(|m| m.control_service()),
+        identity.role,
+        updates_rx.clone(),
+        identity.managers.clone(),
+        identity.node_id.clone(),
+        outcome_tx.clone(),
+    );
+    tasks.spawn(local.serve(settings.data_dir.join(SOCKET), halted(halt_rx.clone())));
+    let session_config = swarmr_worker::SessionConfig {
+        node_id: identity.node_id.clone(),
+        api_addr: settings.api_addr.clone(),
+        description: NodeDescription {
+            hostname: settings.hostname.clone(),
+            engine_version: String::new(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        },
+        managers: session_managers(identity, settings),
+    };
+    let session_outcome = outcome_tx.clone();
+    let session_halt = halt_rx.clone();
+    tasks.spawn(async move {
+        if let Err(e) = swarmr_worker::run_session(session_config, updates_tx, session_halt).await {
+            let _ = session_outcome.send(Outcome::Removed(e.to_string())).await;
+        }
+    });
+    let mut voter_request: Option<tokio::task::JoinHandle<()>> = None;
+    if matches!(boot, Boot::JoinedManager) {
+        voter_request = Some(tokio::spawn(request_voter(identity.clone())));
+    }
+    let outcome = loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break Outcome::Stop,
+            Some(outcome) = outcome_rx.recv() => break outcome,
+            changed = updates_rx.changed() => {
+                if changed.is_err() { continue; }
+                let message = updates_rx.borrow_and_update().clone();
+                if let Some(message) = message {
+                    if let Some(outcome) = follow_session(settings, identity, &message)? {
+                        break outcome;
+                    }
+                }
+            }
+        }
+    };
+    if let Some(handle) = voter_request {
+        handle.abort();
+    }
+    let _ = halt_tx.send(true);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        warn!("some tasks did not stop within 5s");
+    }
+    if let Some(manager) = manager {
+        manager.shutdown().await;
+    }
+    Ok(outcome)
+}
+
+fn halted(
+    mut halt: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = halt.wait_for(|h| *h).await;
+    }
+}
+
+fn session_managers(identity: &Identity, settings: &Settings) -> Vec<String> {
+    let mut managers = identity.managers.clone();
+    if identity.role == Role::Manager && !managers.contains(&settings.api_addr) {
+        managers.push(settings.api_addr.clone());
+    }
+    managers
+}
+
+/// Acts on what the dispatcher says about this node: remember the managers, switch roles.
+fn follow_session(
+    settings: &Settings,
+    identity: &mut Identity,
+    message: &SessionMessage,
+) -> anyhow::Result<Option<Outcome>> {
+    let managers: Vec<String> = message
+        .managers
+        .iter()
+        .map(|m| m.api_addr.clone())
+        .collect();
+    if !managers.is_empty() && managers != identity.managers {
+        identity.managers = managers;
+        identity.save(&settings.data_dir)?;
+    }
+    let Some(node) = &message.node else {
+        return Ok(None);
+    };
+    let desired = node
+        .spec
+        .as_ref()
+        .map_or(NodeRole::Worker, |s| s.desired_role());
+    let outcome = match (identity.role, desired, node.role()) {
+        (Role::Worker, NodeRole::Manager, _) => {
+            Some(Outcome::SwitchRole(Role::Manager, node.raft_id))
+        }
+        (Role::Manager, NodeRole::Worker, NodeRole::Worker) => {
+            Some(Outcome::SwitchRole(Role::Worker, node.raft_id))
+        }
+        _ => None,
+    };
+    Ok(outcome)
+}
+
+/// Asks the managers, in turn, to make this node a Raft voter, until one succeeds.
+async fn request_voter(identity: Identity) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        for addr in &identity.managers {
+            let Ok(channel) = swarmr_manager::peer_channel(addr) else {
+                continue;
+            };
+            let request = AddManagerRequest {
+                node_id: identity.node_id.clone(),
+            };
+            match RaftClient::new(channel).add_manager(request).await {
+                Ok(_) => {
+                    info!("this node is now a Raft voter");
+                    return;
+                }
+                Err(status) => warn!(manager = %addr, %status, "not yet a Raft voter; retrying"),
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
+}
+
+fn print_init_message(manager: &Manager, identity: &Identity) -> anyhow::Result<()> {
+    let cluster = manager
+        .core()
+        .store()
+        .cluster()?
+        .context("the cluster object is missing after init")?;
+    let tokens = cluster.tokens.unwrap_or_default();
+    println!(
+        "Swarm initialized: current node ({}) is now a manager.\n\n{}To add a manager to this swarm, run 'swarmr join-token manager' and follow the instructions.\n",
+        identity.node_id,
+        join_instructions(NodeRole::Worker, &tokens.worker, manager.core().api_addr()),
+    );
+    Ok(())
+}

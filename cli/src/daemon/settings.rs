@@ -1,0 +1,95 @@
+//! Turning the node flags into checked settings: data dir, addresses, hostname.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::args::NodeArgs;
+
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen_addr: SocketAddr,
+    /// IP:PORT other nodes dial.
+    pub api_addr: String,
+    pub hostname: String,
+    pub snapshot_interval: u64,
+}
+
+impl Settings {
+    pub fn resolve(args: &NodeArgs) -> anyhow::Result<Self> {
+        let advertise_ip = match &args.advertise_addr {
+            Some(text) => parse_advertise(text, args.listen_addr.port())?,
+            None if !args.listen_addr.ip().is_unspecified() => args.listen_addr,
+            None => SocketAddr::new(default_route_ip()?, args.listen_addr.port()),
+        };
+        if args.snapshot_interval < 10 {
+            bail!("--snapshot-interval must be at least 10 entries");
+        }
+        Ok(Self {
+            data_dir: args.data_dir.clone(),
+            listen_addr: args.listen_addr,
+            api_addr: advertise_ip.to_string(),
+            hostname: match &args.hostname {
+                Some(name) if !name.trim().is_empty() => name.trim().to_string(),
+                Some(_) => bail!("--hostname must not be empty"),
+                None => system_hostname(),
+            },
+            snapshot_interval: args.snapshot_interval,
+        })
+    }
+}
+
+fn parse_advertise(text: &str, default_port: u16) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let ip: IpAddr = text.parse().map_err(|_| {
+        anyhow!("invalid --advertise-addr {text:?}: use an IP address, optionally with :PORT")
+    })?;
+    if ip.is_unspecified() {
+        bail!(
+            "--advertise-addr {text} is not an address other nodes can reach: use this node's IP"
+        );
+    }
+    Ok(SocketAddr::new(ip, default_port))
+}
+
+/// The source address the kernel would use for an outside destination. Connecting a UDP
+/// socket only consults the routing table: no packet is sent.
+fn default_route_ip() -> anyhow::Result<IpAddr> {
+    let pick = || -> std::io::Result<IpAddr> {
+        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        socket.connect("192.0.2.1:9")?;
+        Ok(socket.local_addr()?.ip())
+    };
+    pick().context("could not choose an advertise address: pass --advertise-addr <IP>")
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertise_takes_ip_or_ip_port() {
+        assert_eq!(
+            parse_advertise("192.0.2.5", 2377).unwrap().to_string(),
+            "192.0.2.5:2377"
+        );
+        assert_eq!(
+            parse_advertise("192.0.2.5:4000", 2377).unwrap().port(),
+            4000
+        );
+        let err = parse_advertise("not-an-ip", 2377).unwrap_err().to_string();
+        assert!(err.contains("invalid --advertise-addr"), "{err}");
+        assert!(parse_advertise("0.0.0.0", 2377).is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! `swarmr`: the node daemon (`init`, `join`) and the client commands, Docker-style.
+//!
+//! Layout: `args` holds the clap definitions; `daemon/` runs a node; `commands/` has one
+//! file per command group; `client` connects to a node; `output` prints tables and JSON.
+
+mod args;
+mod client;
+mod commands;
+mod daemon;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", output::error_text(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => daemon::init(args).await,
+        Command::Join(args) => daemon::join(args).await,
+        Command::Leave(args) => commands::swarm::leave(&cli.host, args).await,
+        Command::JoinToken(args) => commands::swarm::join_token(&cli.host, args).await,
+        Command::Node(cmd) => commands::node::run(&cli.host, cmd).await,
+        Command::Completion { shell } => {
+            args::print_completions(shell);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `swarmr node ...`: list, inspect, update (availability, labels, role) and remove.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use swarmr_proto::raft_client::RaftClient;
+use swarmr_proto::{
+    ManagerReachability, Node, NodeRole, NodeSpec, NodeState, NodeView, ReachabilityRequest,
+    UpdateNodeRequest,
+};
+use tonic::Status;
+
+use crate::core::{delete_action, update_action, Core};
+use crate::raft::NodeId;
+use crate::store::Object;
+
+/// A voter counts as reachable if the leader heard from it this recently.
+const REACHABLE_WINDOW: Duration = Duration::from_secs(2);
+
+pub async fn list(core: &Core) -> Result<Vec<NodeView>, Status> {
+    let nodes: Vec<Node> = core.store().list()?;
+    let reachable = reachable_voters(core).await;
+    let leader = core.leader().map(|(id, _)| id);
+    let mut views: Vec<NodeView> = nodes
+        .into_iter()
+        .map(|node| view(core, node, leader, &reachable))
+        .collect();
+    views.sort_by(|a, b| hostname(a).cmp(hostname(b)));
+    Ok(views)
+}
+
+fn hostname(view: &NodeView) -> &str {
+    view.node
+        .as_ref()
+        .and_then(|n| n.description.as_ref())
+        .map_or("", |d| d.hostname.as_str())
+}
+
+pub async fn get(core: &Core, reference: &str) -> Result<NodeView, Status> {
+    let node = resolve(core, reference)?;
+    let reachable = reachable_voters(core).await;
+    let leader = core.leader().map(|(id, _)| id);
+    Ok(view(core, node, leader, &reachable))
+}
+
+fn view(core: &Core, node: Node, leader: Option<NodeId>, reachable: &BTreeSet<NodeId>) -> NodeView {
+    let manager_status = if node.role() != NodeRole::Manager {
+        ManagerReachability::None
+    } else if Some(node.raft_id) == leader {
+        ManagerReachability::Leader
+    } else if node.raft_id == core.raft_id() || reachable.contains(&node.raft_id) {
+        ManagerReachability::Reachable
+    } else {
+        ManagerReachability::Unreachable
+    };
+    NodeView {
+        is_self: node.id == core.node_id(),
+        node: Some(node),
+        manager_status: manager_status as i32,
+    }
+}
+
+/// The voters the leader heard from lately, asked of the leader when we are not it.
+pub(crate) async fn reachable_voters(core: &Core) -> BTreeSet<NodeId> {
+    if core.is_leader() {
+        return core
+            .voters()
+            .into_iter()
+            .filter(|id| {
+                *id == core.raft_id() || core.liveness().is_reachable(*id, REACHABLE_WINDOW)
+            })
+            .collect();
+    }
+    let Some((_, addr)) = core.leader() else {
+        return BTreeSet::new();
+    };
+    let ask = async {
+        let mut client = RaftClient::new(core.channel(&addr).ok()?);
+        let reply = client.reachability(ReachabilityRequest {}).await.ok()?;
+        Some(reply.into_inner().reachable)
+    };
+    match tokio::time::timeout(Duration::from_millis(800), ask).await {
+        Ok(Some(ids)) => ids.into_iter().collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// Finds a node by id, unique id prefix, or hostname.
+pub fn resolve(core: &Core, reference: &str) -> Result<Node, Status> {
+    if reference.is_empty() {
+        return Err(Status::invalid_argument(
+            "a node id or hostname is required",
+        ));
+    }
+    let nodes: Vec<Node> = core.store().list()?;
+    if let Some(node) = nodes.iter().find(|n| n.id == reference) {
+        return Ok(node.clone());
+    }
+    let by_prefix: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.id.starts_with(reference))
+        .collect();
+    let by_name: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| {
+            n.description
+                .as_ref()
+                .is_some_and(|d| d.hostname == reference)
+        })
+        .collect();
+    let matches = if by_prefix.is_empty() {
+        by_name
+    } else {
+        by_prefix
+    };
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Status::not_found(format!(
+            "node {reference} not found: see `swarmr node ls` for ids and hostnames"
+        ))),
+        many => Err(Status::invalid_argument(format!(
+            "node reference {reference} is ambiguous ({} nodes match): use more of the id",
+            many.len()
+        ))),
+    }
+}
+
+pub async fn update(core: &Core, req: UpdateNodeRequest) -> Result<NodeView, Status> {
+    let node = resolve(core, &req.reference)?;
+    let mut updated = node.clone();
+    let spec = updated.spec.get_or_insert_with(NodeSpec::default);
+    if let Some(availability) = req.availability {
+        spec.availability = availability;
+    }
+    for key in &req.label_rm {
+        if spec.labels.remove(key).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "node {} has no label {key:?}",
+                node.id
+            )));
+        }
+    }
+    for (key, value) in &req.label_add {
+        if key.is_empty() {
+            return Err(Status::invalid_argument(
+                "a label key must not be empty (use key=value)",
+            ));
+        }
+        spec.labels.insert(key.clone(), value.clone());
+    }
+    if let Some(role) = req.role {
+        let role =
+            NodeRole::try_from(role).map_err(|_| Status::invalid_argument("unknown role"))?;
+        if role == NodeRole::Worker && spec.desired_role() == NodeRole::Manager {
+            refuse_last_manager(core, &node)?;
+        }
+        spec.set_desired_role(role);
+    }
+    if updated == node {
+        return get(core, &node.id).await;
+    }
+    core.propose(vec![update_action(updated, node.version())])
+        .await?;
+    get(core, &node.id).await
+}
+
+fn refuse_last_manager(core: &Core, node: &Node) -> Result<(), Status> {
+    let nodes: Vec<Node> = core.store().list()?;
+    let others = nodes
+        .iter()
+        .filter(|n| n.id != node.id)
+        .filter(|n| {
+            n.spec
+                .as_ref()
+                .is_some_and(|s| s.desired_role() == NodeRole::Manager)
+        })
+        .count();
+    if others == 0 {
+        return Err(Status::failed_precondition(format!(
+            "node {} is the last manager of the cluster: promote another node before demoting it",
+            node.id
+        )));
+    }
+    Ok(())
+}
+
+pub async fn remove(core: &Core, reference: &str, force: bool) -> Result<(), Status> {
+    let node = resolve(core, reference)?;
+    let is_manager = node.role() == NodeRole::Manager
+        || node
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.desired_role() == NodeRole::Manager);
+    if is_manager {
+        return Err(Status::failed_precondition(format!(
+            "node {} is a manager: demote it first with `swarmr node demote {}`",
+            node.id, node.id
+        )));
+    }
+    let ready = node
+        .status
+        .as_ref()
+        .is_some_and(|s| s.state() == NodeState::Ready);
+    if ready && !force {
+        return Err(Status::failed_precondition(format!(
+            "node {} is Ready: run `swarmr leave` on it first, or remove it anyway with --force",
+            node.id
+        )));
+    }
+    core.propose(vec![delete_action(node)]).await?;
+    Ok(())
+}

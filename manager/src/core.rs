@@ -1,0 +1,309 @@
+//! The manager's shared handle: Raft, the store, and the one way to write (`propose`), which
+//! forwards to the leader when this manager is a follower and waits out elections.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use swarmr_proto::convert::now_millis;
+use swarmr_proto::raft_client::RaftClient;
+use swarmr_proto::{store_action, Node, NodeRole, Proposal, ProposalResult, StoreAction};
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::error::ProposeError;
+use crate::raft::network::PeerLiveness;
+use crate::raft::{NodeId, Raft, NO_LEADER_WAIT};
+use crate::store::apply::CONFLICT;
+use crate::store::{Object, Store};
+
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    channels: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
+    node_id: String,
+    raft_id: NodeId,
+    api_addr: String,
+    raft: Raft,
+    store: Store,
+    liveness: PeerLiveness,
+}
+
+/// How long a follower waits to see its own forwarded write applied locally.
+const READ_YOUR_WRITE_WAIT: Duration = Duration::from_secs(3);
+
+impl Core {
+    pub fn new(
+        node_id: String,
+        raft_id: NodeId,
+        api_addr: String,
+        raft: Raft,
+        store: Store,
+        liveness: PeerLiveness,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                channels: Default::default(),
+                node_id,
+                raft_id,
+                api_addr,
+                raft,
+                store,
+                liveness,
+            }),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+    pub fn raft_id(&self) -> NodeId {
+        self.inner.raft_id
+    }
+    pub fn api_addr(&self) -> &str {
+        &self.inner.api_addr
+    }
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+    pub fn liveness(&self) -> &PeerLiveness {
+        &self.inner.liveness
+    }
+
+    /// A cached channel to another manager.
+    pub fn channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .map_err(|_| Status::internal("channel cache poisoned"))?;
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = crate::peer_channel(addr)
+            .map_err(|e| Status::unavailable(format!("bad manager address {addr}: {e}")))?;
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Read-modify-write of one object, retried when it changed under us. `change` returns
+    /// false when there is nothing to write.
+    pub async fn update<T: Object>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut T) -> bool,
+    ) -> Result<(), ProposeError> {
+        let mut attempts = 0;
+        loop {
+            let current: T = self
+                .inner
+                .store
+                .get(id)
+                .map_err(|e| ProposeError::Rejected(e.to_string()))?
+                .ok_or_else(|| ProposeError::Rejected(format!("{} {id} not found", T::KIND)))?;
+            let mut updated = current.clone();
+            if !change(&mut updated) {
+                return Ok(());
+            }
+            match self
+                .propose(vec![update_action(updated, current.version())])
+                .await
+            {
+                Err(ProposeError::Rejected(reason))
+                    if reason.contains(CONFLICT) && attempts < 5 =>
+                {
+                    attempts += 1;
+                }
+                other => return other.map(|_| ()),
+            }
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader
+    }
+
+    /// The leader's Raft id and gRPC address, if one is known.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?;
+        Some((id, node.addr.clone()))
+    }
+
+    /// Commits `actions` as one Raft entry, from any manager. Returns the entry's index once
+    /// this replica has applied it, so the caller reads its own write.
+    pub async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
+        let proposal = Proposal {
+            actions,
+            proposed_at: now_millis(),
+        };
+        let deadline = Instant::now() + NO_LEADER_WAIT;
+        loop {
+            match self.inner.raft.client_write(proposal.clone()).await {
+                Ok(resp) => return finish(resp.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
+                    if let Some(leader) = fwd.leader_node {
+                        match self.forward(&leader.addr, proposal.clone()).await {
+                            Ok(result) => {
+                                let index = finish(result)?;
+                                self.inner
+                                    .store
+                                    .wait_applied(index, READ_YOUR_WRITE_WAIT)
+                                    .await;
+                                return Ok(index);
+                            }
+                            Err(status) => {
+                                warn!(leader = %leader.addr, %status, "forwarding a write to the leader failed; retrying")
+                            }
+                        }
+                    }
+                }
+                Err(RaftError::APIError(e)) => return Err(ProposeError::Membership(e.to_string())),
+                Err(RaftError::Fatal(e)) => return Err(ProposeError::Stopped(e.to_string())),
+            }
+            if Instant::now() >= deadline {
+                return Err(ProposeError::NoLeader(NO_LEADER_WAIT));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn forward(&self, addr: &str, proposal: Proposal) -> Result<ProposalResult, Status> {
+        let reply = RaftClient::new(self.channel(addr)?)
+            .forward(proposal)
+            .await?;
+        reply
+            .into_inner()
+            .result
+            .ok_or_else(|| Status::internal("leader sent no result"))
+    }
+
+    /// Serves a write forwarded by a follower: only the leader commits it.
+    pub async fn write_as_leader(&self, proposal: Proposal) -> Result<ProposalResult, Status> {
+        match self.inner.raft.client_write(proposal).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(Status::unavailable("not the leader any more"))
+            }
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
+    /// Makes a node that holds the manager role a Raft voter: learner first (it catches
+    /// up, by snapshot if the log was purged), then voter. Idempotent.
+    pub async fn add_manager(&self, node_id: &str) -> Result<(), Status> {
+        if !self.is_leader() {
+            let (_, addr) = self
+                .leader()
+                .ok_or_else(|| Status::unavailable("no leader elected yet; retry"))?;
+            let mut client = RaftClient::new(self.channel(&addr)?);
+            client
+                .add_manager(swarmr_proto::AddManagerRequest {
+                    node_id: node_id.to_string(),
+                })
+                .await?;
+            return Ok(());
+        }
+        let node: Node = self
+            .inner
+            .store
+            .get(node_id)?
+            .ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
+        if node.spec.as_ref().map(|s| s.desired_role()) != Some(NodeRole::Manager) {
+            return Err(Status::permission_denied(format!(
+                "node {node_id} does not hold the manager role"
+            )));
+        }
+        let member = BasicNode {
+            addr: node.api_addr.clone(),
+        };
+        info!(
+            node.id = node_id,
+            raft.id = node.raft_id,
+            "adding manager to Raft"
+        );
+        self.inner
+            .raft
+            .add_learner(node.raft_id, member, true)
+            .await
+            .map_err(|e| Status::unavailable(format!("add learner: {e}")))?;
+        let voters = BTreeSet::from([node.raft_id]);
+        self.inner
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(|e| Status::unavailable(format!("add voter: {e}")))?;
+        let mut updated = node.clone();
+        updated.role = NodeRole::Manager as i32;
+        self.propose(vec![update_action(updated, node.version())])
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a manager out of the Raft membership entirely. Idempotent.
+    pub async fn remove_voter(&self, raft_id: NodeId) -> Result<(), ProposeError> {
+        let members = BTreeSet::from([raft_id]);
+        match self
+            .inner
+            .raft
+            .change_membership(ChangeMembers::RemoveVoters(members), false)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(e)) => Err(ProposeError::Membership(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
+        }
+    }
+
+    /// Raft ids of the current voters.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config.membership().voter_ids().collect()
+    }
+}
+
+fn finish(result: ProposalResult) -> Result<u64, ProposeError> {
+    if result.error.is_empty() {
+        Ok(result.index)
+    } else {
+        Err(ProposeError::Rejected(result.error))
+    }
+}
+
+pub fn create_action<T: Object>(obj: T) -> StoreAction {
+    StoreAction {
+        kind: store_action::Kind::Create as i32,
+        expected_version: 0,
+        target: Some(obj.into_target()),
+    }
+}
+
+pub fn update_action<T: Object>(obj: T, expected_version: u64) -> StoreAction {
+    StoreAction {
+        kind: store_action::Kind::Update as i32,
+        expected_version,
+        target: Some(obj.into_target()),
+    }
+}
+
+pub fn delete_action<T: Object>(obj: T) -> StoreAction {
+    let version = obj.version();
+    StoreAction {
+        kind: store_action::Kind::Delete as i32,
+        expected_version: version,
+        target: Some(obj.into_target()),
+    }
+}

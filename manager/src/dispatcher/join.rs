@@ -1,0 +1,117 @@
+//! Admitting a node (`swarmr join`) and letting one go (`swarmr leave`).
+
+use std::collections::BTreeSet;
+
+use swarmr_proto::convert::now_millis;
+use swarmr_proto::{
+    JoinRequest, JoinResponse, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
+};
+use tonic::Status;
+use tracing::info;
+
+use super::session::managers;
+use crate::ca::{self, TokenCheck};
+use crate::control::current_cluster;
+use crate::core::{create_action, update_action, Core};
+
+pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status> {
+    let cluster = current_cluster(core)?;
+    let tokens = cluster.tokens.clone().unwrap_or_default();
+    let role = ca::check_token(&req.token, &tokens).map_err(|check| match check {
+        TokenCheck::Malformed => Status::invalid_argument(
+            "malformed join token: it looks like SWMTKN-1-<50 chars>-<25 chars>; copy it from `swarmr join-token worker` on a manager",
+        ),
+        TokenCheck::OtherCluster => Status::permission_denied(
+            "the join token was issued by another cluster (its CA digest does not match this manager's CA): check the manager address",
+        ),
+        TokenCheck::Invalid => Status::permission_denied(
+            "invalid join token: it was rotated or mistyped; get the current one with `swarmr join-token worker` (or `manager`) on a manager",
+        ),
+    })?;
+    validate_addr(&req.api_addr)?;
+    let nodes: Vec<Node> = core.store().list()?;
+    let raft_ids: BTreeSet<u64> = nodes.iter().map(|n| n.raft_id).collect();
+    let mut raft_id = ca::new_raft_id();
+    while raft_ids.contains(&raft_id) {
+        raft_id = ca::new_raft_id();
+    }
+    let node = Node {
+        id: ca::new_id(),
+        meta: None,
+        spec: Some(NodeSpec {
+            desired_role: role as i32,
+            availability: 0,
+            labels: Default::default(),
+        }),
+        description: Some(NodeDescription {
+            hostname: req.hostname.clone(),
+            engine_version: req.engine_version.clone(),
+            os: req.os.clone(),
+            arch: req.arch.clone(),
+        }),
+        status: Some(NodeStatus {
+            state: NodeState::Unknown as i32,
+            message: "joined; waiting for its first session".into(),
+            addr: host_of(&req.api_addr).to_string(),
+            since: now_millis(),
+        }),
+        // The manager role is held once Raft has taken the node in (`add_manager`).
+        role: NodeRole::Worker as i32,
+        raft_id,
+        api_addr: req.api_addr.clone(),
+    };
+    let node_id = node.id.clone();
+    core.propose(vec![create_action(node)]).await?;
+    info!(node.id = %node_id, hostname = %req.hostname, role = role.label(), "node joined");
+    Ok(JoinResponse {
+        node_id,
+        cluster_id: cluster.id,
+        role: role as i32,
+        managers: managers(core)?,
+        raft_id,
+    })
+}
+
+fn validate_addr(addr: &str) -> Result<(), Status> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| {
+            Status::invalid_argument(format!(
+            "advertise address {addr:?} is not IP:PORT; pass --advertise-addr with this node's IP"
+        ))
+        })
+}
+
+pub fn host_of(api_addr: &str) -> &str {
+    api_addr.rsplit_once(':').map_or(api_addr, |(host, _)| host)
+}
+
+/// Marks a leaving node Down; a manager first leaves the Raft membership.
+pub async fn leave(core: &Core, node_id: &str) -> Result<(), Status> {
+    let node: Node = core
+        .store()
+        .get(node_id)?
+        .ok_or_else(|| Status::not_found(format!("node {node_id} is not in the cluster")))?;
+    if node.role() == NodeRole::Manager {
+        if core.voters().len() <= 1 {
+            return Err(Status::failed_precondition(
+                "this is the last manager: leaving would destroy the cluster state; stop the node instead, or remove the data dir if that is what you want",
+            ));
+        }
+        core.remove_voter(node.raft_id).await?;
+    }
+    let mut updated = node.clone();
+    updated.role = NodeRole::Worker as i32;
+    if let Some(spec) = updated.spec.as_mut() {
+        spec.set_desired_role(NodeRole::Worker);
+    }
+    updated.status = Some(NodeStatus {
+        state: NodeState::Down as i32,
+        message: "node left the cluster".into(),
+        since: now_millis(),
+        ..node.status.clone().unwrap_or_default()
+    });
+    core.propose(vec![update_action(updated, 0)]).await?;
+    info!(node.id = node_id, "node left the cluster");
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The dispatcher: the leader's side of every node's session.
+//!
+//! - `Join` admits a node by token and commits its `Node` object.
+//! - `Session` streams to a node its own object and the manager list, first in full and
+//!   again whenever either changes. Only the leader serves sessions; a follower answers
+//!   with where the leader is, and a session ends when its manager stops leading, so
+//!   workers always follow the leader.
+//! - `Heartbeat` pushes the node's deadline forward; `health` marks nodes whose deadline
+//!   passed Down.
+//!
+//! Invariant: a node is Ready only while it holds a live session with the leader.
+
+mod health;
+mod join;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use swarmr_proto::dispatcher_server::Dispatcher;
+use swarmr_proto::*;
+use tonic::{Request, Response, Status};
+
+use crate::core::Core;
+
+pub use health::run_health;
+pub use join::host_of;
+
+/// Missed heartbeat periods after which a node is Down.
+pub const GRACE_PERIODS: u32 = 3;
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct DispatcherService {
+    core: Core,
+    sessions: Sessions,
+}
+
+/// Live sessions on this leader: node id → (session id, deadline).
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+}
+
+impl Sessions {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, (String, Instant)>) -> R) -> R {
+        match self.inner.lock() {
+            Ok(mut map) => f(&mut map),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+impl DispatcherService {
+    pub fn new(core: Core, sessions: Sessions) -> Self {
+        Self { core, sessions }
+    }
+
+    /// Refuses unless this manager leads, telling the caller where the leader is.
+    fn require_leader(&self) -> Result<(), Status> {
+        if self.core.is_leader() {
+            return Ok(());
+        }
+        let mut status = Status::failed_precondition(match self.core.leader() {
+            Some((_, addr)) => format!("not the leader; the leader is at {addr}"),
+            None => "not the leader; no leader is elected yet".to_string(),
+        });
+        if let Some((_, addr)) = self.core.leader() {
+            if let Ok(value) = addr.parse() {
+                status.metadata_mut().insert(LEADER_METADATA, value);
+            }
+        }
+        Err(status)
+    }
+}
+
+/// gRPC metadata key carrying the leader's address on a redirect.
+pub const LEADER_METADATA: &str = "x-swarmr-leader";
+
+/// The heartbeat period the cluster was configured with.
+pub fn heartbeat_period(core: &Core) -> Duration {
+    core.store()
+        .cluster()
+        .ok()
+        .flatten()
+        .map(|c| c.heartbeat_period_ms)
+        .filter(|ms| *ms > 0)
+        .map_or(DEFAULT_HEARTBEAT, Duration::from_millis)
+}
+
+#[tonic::async_trait]
+impl Dispatcher for DispatcherService {
+    async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        Ok(Response::new(
+            join::admit(&self.core, req.into_inner()).await?,
+        ))
+    }
+
+    type SessionStream = session::SessionStream;
+
+    async fn session(
+        &self,
+        req: Request<SessionRequest>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        self.require_leader()?;
+        let stream = session::open(&self.core, &self.sessions, req.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.require_leader()?;
+        let req = req.into_inner();
+        let period = heartbeat_period(&self.core);
+        let known = self.sessions.with(|map| match map.get_mut(&req.node_id) {
+            Some((session_id, deadline)) if *session_id == req.session_id => {
+                *deadline = Instant::now() + period * GRACE_PERIODS;
+                true
+            }
+            _ => false,
+        });
+        if !known {
+            return Err(Status::not_found("no such session: open a new one"));
+        }
+        Ok(Response::new(HeartbeatResponse {
+            period_ms: period.as_millis() as u64,
+        }))
+    }
+
+    async fn leave_cluster(
+        &self,
+        req: Request<LeaveClusterRequest>,
+    ) -> Result<Response<LeaveClusterResponse>, Status> {
+        join::leave(&self.core, &req.into_inner().node_id).await?;
+        Ok(Response::new(LeaveClusterResponse {}))
+    }
+}

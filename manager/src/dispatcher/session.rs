@@ -1,0 +1,162 @@
+//! One node's session: mark it Ready, then push its object and the manager list whenever
+//! they change, until the node goes away, opens a newer session, or this manager stops
+//! leading.
+
+use std::time::Instant;
+
+use swarmr_proto::convert::now_millis;
+use swarmr_proto::{
+    ManagerPeer, Node, NodeRole, NodeState, NodeStatus, SessionMessage, SessionRequest,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::{debug, info, Instrument};
+
+use super::join::host_of;
+use super::{heartbeat_period, Sessions, GRACE_PERIODS};
+use crate::ca;
+use crate::core::Core;
+use crate::store::StoreEvent;
+
+pub type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
+
+pub async fn open(
+    core: &Core,
+    sessions: &Sessions,
+    req: SessionRequest,
+) -> Result<SessionStream, Status> {
+    let node: Node = core
+        .store()
+        .get(&req.node_id)?
+        .ok_or_else(|| removed(&req.node_id))?;
+    let session_id = ca::new_id();
+    let period = heartbeat_period(core);
+    sessions.with(|map| {
+        map.insert(
+            node.id.clone(),
+            (session_id.clone(), Instant::now() + period * GRACE_PERIODS),
+        )
+    });
+    mark_ready(core, &req).await?;
+    let (tx, rx) = mpsc::channel(16);
+    let span = tracing::info_span!("session", node.id = %node.id);
+    tokio::spawn(push(core.clone(), sessions.clone(), node.id, session_id, tx).instrument(span));
+    Ok(ReceiverStream::new(rx))
+}
+
+fn removed(node_id: &str) -> Status {
+    Status::not_found(format!(
+        "node {node_id} is not part of the cluster (it was removed): run `swarmr leave --force` on it and join again"
+    ))
+}
+
+async fn mark_ready(core: &Core, req: &SessionRequest) -> Result<(), Status> {
+    let addr = host_of(&req.api_addr).to_string();
+    core.update::<Node>(&req.node_id, |node| {
+        let status = node.status.clone().unwrap_or_default();
+        let unchanged = status.state() == NodeState::Ready
+            && status.addr == addr
+            && node.api_addr == req.api_addr
+            && node.description == req.description;
+        if unchanged {
+            return false;
+        }
+        node.status = Some(NodeStatus {
+            state: NodeState::Ready as i32,
+            message: String::new(),
+            addr: addr.clone(),
+            since: now_millis(),
+        });
+        node.api_addr = req.api_addr.clone();
+        if req.description.is_some() {
+            node.description = req.description.clone();
+        }
+        true
+    })
+    .await?;
+    info!(node.id = %req.node_id, "node is Ready");
+    Ok(())
+}
+
+/// The managers as a node should know them, leader flagged.
+pub fn managers(core: &Core) -> Result<Vec<ManagerPeer>, Status> {
+    let leader = core.leader().map(|(id, _)| id);
+    let nodes: Vec<Node> = core.store().list()?;
+    Ok(nodes
+        .into_iter()
+        .filter(|n| n.role() == NodeRole::Manager)
+        .map(|n| ManagerPeer {
+            leader: Some(n.raft_id) == leader,
+            node_id: n.id,
+            api_addr: n.api_addr,
+        })
+        .collect())
+}
+
+fn touches_nodes(event: &StoreEvent) -> bool {
+    match event {
+        StoreEvent::Reset { .. } => true,
+        StoreEvent::Applied { actions, .. } => actions
+            .iter()
+            .any(|a| matches!(a.target, Some(swarmr_proto::store_action::Target::Node(_)))),
+    }
+}
+
+async fn push(
+    core: Core,
+    sessions: Sessions,
+    node_id: String,
+    session_id: String,
+    tx: mpsc::Sender<Result<SessionMessage, Status>>,
+) {
+    let mut events = core.store().subscribe();
+    let mut metrics = core.raft().metrics();
+    let mut last_sent: Option<SessionMessage> = None;
+    let mut dirty = true;
+    loop {
+        let current = sessions.with(|m| m.get(&node_id).is_some_and(|(s, _)| *s == session_id));
+        if !current || !core.is_leader() {
+            break;
+        }
+        if dirty {
+            let message = match message(&core, &node_id, &session_id) {
+                Ok(message) => message,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    break;
+                }
+            };
+            if last_sent.as_ref() != Some(&message) {
+                if tx.send(Ok(message.clone())).await.is_err() {
+                    break;
+                }
+                last_sent = Some(message);
+            }
+        }
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => dirty = touches_nodes(&event),
+                Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            changed = metrics.changed() => {
+                if changed.is_err() { break; }
+                // The leader flag in the manager list may have moved.
+                dirty = true;
+            }
+            _ = tx.closed() => break,
+        }
+    }
+    debug!("session stream ended");
+}
+
+fn message(core: &Core, node_id: &str, session_id: &str) -> Result<SessionMessage, Status> {
+    let node: Node = core.store().get(node_id)?.ok_or_else(|| removed(node_id))?;
+    Ok(SessionMessage {
+        session_id: session_id.to_string(),
+        node: Some(node),
+        managers: managers(core)?,
+        heartbeat_period_ms: heartbeat_period(core).as_millis() as u64,
+    })
+}

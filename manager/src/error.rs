@@ -1,0 +1,83 @@
+//! Errors of the manager, named for the step that failed.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("open the state tree")]
+    Open(#[source] sled::Error),
+    #[error("read the cluster state")]
+    Read(#[source] sled::Error),
+    #[error("decode a stored object")]
+    Decode(#[source] prost::DecodeError),
+}
+
+/// Why a write did not commit.
+#[derive(Debug, Error)]
+pub enum ProposeError {
+    /// The state machine refused it; nothing was written.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("no manager leader answered within {0:?}: the cluster may have lost quorum; check `swarmr node ls` on the managers, or recover with `swarmr init --force-new-cluster`")]
+    NoLeader(std::time::Duration),
+    #[error("the Raft node stopped: {0}")]
+    Stopped(String),
+    #[error("membership change failed: {0}")]
+    Membership(String),
+}
+
+impl From<ProposeError> for tonic::Status {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::Rejected(msg) => tonic::Status::failed_precondition(msg),
+            ProposeError::NoLeader(_) | ProposeError::Stopped(_) => {
+                tonic::Status::unavailable(e.to_string())
+            }
+            ProposeError::Membership(_) => tonic::Status::failed_precondition(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for tonic::Status {
+    fn from(e: StoreError) -> Self {
+        tonic::Status::internal(format!("{e}: {}", source_chain(&e)))
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out.join(": ")
+}
+
+#[derive(Debug, Error)]
+pub enum CaError {
+    #[error("generate the CA key")]
+    GenerateKey(#[source] rcgen::Error),
+    #[error("sign the root CA certificate")]
+    SignRoot(#[source] rcgen::Error),
+}
+
+#[derive(Debug, Error)]
+pub enum ManagerError {
+    #[error("open the manager database (is another swarmr using this data dir?)")]
+    OpenDb(#[source] sled::Error),
+    #[error("read the stored state")]
+    Store(#[from] StoreError),
+    #[error("storage")]
+    Storage(#[source] openraft::StorageError<u64>),
+    #[error("invalid Raft configuration")]
+    RaftConfig(#[source] openraft::ConfigError),
+    #[error("start Raft: {0}")]
+    StartRaft(String),
+    #[error("create the cluster CA")]
+    Ca(#[from] CaError),
+    #[error("write {0}")]
+    WriteFile(std::path::PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+}

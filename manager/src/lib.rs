@@ -1,0 +1,38 @@
+//! The swarmr manager.
+//!
+//! Layout:
+//! - `raft`: openraft's type config, the sled log store and state machine, the gRPC
+//!   network between managers.
+//! - `store`: typed reads of the replicated state, its change watch, and the apply step.
+//! - `core`: the shared handle and the single write path (`propose`).
+//! - `control`: the user-facing API (validate, then one proposal per action).
+//! - `dispatcher`: joins and worker sessions, heartbeats, node health.
+//! - `roles`: demotions leave Raft.
+//! - `ca`: the root CA, ids and join tokens.
+//! - `manager`: wiring all of the above into a running manager.
+
+pub mod ca;
+pub mod control;
+pub mod core;
+pub mod dispatcher;
+pub mod error;
+mod manager;
+pub mod raft;
+pub mod roles;
+pub mod store;
+
+use std::time::Duration;
+
+pub use manager::{ClusterParams, Manager, ManagerConfig};
+
+/// A lazily connected channel to another node's gRPC port.
+pub fn peer_channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .connect_lazy(),
+    )
+}

@@ -1,0 +1,51 @@
+//! Raft for the managers: openraft's type config and the pieces it needs. The log and the
+//! state machine live in one sled database (`log_store`, `state_machine`); peers talk over
+//! gRPC (`network` is the client side, `service` the server side), carrying openraft's own
+//! types bincode-encoded.
+
+pub mod log_store;
+pub mod network;
+pub mod service;
+pub mod state_machine;
+
+use std::io::Cursor;
+use std::time::Duration;
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = swarmr_proto::Proposal,
+        R = swarmr_proto::ProposalResult,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// Timers tuned for sub-second failover: Docker Swarm ticks once a second and waits 10
+/// ticks; we heartbeat every 150 ms and elect after 0.6-1.2 s of silence.
+pub fn config(snapshot_interval: u64) -> Result<openraft::Config, openraft::ConfigError> {
+    openraft::Config {
+        cluster_name: "swarmr".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        install_snapshot_timeout: 5_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_interval),
+        // Entries kept after a snapshot for followers that are only a little behind.
+        max_in_snapshot_log_to_keep: snapshot_interval / 2,
+        ..Default::default()
+    }
+    .validate()
+}
+
+/// How long a write waits for a leader to exist before giving up.
+pub const NO_LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Bincode for everything openraft hands us to persist or send.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
+    bincode::serialize(value)
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+    bincode::deserialize(bytes)
+}

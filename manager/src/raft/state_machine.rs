@@ -1,0 +1,248 @@
+//! The Raft state machine: applies committed proposals to the sled `state` tree (see
+//! `store`), keeps the last applied id and membership in the same atomic batch, and builds
+//! and installs snapshots of the whole tree. A restart resumes from the persisted state,
+//! not by replaying the log.
+
+use std::io::Cursor;
+
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use swarmr_proto::ProposalResult;
+
+use super::{decode, encode, NodeId, StorageError, TypeConfig};
+use crate::store::{apply, Store, StoreEvent};
+
+const LAST_APPLIED: &str = "~sm/last_applied";
+const MEMBERSHIP: &str = "~sm/membership";
+const CURRENT_SNAPSHOT: &str = "current";
+
+type Membership = StoredMembership<NodeId, BasicNode>;
+
+#[derive(Clone)]
+pub struct StateMachine {
+    store: Store,
+    snapshots: sled::Tree,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Vec<u8>,
+}
+
+fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+fn snap_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_snapshot(None, AnyError::new(&e)).into()
+}
+
+impl StateMachine {
+    pub fn open(db: &sled::Db, store: Store) -> Result<Self, sled::Error> {
+        let sm = Self {
+            store,
+            snapshots: db.open_tree("raft_snapshots")?,
+        };
+        Ok(sm)
+    }
+
+    fn read_key<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.store.state.get(key).map_err(sm_read_err)? {
+            Some(bytes) => Ok(Some(decode(&bytes).map_err(sm_read_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Publishes the persisted applied index, so readers see the state they can trust.
+    pub fn announce_applied(&self) -> Result<(), StorageError> {
+        let applied: Option<LogId<NodeId>> = self.read_key(LAST_APPLIED)?;
+        let index = applied.map_or(0, |id| id.index);
+        self.store.publish(index, StoreEvent::Reset { index });
+        Ok(())
+    }
+
+    fn apply_entry(&self, entry: &Entry<TypeConfig>) -> Result<ProposalResult, StorageError> {
+        let index = entry.log_id.index;
+        let _guard = self
+            .store
+            .write_lock
+            .lock()
+            .map_err(|_| sm_write_err(std::io::Error::other("state machine lock poisoned")))?;
+        let (mut batch, result, actions) = match &entry.payload {
+            EntryPayload::Normal(proposal) => {
+                let read_meta = |key: &str| self.store.read_meta(key);
+                match apply::plan(index, proposal, &read_meta).map_err(sm_read_err)? {
+                    Ok(planned) => (planned.batch, String::new(), planned.actions),
+                    Err(reason) => (sled::Batch::default(), reason, Vec::new()),
+                }
+            }
+            EntryPayload::Membership(membership) => {
+                let stored = Membership::new(Some(entry.log_id), membership.clone());
+                let mut batch = sled::Batch::default();
+                batch.insert(MEMBERSHIP, encode(&stored).map_err(sm_write_err)?);
+                (batch, String::new(), Vec::new())
+            }
+            EntryPayload::Blank => (sled::Batch::default(), String::new(), Vec::new()),
+        };
+        batch.insert(
+            LAST_APPLIED,
+            encode(&Some(entry.log_id)).map_err(sm_write_err)?,
+        );
+        self.store.state.apply_batch(batch).map_err(sm_write_err)?;
+        self.store
+            .publish(index, StoreEvent::Applied { index, actions });
+        Ok(ProposalResult {
+            error: result,
+            index,
+        })
+    }
+
+    /// Copies the whole state tree under the write lock: a consistent cut.
+    fn dump_state(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let _guard = self
+            .store
+            .write_lock
+            .lock()
+            .map_err(|_| sm_read_err(std::io::Error::other("state machine lock poisoned")))?;
+        self.store
+            .state
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(sm_read_err)?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let pairs = self.dump_state()?;
+        let find = |key: &str| pairs.iter().find(|(k, _)| k.as_slice() == key.as_bytes());
+        let last_log_id: Option<LogId<NodeId>> = match find(LAST_APPLIED) {
+            Some((_, v)) => decode(v).map_err(snap_err)?,
+            None => None,
+        };
+        let last_membership: Membership = match find(MEMBERSHIP) {
+            Some((_, v)) => decode(v).map_err(snap_err)?,
+            None => Membership::default(),
+        };
+        let data = encode(&pairs).map_err(snap_err)?;
+        let snapshot_id = match last_log_id {
+            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, data.len()),
+            None => format!("empty-{}", data.len()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        self.save_snapshot(&meta, &data).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl StateMachine {
+    async fn save_snapshot(
+        &self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.to_vec(),
+        };
+        let bytes = encode(&stored).map_err(snap_err)?;
+        self.snapshots
+            .insert(CURRENT_SNAPSHOT, bytes)
+            .map_err(snap_err)?;
+        self.snapshots.flush_async().await.map_err(snap_err)?;
+        Ok(())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
+        let applied = self
+            .read_key::<Option<LogId<NodeId>>>(LAST_APPLIED)?
+            .flatten();
+        let membership = self.read_key(MEMBERSHIP)?.unwrap_or_default();
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ProposalResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        entries
+            .into_iter()
+            .map(|entry| self.apply_entry(&entry))
+            .collect()
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = decode(&data).map_err(snap_err)?;
+        {
+            let _guard = self
+                .store
+                .write_lock
+                .lock()
+                .map_err(|_| snap_err(std::io::Error::other("state machine lock poisoned")))?;
+            let mut batch = sled::Batch::default();
+            for item in self.store.state.iter() {
+                let (key, _) = item.map_err(snap_err)?;
+                batch.remove(key);
+            }
+            for (key, value) in pairs {
+                batch.insert(key, value);
+            }
+            self.store.state.apply_batch(batch).map_err(snap_err)?;
+        }
+        self.save_snapshot(meta, &data).await?;
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        self.store.publish(index, StoreEvent::Reset { index });
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(bytes) = self.snapshots.get(CURRENT_SNAPSHOT).map_err(snap_err)? else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot = decode(&bytes).map_err(snap_err)?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

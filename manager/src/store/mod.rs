@@ -1,0 +1,108 @@
+//! The replicated cluster state as the rest of the manager sees it: typed reads over the
+//! sled tree the Raft state machine writes, a watch of applied changes, and the applied
+//! index so a follower can wait until it has caught up with a write it forwarded.
+//!
+//! Layout: one sled tree `state`, objects as protobuf under `<kind>/<id>`, the state
+//! machine's own bookkeeping under `~sm/`. One tree means one atomic batch per proposal.
+
+pub mod apply;
+pub mod object;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message;
+use swarmr_proto::{Cluster, Meta, ObjectHeader, StoreAction};
+use tokio::sync::{broadcast, watch};
+
+pub use object::Object;
+
+use crate::error::StoreError;
+
+/// What one applied Raft entry changed.
+#[derive(Debug, Clone)]
+pub enum StoreEvent {
+    Applied {
+        index: u64,
+        actions: Vec<StoreAction>,
+    },
+    /// The whole state was replaced (snapshot installed): watchers must re-read everything.
+    Reset { index: u64 },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) state: sled::Tree,
+    events: broadcast::Sender<Arc<StoreEvent>>,
+    applied: Arc<watch::Sender<u64>>,
+    /// Held while applying an entry and while copying the state for a snapshot, so a
+    /// snapshot never mixes two entries.
+    pub(crate) write_lock: Arc<Mutex<()>>,
+}
+
+impl Store {
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let state = db.open_tree("state").map_err(StoreError::Open)?;
+        let (events, _) = broadcast::channel(4096);
+        Ok(Self {
+            state,
+            events,
+            applied: Arc::new(watch::channel(0).0),
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn get<T: Object>(&self, id: &str) -> Result<Option<T>, StoreError> {
+        let key = object::key_of(T::KIND, id);
+        match self.state.get(key.as_bytes()).map_err(StoreError::Read)? {
+            Some(bytes) => Ok(Some(T::decode(bytes.as_ref()).map_err(StoreError::Decode)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn list<T: Object>(&self) -> Result<Vec<T>, StoreError> {
+        let prefix = format!("{}/", T::KIND);
+        self.state
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (_, bytes) = item.map_err(StoreError::Read)?;
+                T::decode(bytes.as_ref()).map_err(StoreError::Decode)
+            })
+            .collect()
+    }
+
+    /// The cluster object, once `init` has committed it.
+    pub fn cluster(&self) -> Result<Option<Cluster>, StoreError> {
+        Ok(self.list::<Cluster>()?.into_iter().next())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoreEvent>> {
+        self.events.subscribe()
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until this replica has applied `index`; false on timeout.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub(crate) fn read_meta(&self, key: &str) -> Result<Option<Meta>, sled::Error> {
+        Ok(self
+            .state
+            .get(key.as_bytes())?
+            .and_then(|bytes| ObjectHeader::decode(bytes.as_ref()).ok())
+            .and_then(|header| header.meta.or(Some(Meta::default()))))
+    }
+
+    pub(crate) fn publish(&self, index: u64, event: StoreEvent) {
+        self.applied.send_replace(index);
+        // No receivers is fine: nobody is watching yet.
+        let _ = self.events.send(Arc::new(event));
+    }
+}

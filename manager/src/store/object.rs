@@ -1,0 +1,80 @@
+//! What the store needs to know about each kind of object: its key and its `Meta`.
+
+use swarmr_proto::{store_action::Target, Cluster, Meta, Node};
+
+/// A kind of object kept in the store, encoded as protobuf under `<KIND>/<id>`.
+pub trait Object: prost::Message + Default + Clone {
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn meta(&self) -> Option<&Meta>;
+    fn meta_mut(&mut self) -> &mut Meta;
+    fn into_target(self) -> Target;
+
+    fn version(&self) -> u64 {
+        self.meta().map_or(0, |m| m.version)
+    }
+
+    fn key(&self) -> String {
+        key_of(Self::KIND, self.id())
+    }
+}
+
+pub fn key_of(kind: &str, id: &str) -> String {
+    format!("{kind}/{id}")
+}
+
+macro_rules! impl_object {
+    ($ty:ty, $kind:literal, $variant:ident) => {
+        impl Object for $ty {
+            const KIND: &'static str = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn meta(&self) -> Option<&Meta> {
+                self.meta.as_ref()
+            }
+            fn meta_mut(&mut self) -> &mut Meta {
+                self.meta.get_or_insert_with(Meta::default)
+            }
+            fn into_target(self) -> Target {
+                Target::$variant(self)
+            }
+        }
+    };
+}
+
+impl_object!(Node, "node", Node);
+impl_object!(Cluster, "cluster", Cluster);
+
+/// The parts of an action's target the apply step works with, whatever its kind.
+pub struct TargetView<'a> {
+    pub kind: &'static str,
+    pub id: &'a str,
+    pub meta: Option<&'a Meta>,
+}
+
+pub fn view(target: &Target) -> TargetView<'_> {
+    fn of<T: Object>(obj: &T) -> TargetView<'_> {
+        TargetView {
+            kind: T::KIND,
+            id: obj.id(),
+            meta: obj.meta(),
+        }
+    }
+    match target {
+        Target::Node(o) => of(o),
+        Target::Cluster(o) => of(o),
+    }
+}
+
+/// Sets the target's meta and returns its protobuf encoding.
+pub fn stamp_and_encode(target: &mut Target, meta: Meta) -> Vec<u8> {
+    fn go<T: Object>(obj: &mut T, meta: Meta) -> Vec<u8> {
+        *obj.meta_mut() = meta;
+        obj.encode_to_vec()
+    }
+    match target {
+        Target::Node(o) => go(o, meta),
+        Target::Cluster(o) => go(o, meta),
+    }
+}

@@ -1,0 +1,13 @@
+//! Conversions between the generated types and what users type and read.
+
+mod node;
+
+pub use node::{parse_availability, parse_role};
+
+/// Unix time in milliseconds, the unit of every timestamp in the objects.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
