@@ -115,7 +115,7 @@ pub(crate) fn fdb(msg: &NeighbourMessage) -> Option<FdbEntry> {
     for attr in &msg.attributes {
         match attr {
             NeighbourAttribute::LinkLayerAddress(lla) => mac = mac6(lla),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dst = Some(*ip),
+            NeighbourAttribute::Destination(addr) => dst = ipv4(addr),
             _ => {}
         }
     }
@@ -124,6 +124,17 @@ pub(crate) fn fdb(msg: &NeighbourMessage) -> Option<FdbEntry> {
         mac: mac?,
         dst,
     })
+}
+
+/// Bridge-family entries carry the VTEP as raw bytes.
+fn ipv4(addr: &NeighbourAddress) -> Option<Ipv4Addr> {
+    match addr {
+        NeighbourAddress::Inet(ip) => Some(*ip),
+        NeighbourAddress::Other(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .ok()
+            .map(Ipv4Addr::from),
+        _ => None,
+    }
 }
 
 pub(crate) fn neighbour(msg: &NeighbourMessage) -> Option<Neighbour> {
