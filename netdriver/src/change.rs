@@ -121,10 +121,10 @@ impl fmt::Display for Change {
                 mtu,
                 peer_mac,
             } => {
+                let mac = fmt_mac(peer_mac);
                 write!(
                     f,
-                    "create_veth {name}/{peer} mtu {mtu} peer mac {} in {ns}",
-                    fmt_mac(peer_mac)
+                    "create_veth {name}/{peer} mtu {mtu} peer mac {mac} in {ns}"
                 )
             }
             DeleteLink { ns, name } => write!(f, "delete_link {name} in {ns}"),
@@ -139,35 +139,52 @@ impl fmt::Display for Change {
             }
             SetLinkMtu { ns, name, mtu } => write!(f, "set_link_mtu {name} {mtu} in {ns}"),
             SetLinkUp { ns, name } => write!(f, "set_link_up {name} in {ns}"),
-            AddAddress {
-                ns,
-                link,
-                ip,
-                prefix_len,
-            } => write!(f, "add_address {ip}/{prefix_len} on {link} in {ns}"),
-            DelAddress {
-                ns,
-                link,
-                ip,
-                prefix_len,
-            } => write!(f, "del_address {ip}/{prefix_len} on {link} in {ns}"),
-            AddDefaultRoute { ns, link, gateway } => {
-                write!(f, "add_default_route via {gateway} on {link} in {ns}")
-            }
-            AddFdb {
-                ns,
-                link,
-                mac,
-                vtep,
-            } => write!(f, "add_fdb {} dst {vtep} on {link} in {ns}", fmt_mac(mac)),
-            DelFdb { ns, link, mac } => write!(f, "del_fdb {} on {link} in {ns}", fmt_mac(mac)),
-            AddNeigh { ns, link, ip, mac } => write!(
+            _ => fmt_entry(self, f),
+        }
+    }
+}
+
+/// Display of the address, route, FDB and neighbour changes.
+fn fmt_entry(change: &Change, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    use Change::*;
+    match change {
+        AddAddress {
+            ns,
+            link,
+            ip,
+            prefix_len,
+        } => {
+            write!(f, "add_address {ip}/{prefix_len} on {link} in {ns}")
+        }
+        DelAddress {
+            ns,
+            link,
+            ip,
+            prefix_len,
+        } => {
+            write!(f, "del_address {ip}/{prefix_len} on {link} in {ns}")
+        }
+        AddDefaultRoute { ns, link, gateway } => {
+            write!(f, "add_default_route via {gateway} on {link} in {ns}")
+        }
+        AddFdb {
+            ns,
+            link,
+            mac,
+            vtep,
+        } => {
+            write!(f, "add_fdb {} dst {vtep} on {link} in {ns}", fmt_mac(mac))
+        }
+        DelFdb { ns, link, mac } => write!(f, "del_fdb {} on {link} in {ns}", fmt_mac(mac)),
+        AddNeigh { ns, link, ip, mac } => {
+            write!(
                 f,
                 "add_neigh {ip} lladdr {} on {link} in {ns}",
                 fmt_mac(mac)
-            ),
-            DelNeigh { ns, link, ip } => write!(f, "del_neigh {ip} on {link} in {ns}"),
+            )
         }
+        DelNeigh { ns, link, ip } => write!(f, "del_neigh {ip} on {link} in {ns}"),
+        other => write!(f, "{other:?}"),
     }
 }
 

@@ -142,16 +142,6 @@ impl Lab {
         })
     }
 
-    fn teardown(&self, host: &str) -> Vec<String> {
-        let node = self.node(host);
-        in_netns(format!("/run/netns/{}", self.ns(host)), move || {
-            runtime().block_on(async {
-                let driver = Driver::new(KernelNetlink::new().expect("netlink"));
-                driver.teardown(&node).await.expect("teardown")
-            })
-        })
-    }
-
     /// This test's sandboxes still under /run/netns.
     fn sandboxes(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir("/run/netns")
@@ -519,24 +509,36 @@ fn failed_endpoint_is_reported_and_others_still_wired() {
 fn teardown_removes_every_sandbox_of_the_node_only() {
     let mut lab = Lab::new();
     let p = pair(&mut lab);
-    let removed = lab.teardown("h1");
+    let (node, pid_a, desired) = (lab.node("h1"), p.a, p.h1.clone());
+    // One long-lived driver: its cached connections must not pin the sandbox.
+    let removed = in_netns(format!("/run/netns/{}", lab.ns("h1")), move || {
+        runtime().block_on(async move {
+            let driver = Driver::new(KernelNetlink::new().expect("netlink"));
+            let report = driver.reconcile(&desired).await.expect("reconcile");
+            assert!(report.changes.is_empty(), "{report:?}");
+            let removed = driver.teardown(&node).await.expect("teardown");
+            // The container's veth goes when the sandbox namespace is freed.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while container_links(pid_a).contains("eth0") {
+                assert!(Instant::now() < deadline, "eth0 still in container a");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(driver.teardown(&node).await.expect("teardown").is_empty());
+            removed
+        })
+    });
     assert_eq!(removed, vec![format!("swr-{}-4096", lab.node("h1"))]);
     assert_eq!(
         lab.sandboxes(),
         vec![format!("swr-{}-4096", lab.node("h2"))]
     );
-    // The container's veth goes when the sandbox namespace is freed (asynchronously).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = Command::new("nsenter")
-            .args(["-t", &p.a.to_string(), "-n", "ip", "-o", "link"])
-            .output()
-            .expect("nsenter");
-        if !String::from_utf8_lossy(&out.stdout).contains("eth0") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "eth0 still in container a");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(lab.teardown("h1").is_empty());
+}
+
+/// `ip -o link` inside the namespace of `pid`.
+fn container_links(pid: u32) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "ip", "-o", "link"])
+        .output()
+        .expect("nsenter");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

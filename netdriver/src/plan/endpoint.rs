@@ -42,99 +42,12 @@ fn plan_rewire(
     container: &ActualContainer,
     reason: String,
 ) {
-    let sb = n.in_sandbox();
-    let cn = Ns::Container(ep.container_pid);
-    let veth = names::veth(&ep.endpoint_id);
-    let peer = names::veth_peer(&ep.endpoint_id, n.net.vni);
+    let mut changes = leftover_links(n, ep, sandbox, container);
+    changes.extend(wire_endpoint(n, ep));
     let mut reason = Some(reason);
-    let mut push =
-        |n: &mut Net, change: Change| n.push_scoped(scope.clone(), change, reason.take());
-    if container.link(&ep.ifname).is_some() {
-        push(
-            n,
-            Change::DeleteLink {
-                ns: cn.clone(),
-                name: ep.ifname.clone(),
-            },
-        );
+    for change in changes {
+        n.push_scoped(scope.clone(), change, reason.take());
     }
-    if container.link(&peer).is_some() {
-        push(
-            n,
-            Change::DeleteLink {
-                ns: cn.clone(),
-                name: peer.clone(),
-            },
-        );
-    }
-    if sandbox.link(&veth).is_some() {
-        push(
-            n,
-            Change::DeleteLink {
-                ns: sb.clone(),
-                name: veth.clone(),
-            },
-        );
-    }
-    let (mtu, mac) = (n.mtu, ep.mac);
-    push(
-        n,
-        Change::CreateVeth {
-            ns: sb.clone(),
-            name: veth.clone(),
-            peer: peer.clone(),
-            mtu,
-            peer_mac: mac,
-        },
-    );
-    push(
-        n,
-        Change::SetLinkMaster {
-            ns: sb.clone(),
-            name: veth.clone(),
-            master: names::BRIDGE.into(),
-        },
-    );
-    push(
-        n,
-        Change::SetLinkUp {
-            ns: sb.clone(),
-            name: veth,
-        },
-    );
-    push(
-        n,
-        Change::MoveLinkToNetns {
-            ns: sb,
-            name: peer.clone(),
-            target: cn.clone(),
-        },
-    );
-    push(
-        n,
-        Change::RenameLink {
-            ns: cn.clone(),
-            name: peer,
-            new_name: ep.ifname.clone(),
-        },
-    );
-    let (ip, prefix_len) = (ep.ip, n.net.subnet.prefix_len());
-    push(
-        n,
-        Change::AddAddress {
-            ns: cn.clone(),
-            link: ep.ifname.clone(),
-            ip,
-            prefix_len,
-        },
-    );
-    push(
-        n,
-        Change::SetLinkUp {
-            ns: cn,
-            name: ep.ifname.clone(),
-        },
-    );
     let fresh = ActualContainer {
         links: container
             .links
@@ -145,6 +58,82 @@ fn plan_rewire(
         ..ActualContainer::default()
     };
     plan_container_extras(n, scope, ep, &fresh);
+}
+
+/// Deletes of the endpoint's links that exist: its interface and a leftover
+/// temporary peer in the container, its veth in the sandbox.
+fn leftover_links(
+    n: &Net,
+    ep: &LocalEndpoint,
+    sandbox: &ActualSandbox,
+    container: &ActualContainer,
+) -> Vec<Change> {
+    let veth = names::veth(&ep.endpoint_id);
+    let peer = names::veth_peer(&ep.endpoint_id, n.net.vni);
+    let cn = Ns::Container(ep.container_pid);
+    [
+        (
+            cn.clone(),
+            container.link(&ep.ifname).is_some(),
+            ep.ifname.clone(),
+        ),
+        (cn, container.link(&peer).is_some(), peer),
+        (n.in_sandbox(), sandbox.link(&veth).is_some(), veth),
+    ]
+    .into_iter()
+    .filter(|(_, exists, _)| *exists)
+    .map(|(ns, _, name)| Change::DeleteLink { ns, name })
+    .collect()
+}
+
+/// The veth pair: sandbox end on `br0`, peer moved into the container,
+/// renamed, addressed and up.
+fn wire_endpoint(n: &Net, ep: &LocalEndpoint) -> Vec<Change> {
+    let (sb, cn) = (n.in_sandbox(), Ns::Container(ep.container_pid));
+    let veth = names::veth(&ep.endpoint_id);
+    let peer = names::veth_peer(&ep.endpoint_id, n.net.vni);
+    let ifname = ep.ifname.clone();
+    let (mtu, peer_mac) = (n.mtu, ep.mac);
+    let (ip, prefix_len) = (ep.ip, n.net.subnet.prefix_len());
+    let master = names::BRIDGE.to_string();
+    vec![
+        Change::CreateVeth {
+            ns: sb.clone(),
+            name: veth.clone(),
+            peer: peer.clone(),
+            mtu,
+            peer_mac,
+        },
+        Change::SetLinkMaster {
+            ns: sb.clone(),
+            name: veth.clone(),
+            master,
+        },
+        Change::SetLinkUp {
+            ns: sb.clone(),
+            name: veth,
+        },
+        Change::MoveLinkToNetns {
+            ns: sb,
+            name: peer.clone(),
+            target: cn.clone(),
+        },
+        Change::RenameLink {
+            ns: cn.clone(),
+            name: peer,
+            new_name: ifname.clone(),
+        },
+        Change::AddAddress {
+            ns: cn.clone(),
+            link: ifname.clone(),
+            ip,
+            prefix_len,
+        },
+        Change::SetLinkUp {
+            ns: cn,
+            name: ifname,
+        },
+    ]
 }
 
 /// `lo` up, and the default route via the gateway on the primary interface.

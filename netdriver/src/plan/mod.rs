@@ -113,9 +113,11 @@ fn plan_network(desired: &HostDesired, net: &NetworkDesired, actual: &ActualHost
 fn plan_bridge(n: &mut Net, sandbox: &ActualSandbox) -> Option<u32> {
     let ns = n.in_sandbox();
     let name = names::BRIDGE.to_string();
-    let gateway = (n.net.gateway, n.net.subnet.prefix_len());
-    let kept = match sandbox.link(names::BRIDGE) {
-        Some(link) if link.kind.as_deref() == Some("bridge") => Some(link),
+    match sandbox.link(names::BRIDGE) {
+        Some(link) if link.kind.as_deref() == Some("bridge") => {
+            plan_kept_bridge(n, sandbox, link);
+            return Some(link.index);
+        }
         Some(link) => {
             let reason = format!("kind: {:?} vs bridge", link.kind);
             let change = Change::DeleteLink {
@@ -123,26 +125,30 @@ fn plan_bridge(n: &mut Net, sandbox: &ActualSandbox) -> Option<u32> {
                 name: name.clone(),
             };
             n.push_scoped(Scope::network(n.net), change, Some(reason));
-            None
         }
-        None => None,
-    };
-    let Some(link) = kept else {
-        n.push(Change::CreateBridge {
-            ns: ns.clone(),
-            name: name.clone(),
-            mtu: n.mtu,
-        });
-        let (ip, prefix_len) = gateway;
-        n.push(Change::AddAddress {
-            ns: ns.clone(),
-            link: name.clone(),
-            ip,
-            prefix_len,
-        });
-        n.push(Change::SetLinkUp { ns, name });
-        return None;
-    };
+        None => {}
+    }
+    let (ip, prefix_len) = (n.net.gateway, n.net.subnet.prefix_len());
+    n.push(Change::CreateBridge {
+        ns: ns.clone(),
+        name: name.clone(),
+        mtu: n.mtu,
+    });
+    n.push(Change::AddAddress {
+        ns: ns.clone(),
+        link: name.clone(),
+        ip,
+        prefix_len,
+    });
+    n.push(Change::SetLinkUp { ns, name });
+    None
+}
+
+/// MTU, gateway address (and no other) and up state of an existing `br0`.
+fn plan_kept_bridge(n: &mut Net, sandbox: &ActualSandbox, link: &Link) {
+    let ns = n.in_sandbox();
+    let name = link.name.clone();
+    let gateway = (n.net.gateway, n.net.subnet.prefix_len());
     if link.mtu != n.mtu {
         n.push(Change::SetLinkMtu {
             ns: ns.clone(),
@@ -176,7 +182,6 @@ fn plan_bridge(n: &mut Net, sandbox: &ActualSandbox) -> Option<u32> {
     if !link.up {
         n.push(Change::SetLinkUp { ns, name });
     }
-    Some(link.index)
 }
 
 /// `vxlan0`, created in the node namespace, moved in, enslaved, up.
@@ -189,14 +194,7 @@ fn plan_vxlan(
 ) -> Option<u32> {
     let ns = n.in_sandbox();
     let vxlan = names::VXLAN.to_string();
-    let spec = VxlanSpec {
-        name: names::vxlan_temp(&n.desired.node_short_id, n.net.vni),
-        vni: n.net.vni,
-        port: VXLAN_PORT,
-        local: n.desired.underlay_addr,
-        underlay_index: actual.underlay.index,
-        mtu: n.mtu,
-    };
+    let spec = vxlan_spec(n, actual);
     if let Some(link) = sandbox.link(names::VXLAN) {
         match spec.mismatch(link) {
             None => {
@@ -243,6 +241,18 @@ fn plan_vxlan(
     });
     n.push(Change::SetLinkUp { ns, name: vxlan });
     None
+}
+
+/// The desired `vxlan0`, under its temporary node-namespace name.
+fn vxlan_spec(n: &Net, actual: &ActualHost) -> VxlanSpec {
+    VxlanSpec {
+        name: names::vxlan_temp(&n.desired.node_short_id, n.net.vni),
+        vni: n.net.vni,
+        port: VXLAN_PORT,
+        local: n.desired.underlay_addr,
+        underlay_index: actual.underlay.index,
+        mtu: n.mtu,
+    }
 }
 
 /// Enslaves `link` to `br0` and sets it up, if it is not already.
