@@ -38,15 +38,19 @@ pub async fn apply<N: Netlink>(nl: &N, steps: &[Step]) -> Applied {
         if skip {
             continue;
         }
-        let span = tracing::info_span!("netdriver.step", vni = step.scope.vni());
+        let span = tracing::info_span!(
+            "netdriver.step",
+            network.id = step.scope.network_id(),
+            vni = step.scope.vni()
+        );
         match execute(nl, &step.change).instrument(span).await {
             Ok(()) => {
-                tracing::debug!(vni = step.scope.vni(), "{step}");
+                tracing::debug!("{step}");
                 applied.done.push(step.to_string());
             }
             Err(err) => {
                 let reason = error_chain(&err);
-                tracing::warn!(vni = step.scope.vni(), step = %step, "step failed: {reason}");
+                tracing::warn!(step = %step, "step failed: {reason}");
                 match &step.scope {
                     Scope::Node => {}
                     Scope::Network { vni, .. } => {

@@ -219,6 +219,16 @@ impl Scope {
         }
     }
 
+    /// The network id of a network or endpoint scope.
+    pub fn network_id(&self) -> Option<&str> {
+        match self {
+            Scope::Node => None,
+            Scope::Network { network_id, .. } | Scope::Endpoint { network_id, .. } => {
+                Some(network_id)
+            }
+        }
+    }
+
     /// The VNI of a network or endpoint scope.
     pub fn vni(&self) -> Option<u32> {
         match self {

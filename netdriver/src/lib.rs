@@ -39,13 +39,22 @@
 //!
 //! # Flow
 //!
-//! [`Driver::reconcile`] is the only path to the kernel: [`observe`] reads the
-//! kernel, [`plan()`] diffs (pure, no IO) into ordered [`Step`]s, and [`apply`]
+//! [`Driver::reconcile`] is the only path to the kernel: [`observe()`] reads the
+//! kernel, [`plan()`] diffs (pure, no IO) into ordered [`Step`]s, and [`apply()`]
 //! makes one [`Netlink`] call per step. Existing objects are rebuilt only when a
 //! `*_mismatch` reports a difference; adds replace, deletes of missing objects
 //! succeed, so running it twice changes nothing. A failure skips the rest of its
 //! endpoint or network and is reported per endpoint, so the worker can fail just
 //! those tasks.
+//!
+//! # Testing
+//!
+//! `cargo test -p swarmr-netdriver` runs the unit tests against
+//! [`fake::FakeNetlink`] without root. As root,
+//! `cargo test -p swarmr-netdriver -- --include-ignored` also runs
+//! `tests/overlay.rs`: two hosts as namespaces on an underlay bridge, containers
+//! as `unshare --net` processes, TCP across the overlay (needs `ip`, `bridge`,
+//! `unshare`, `nsenter`).
 //!
 //! # Modules
 //!

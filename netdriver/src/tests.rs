@@ -358,3 +358,13 @@ async fn missing_underlay_is_an_error() {
         Err(crate::Error::FindUnderlay { .. })
     ));
 }
+
+/// The worker spawns reconciles on a multi-threaded runtime and shares the driver.
+#[allow(dead_code)]
+fn kernel_driver_is_send_and_sync(d: &crate::Driver<crate::KernelNetlink>, h: &HostDesired) {
+    fn send<T: Send>(_: T) {}
+    fn sync<T: Sync>(_: &T) {}
+    sync(d);
+    send(d.reconcile(h));
+    send(d.teardown("node"));
+}

@@ -37,7 +37,7 @@ pub struct FakeState {
     next_index: u32,
 }
 
-/// A recording fake of [`Netlink`].
+/// A recording fake of [`Netlink`](crate::Netlink).
 #[derive(Debug, Default)]
 pub struct FakeNetlink {
     state: Mutex<FakeState>,
