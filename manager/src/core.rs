@@ -25,6 +25,8 @@ pub struct Core {
 }
 
 struct Inner {
+    /// One membership change at a time: openraft refuses overlapping ones.
+    membership: tokio::sync::Mutex<()>,
     channels: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
     node_id: String,
     raft_id: NodeId,
@@ -48,6 +50,7 @@ impl Core {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                membership: Default::default(),
                 channels: Default::default(),
                 node_id,
                 raft_id,
@@ -255,6 +258,7 @@ impl Core {
     /// Takes a manager out of the Raft membership entirely. Idempotent.
     pub async fn remove_voter(&self, raft_id: NodeId) -> Result<(), ProposeError> {
         let members = BTreeSet::from([raft_id]);
+        let _one_at_a_time = self.inner.membership.lock().await;
         match self
             .inner
             .raft

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub struct LocalControl {
     known_managers: Vec<String>,
     node_id: String,
     outcome: mpsc::Sender<Outcome>,
+    /// Set once a leave starts, so the run ignores the role change the leave itself causes.
+    leaving: Arc<AtomicBool>,
 }
 
 impl LocalControl {
@@ -36,6 +39,7 @@ impl LocalControl {
         known_managers: Vec<String>,
         node_id: String,
         outcome: mpsc::Sender<Outcome>,
+        leaving: Arc<AtomicBool>,
     ) -> Self {
         Self {
             manager: manager.map(Arc::new),
@@ -44,6 +48,7 @@ impl LocalControl {
             known_managers,
             node_id,
             outcome,
+            leaving,
         }
     }
 
@@ -164,8 +169,10 @@ impl Control for LocalControl {
                 "this node is a manager: leaving may cost the cluster its quorum. Demote it first (`swarmr node demote <node>`), or use `swarmr leave --force`",
             ));
         }
+        self.leaving.store(true, Ordering::SeqCst);
         if let Err(status) = self.announce_leave().await {
             if !force {
+                self.leaving.store(false, Ordering::SeqCst);
                 return Err(Status::unavailable(format!(
                     "could not tell the managers that this node leaves ({}); use --force to leave anyway",
                     status.message()

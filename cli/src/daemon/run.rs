@@ -1,5 +1,6 @@
 //! One run of a node in one role, and the loop that restarts it when the role changes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,6 +151,7 @@ async fn run_once(
         print_init_message(manager, identity)?;
     }
     let (updates_tx, mut updates_rx) = watch::channel::<Option<SessionMessage>>(None);
+    let leaving = Arc::new(AtomicBool::new(false));
     let local = LocalControl::new(
         manager.as_ref().map(|m| m.control_service()),
         identity.role,
@@ -157,6 +159,7 @@ async fn run_once(
         identity.managers.clone(),
         identity.node_id.clone(),
         outcome_tx.clone(),
+        leaving.clone(),
     );
     tasks.spawn(local.serve(settings.data_dir.join(SOCKET), halted(halt_rx.clone())));
     let session_config = swarmr_worker::SessionConfig {
@@ -188,6 +191,9 @@ async fn run_once(
             changed = updates_rx.changed() => {
                 if changed.is_err() { continue; }
                 let message = updates_rx.borrow_and_update().clone();
+                if leaving.load(Ordering::SeqCst) {
+                    continue;
+                }
                 if let Some(message) = message {
                     if let Some(outcome) = follow_session(settings, identity, &message)? {
                         break outcome;

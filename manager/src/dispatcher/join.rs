@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 
 use swarmr_proto::convert::now_millis;
+use swarmr_proto::dispatcher_client::DispatcherClient;
 use swarmr_proto::{
-    JoinRequest, JoinResponse, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
+    JoinRequest, LeaveClusterRequest, JoinResponse, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
 };
 use tonic::Status;
 use tracing::info;
@@ -88,6 +89,19 @@ pub fn host_of(api_addr: &str) -> &str {
 
 /// Marks a leaving node Down; a manager first leaves the Raft membership.
 pub async fn leave(core: &Core, node_id: &str) -> Result<(), Status> {
+    // Membership changes only happen on the leader.
+    if !core.is_leader() {
+        let (_, addr) = core
+            .leader()
+            .ok_or_else(|| Status::unavailable("no leader elected yet; retry"))?;
+        let request = LeaveClusterRequest {
+            node_id: node_id.to_string(),
+        };
+        DispatcherClient::new(core.channel(&addr)?)
+            .leave_cluster(request)
+            .await?;
+        return Ok(());
+    }
     let node: Node = core
         .store()
         .get(node_id)?

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs and starts what swarmr's tests, quickstart and benchmarks need on Debian:
+# iproute2, util-linux (nsenter, unshare), busybox-static, iperf3, nftables, and a running
+# Docker engine. Safe to run again.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
+    exit 1
+fi
+packages=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || packages+=(iproute2)
+have bridge || packages+=(iproute2)
+have nsenter || packages+=(util-linux)
+have file || packages+=(file)
+[ -x /bin/busybox ] && file -L /bin/busybox | grep -q "statically linked" || packages+=(busybox-static)
+have iperf3 || packages+=(iperf3)
+have nft || packages+=(nftables)
+have docker || packages+=(docker.io)
+have cc || packages+=(gcc)
+if [ "${#packages[@]}" -gt 0 ]; then
+    echo "installing: ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+    echo "starting dockerd"
+    nohup dockerd >/var/log/swarmr-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/swarmr-dockerd.log" >&2; exit 1; }
+fi

@@ -1,0 +1,87 @@
+//! Raft across three managers: leader loss, full restarts, catching up by snapshot.
+
+use crate::util::*;
+
+fn leader_name(host: &str) -> Option<String> {
+    node_rows(host)
+        .into_iter()
+        .find(|r| r["ManagerStatus"] == "Leader")
+        .and_then(|r| r["Hostname"].as_str().map(String::from))
+}
+
+#[test]
+fn killed_leader_is_replaced_and_catches_up_after_restart() {
+    let mut cluster = Cluster::init(&[]);
+    cluster.join("m2", "manager");
+    cluster.join("m3", "manager");
+    let m2 = cluster.node("m2").host();
+    assert_eq!(leader_name(&m2).as_deref(), Some("m1"));
+
+    cluster.node("m1").kill();
+    // A write through a survivor waits out the election, then commits.
+    ok(&["-H", &m2, "node", "update", "--label-add", "after=failover", "m3"]);
+    wait_until("a new leader among the survivors", || {
+        matches!(leader_name(&m2).as_deref(), Some("m2") | Some("m3"))
+    });
+
+    cluster.node("m1").restart();
+    let m1 = cluster.node("m1").host();
+    wait_until("the restarted manager sees the write", || {
+        run(&["-H", &m1, "node", "inspect", "m3"]).status.success()
+            && inspect(&m1, "m3")["Spec"]["Labels"]["after"] == "failover"
+    });
+    wait_until("the restarted manager is Reachable", || {
+        node_row(&m2, "m1").is_some_and(|r| r["ManagerStatus"] == "Reachable")
+    });
+}
+
+#[test]
+fn full_restart_keeps_nodes_labels_and_availability() {
+    let mut cluster = Cluster::init(&[]);
+    cluster.join("m2", "manager");
+    cluster.join("m3", "manager");
+    cluster.join("w1", "worker");
+    let m1 = cluster.node("m1").host();
+    ok(&["-H", &m1, "node", "update", "--label-add", "zone=a", "--availability", "drain", "w1"]);
+    ok(&["-H", &m1, "node", "update", "--label-add", "disk=ssd", "m2"]);
+    let before = node_rows(&m1);
+
+    for node in cluster.nodes.iter_mut() {
+        node.stop();
+    }
+    for node in cluster.nodes.iter_mut() {
+        node.restart();
+    }
+    let m3 = cluster.node("m3").host();
+    wait_until("a leader after the restart", || leader_name(&m3).is_some());
+    let after = node_rows(&m3);
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    for row in &before {
+        let same = after.iter().find(|r| r["ID"] == row["ID"]).expect("node kept");
+        assert_eq!(same["Hostname"], row["Hostname"]);
+        assert_eq!(same["Availability"], row["Availability"]);
+    }
+    assert_eq!(inspect(&m3, "w1")["Spec"]["Labels"]["zone"], "a");
+    assert_eq!(inspect(&m3, "w1")["Spec"]["Availability"], "drain");
+    assert_eq!(inspect(&m3, "m2")["Spec"]["Labels"]["disk"], "ssd");
+    wait_until("every node Ready again", || {
+        let rows = node_rows(&m3);
+        rows.len() == 4 && rows.iter().all(|r| r["Status"] == "Ready")
+    });
+}
+
+#[test]
+fn new_manager_catches_up_from_a_snapshot_after_the_log_was_purged() {
+    let mut cluster = Cluster::init(&["--snapshot-interval", "10"]);
+    let m1 = cluster.node("m1").host();
+    for i in 0..40 {
+        ok(&["-H", &m1, "node", "update", "--label-add", &format!("k{i}=v{i}"), "m1"]);
+    }
+    cluster.join("m2", "manager");
+    let m2 = cluster.node("m2").host();
+    let labels = &inspect(&m2, "m1")["Spec"]["Labels"];
+    assert_eq!(labels["k0"], "v0");
+    assert_eq!(labels["k39"], "v39");
+    // The data dir stays bounded: the purged log is gone from the leader's database.
+    assert!(cluster.node("m1").log().contains("cluster initialised"));
+}

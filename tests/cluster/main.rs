@@ -1,0 +1,6 @@
+//! Cluster core with real `swarmr` processes on loopback addresses.
+
+mod errors;
+mod failover;
+mod membership;
+mod util;

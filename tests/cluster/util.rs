@@ -1,0 +1,249 @@
+//! A cluster of real `swarmr` processes on loopback addresses, removed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_swarmr");
+
+/// A loopback IP no other node of this test run uses: 127.<pid>.<n>.<n>.
+fn fresh_ip() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    format!("127.{}.{}.{}", 10 + pid % 240, (pid / 240) % 250 + 1, n % 250 + 1)
+}
+
+pub struct Node {
+    pub name: String,
+    pub ip: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Node {
+    pub fn addr(&self) -> String {
+        format!("{}:2377", self.ip)
+    }
+
+    /// `--host` value for this node's control socket.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.data_dir.join("swarmr.sock").display())
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.data_dir).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(BIN)
+            .args(&self.args)
+            .env("SWARMR_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start swarmr");
+        self.child = Some(child);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a clean stop.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same command again (init or join resume from the data dir).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        let socket = self.data_dir.join("swarmr.sock");
+        wait_until(&format!("{} socket", self.name), || socket.exists());
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// A cluster of one manager; `extra` flags go to `init` (e.g. a short heartbeat).
+    pub fn init(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new().prefix("swarmr-test-").tempdir().expect("tempdir");
+        let mut cluster = Cluster { nodes: Vec::new(), dir };
+        let mut args = vec!["init".to_string()];
+        args.extend(cluster.node_args("m1"));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        cluster.add_node("m1", args);
+        let host = cluster.nodes[0].host();
+        wait_until("first manager ready", || {
+            run(&["-H", &host, "node", "ls", "-q"]).status.success()
+        });
+        cluster
+    }
+
+    fn node_args(&self, name: &str) -> Vec<String> {
+        let ip = fresh_ip();
+        vec![
+            "--data-dir".into(),
+            self.dir.path().join(name).display().to_string(),
+            "--listen-addr".into(),
+            format!("{ip}:2377"),
+            "--hostname".into(),
+            name.into(),
+        ]
+    }
+
+    fn add_node(&mut self, name: &str, args: Vec<String>) -> &mut Node {
+        let ip = args[args.iter().position(|a| a == "--listen-addr").expect("listen") + 1]
+            .trim_end_matches(":2377")
+            .to_string();
+        let mut node = Node {
+            name: name.into(),
+            ip,
+            data_dir: self.dir.path().join(name),
+            child: None,
+            args,
+        };
+        node.spawn();
+        self.nodes.push(node);
+        self.nodes.last_mut().expect("just pushed")
+    }
+
+    pub fn token(&self, role: &str) -> String {
+        let out = ok(&["-H", &self.nodes[0].host(), "join-token", "-q", role]);
+        out.trim().to_string()
+    }
+
+    /// Joins a node with `role`'s token and waits until the cluster lists it Ready.
+    pub fn join(&mut self, name: &str, role: &str) -> usize {
+        let token = self.token(role);
+        let manager = self.nodes[0].addr();
+        let mut args = vec!["join".to_string(), "--token".into(), token];
+        args.extend(self.node_args(name));
+        args.push(manager);
+        self.add_node(name, args);
+        let host = self.nodes[0].host();
+        wait_until(&format!("{name} Ready"), || {
+            node_row(&host, name).is_some_and(|row| {
+                row["Status"] == "Ready" && (role == "worker" || row["ManagerStatus"] != "")
+            })
+        });
+        self.nodes.len() - 1
+    }
+
+    pub fn node(&mut self, name: &str) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.name == name).expect("no such node")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run swarmr")
+}
+
+/// Runs a client command that must succeed; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "swarmr {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a client command that must fail; returns its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        !out.status.success(),
+        "swarmr {args:?} should have failed but printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn node_rows(host: &str) -> Vec<Value> {
+    let out = run(&["-H", host, "node", "ls", "--format", "json"]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+pub fn node_row(host: &str, hostname: &str) -> Option<Value> {
+    node_rows(host).into_iter().find(|r| r["Hostname"] == hostname)
+}
+
+pub fn inspect(host: &str, node: &str) -> Value {
+    let out = ok(&["-H", host, "node", "inspect", node]);
+    let array: Value = serde_json::from_str(&out).expect("inspect prints JSON");
+    array[0].clone()
+}
+
+/// Polls `check` until it holds; panics after 60 s. Waits, never timing assertions.
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}
