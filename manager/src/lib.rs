@@ -11,6 +11,7 @@
 //! - `ca`: the root CA, ids and join tokens.
 //! - `manager`: wiring all of the above into a running manager.
 
+pub mod allocator;
 pub mod ca;
 pub mod control;
 pub mod core;
