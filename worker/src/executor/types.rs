@@ -1,0 +1,128 @@
+//! The executor's vocabulary: what to run, what is running, and what happened to it.
+
+use std::collections::HashMap;
+
+/// Label holding the id of the node whose worker owns the container.
+pub const LABEL_NODE: &str = "com.swarmr.node.id";
+/// Label holding the id of the service the container's task belongs to.
+pub const LABEL_SERVICE: &str = "com.swarmr.service.id";
+/// Label holding the id of the task the container runs.
+pub const LABEL_TASK: &str = "com.swarmr.task.id";
+
+/// What the worker wants running for one task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// `<service>.<slot>.<task id>`.
+    pub name: String,
+    pub image: String,
+    /// Empty keeps the image's `CMD`; otherwise it replaces it (the entrypoint stays).
+    pub command: Vec<String>,
+    /// `K=V` pairs.
+    pub env: Vec<String>,
+    /// User labels. The node, service and task labels are added from the ids below and
+    /// win over user labels of the same name.
+    pub labels: HashMap<String, String>,
+    pub node_id: String,
+    pub service_id: String,
+    pub task_id: String,
+    pub hostname: Option<String>,
+}
+
+impl ContainerSpec {
+    /// The user labels plus swarmr's own, as they are set on the container.
+    pub fn all_labels(&self) -> HashMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert(LABEL_NODE.to_string(), self.node_id.clone());
+        labels.insert(LABEL_SERVICE.to_string(), self.service_id.clone());
+        labels.insert(LABEL_TASK.to_string(), self.task_id.clone());
+        labels
+    }
+}
+
+/// Where a container is in its life, as Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    /// The main process ended with this code (137 = killed by SIGKILL).
+    Exited {
+        exit_code: i64,
+    },
+    Dead,
+    /// A state this executor does not know (reported verbatim).
+    Unknown(String),
+}
+
+impl ContainerState {
+    /// True while the container's process exists.
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self,
+            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+        )
+    }
+}
+
+/// One container as seen by the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub container_id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    /// From the task label; empty if the container has none.
+    pub task_id: String,
+    /// From the service label; empty if the container has none.
+    pub service_id: String,
+    pub state: ContainerState,
+    /// The main process's PID on the host, while it runs. It changes on every start.
+    pub pid: Option<u32>,
+    /// Unix milliseconds.
+    pub started_at: Option<u64>,
+    /// Unix milliseconds.
+    pub finished_at: Option<u64>,
+    pub oom_killed: bool,
+    /// Docker's error for the last start attempt (e.g. executable not found).
+    pub error: Option<String>,
+}
+
+/// What happened to a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEventKind {
+    Start,
+    /// The main process ended; Docker reports the code as text, kept if it parses.
+    Die {
+        exit_code: Option<i64>,
+    },
+    /// The kernel's OOM killer hit the container (a `Die` follows).
+    Oom,
+    /// The container was removed.
+    Destroy,
+}
+
+/// A status change of one of this node's containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub container_id: String,
+    /// From the task label; empty if the event carried none.
+    pub task_id: String,
+    pub kind: ContainerEventKind,
+    /// Unix milliseconds, when Docker sent it.
+    pub time: Option<u64>,
+}
+
+/// Which output a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of a container's output, without its trailing newline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub line: String,
+}
