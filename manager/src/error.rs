@@ -69,9 +69,9 @@ pub enum ManagerError {
     #[error("read the stored state")]
     Store(#[from] StoreError),
     #[error("storage")]
-    Storage(#[source] openraft::StorageError<u64>),
+    Storage(#[source] Box<openraft::StorageError<u64>>),
     #[error("invalid Raft configuration")]
-    RaftConfig(#[source] openraft::ConfigError),
+    RaftConfig(#[source] Box<openraft::ConfigError>),
     #[error("start Raft: {0}")]
     StartRaft(String),
     #[error("create the cluster CA")]

@@ -60,11 +60,11 @@ impl Manager {
         let state_machine = StateMachine::open(&db, store.clone()).map_err(ManagerError::OpenDb)?;
         state_machine
             .announce_applied()
-            .map_err(ManagerError::Storage)?;
+            .map_err(|e| ManagerError::Storage(Box::new(e)))?;
         let network = Network::default();
         let liveness = network.liveness.clone();
-        let raft_config =
-            sraft::config(config.snapshot_interval).map_err(ManagerError::RaftConfig)?;
+        let raft_config = sraft::config(config.snapshot_interval)
+            .map_err(|e| ManagerError::RaftConfig(Box::new(e)))?;
         let raft = Raft::new(
             config.raft_id,
             Arc::new(raft_config),

@@ -3,7 +3,18 @@
 use crate::util::*;
 
 fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a str> {
-    vec!["join", "--token", token, "--data-dir", dir, "--listen-addr", "127.0.0.1:0", "--advertise-addr", "127.0.0.1", remote]
+    vec![
+        "join",
+        "--token",
+        token,
+        "--data-dir",
+        dir,
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--advertise-addr",
+        "127.0.0.1",
+        remote,
+    ]
 }
 
 #[test]
@@ -30,7 +41,16 @@ fn bad_joins_are_refused_and_write_nothing() {
     let err = fails(&join_args(dir, &good, "not-an-address"));
     assert!(err.contains("invalid manager address"), "{err}");
 
-    let err = fails(&["join", "--token", &good, "--data-dir", dir, "--advertise-addr", "bogus", &remote]);
+    let err = fails(&[
+        "join",
+        "--token",
+        &good,
+        "--data-dir",
+        dir,
+        "--advertise-addr",
+        "bogus",
+        &remote,
+    ]);
     assert!(err.contains("invalid --advertise-addr"), "{err}");
 
     assert_eq!(node_rows(&m1).len(), 1, "a refused join wrote a node");
@@ -42,7 +62,11 @@ fn unreachable_manager_fails_within_a_bounded_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = std::time::Instant::now();
     let token = format!("SWMTKN-1-{}-{}", "1".repeat(50), "2".repeat(25));
-    let err = fails(&join_args(dir.path().to_str().expect("utf8"), &token, "127.0.0.1:9"));
+    let err = fails(&join_args(
+        dir.path().to_str().expect("utf8"),
+        &token,
+        "127.0.0.1:9",
+    ));
     assert!(err.contains("cannot reach the manager"), "{err}");
     // Bounded: the join gives up by itself rather than hanging.
     assert!(start.elapsed() < std::time::Duration::from_secs(60));
@@ -69,18 +93,36 @@ fn bad_node_commands_are_refused() {
     assert!(err.contains("no label"), "{err}");
     let err = fails(&["-H", &m1, "node", "update", "--label-add", "=x", "w1"]);
     assert!(err.contains("key=value"), "{err}");
-    let err = fails(&["-H", &m1, "node", "update", "--availability", "sleepy", "w1"]);
+    let err = fails(&[
+        "-H",
+        &m1,
+        "node",
+        "update",
+        "--availability",
+        "sleepy",
+        "w1",
+    ]);
     assert!(err.contains("sleepy"), "{err}");
 
     let after = ok(&["-H", &m1, "node", "inspect", "m1", "w1"]);
     let versions = |s: &str| -> Vec<serde_json::Value> {
         let v: serde_json::Value = serde_json::from_str(s).expect("json");
-        v.as_array().expect("array").iter().map(|n| n["Spec"].clone()).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|n| n["Spec"].clone())
+            .collect()
     };
-    assert_eq!(versions(&before), versions(&after), "a refused command changed a node");
+    assert_eq!(
+        versions(&before),
+        versions(&after),
+        "a refused command changed a node"
+    );
 
     ok(&["-H", &m1, "node", "rm", "--force", "w1"]);
     assert!(node_row(&m1, "w1").is_none());
-    wait_until("the removed worker stops", || !cluster.node("w1").is_running());
+    wait_until("the removed worker stops", || {
+        !cluster.node("w1").is_running()
+    });
     assert!(cluster.node("w1").log().contains("removed"));
 }

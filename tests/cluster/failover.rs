@@ -19,7 +19,15 @@ fn killed_leader_is_replaced_and_catches_up_after_restart() {
 
     cluster.node("m1").kill();
     // A write through a survivor waits out the election, then commits.
-    ok(&["-H", &m2, "node", "update", "--label-add", "after=failover", "m3"]);
+    ok(&[
+        "-H",
+        &m2,
+        "node",
+        "update",
+        "--label-add",
+        "after=failover",
+        "m3",
+    ]);
     wait_until("a new leader among the survivors", || {
         matches!(leader_name(&m2).as_deref(), Some("m2") | Some("m3"))
     });
@@ -42,7 +50,17 @@ fn full_restart_keeps_nodes_labels_and_availability() {
     cluster.join("m3", "manager");
     cluster.join("w1", "worker");
     let m1 = cluster.node("m1").host();
-    ok(&["-H", &m1, "node", "update", "--label-add", "zone=a", "--availability", "drain", "w1"]);
+    ok(&[
+        "-H",
+        &m1,
+        "node",
+        "update",
+        "--label-add",
+        "zone=a",
+        "--availability",
+        "drain",
+        "w1",
+    ]);
     ok(&["-H", &m1, "node", "update", "--label-add", "disk=ssd", "m2"]);
     let before = node_rows(&m1);
 
@@ -57,7 +75,10 @@ fn full_restart_keeps_nodes_labels_and_availability() {
     let after = node_rows(&m3);
     assert_eq!(after.len(), before.len(), "{after:?}");
     for row in &before {
-        let same = after.iter().find(|r| r["ID"] == row["ID"]).expect("node kept");
+        let same = after
+            .iter()
+            .find(|r| r["ID"] == row["ID"])
+            .expect("node kept");
         assert_eq!(same["Hostname"], row["Hostname"]);
         assert_eq!(same["Availability"], row["Availability"]);
     }
@@ -75,7 +96,15 @@ fn new_manager_catches_up_from_a_snapshot_after_the_log_was_purged() {
     let mut cluster = Cluster::init(&["--snapshot-interval", "10"]);
     let m1 = cluster.node("m1").host();
     for i in 0..40 {
-        ok(&["-H", &m1, "node", "update", "--label-add", &format!("k{i}=v{i}"), "m1"]);
+        ok(&[
+            "-H",
+            &m1,
+            "node",
+            "update",
+            "--label-add",
+            &format!("k{i}=v{i}"),
+            "m1",
+        ]);
     }
     cluster.join("m2", "manager");
     let m2 = cluster.node("m2").host();

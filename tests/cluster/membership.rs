@@ -10,9 +10,13 @@ fn stopped_worker_goes_down_and_comes_back_ready() {
     cluster.join("w1", "worker");
     let m1 = cluster.node("m1").host();
     cluster.node("w1").kill();
-    wait_until("w1 Down", || node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down"));
+    wait_until("w1 Down", || {
+        node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down")
+    });
     cluster.node("w1").restart();
-    wait_until("w1 Ready again", || node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Ready"));
+    wait_until("w1 Ready again", || {
+        node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Ready")
+    });
 }
 
 #[test]
@@ -24,13 +28,19 @@ fn workers_follow_a_new_leader_without_going_down() {
     cluster.node("m1").kill();
     let m2 = cluster.node("m2").host();
     wait_until("a new leader", || {
-        node_rows(&m2).iter().any(|r| r["ManagerStatus"] == "Leader" && r["Hostname"] != "m1")
+        node_rows(&m2)
+            .iter()
+            .any(|r| r["ManagerStatus"] == "Leader" && r["Hostname"] != "m1")
     });
     // Well past the grace period (3 x 300 ms) of the new leader: w1 must have a session.
     std::thread::sleep(std::time::Duration::from_secs(3));
     wait_until("m1 Down and w1 Ready", || {
         let rows = node_rows(&m2);
-        let state = |name: &str| rows.iter().find(|r| r["Hostname"] == name).map(|r| r["Status"].clone());
+        let state = |name: &str| {
+            rows.iter()
+                .find(|r| r["Hostname"] == name)
+                .map(|r| r["Status"].clone())
+        };
         state("m1") == Some("Down".into()) && state("w1") == Some("Ready".into())
     });
 }
@@ -47,7 +57,9 @@ fn promote_then_demote_a_node() {
     });
     // The promoted node now answers manager commands on its own socket.
     let w1 = cluster.node("w1").host();
-    wait_until("w1 serves node ls", || run(&["-H", &w1, "node", "ls"]).status.success());
+    wait_until("w1 serves node ls", || {
+        run(&["-H", &w1, "node", "ls"]).status.success()
+    });
 
     let out = ok(&["-H", &m1, "node", "demote", "w1"]);
     assert!(out.contains("demoted"), "{out}");
@@ -72,7 +84,9 @@ fn worker_leaves_then_is_removed() {
     assert!(out.contains("left the swarm"), "{out}");
     wait_until("w1 process exits", || !cluster.node("w1").is_running());
     assert!(!cluster.node("w1").data_dir.join("node.json").exists());
-    wait_until("w1 Down", || node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down"));
+    wait_until("w1 Down", || {
+        node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down")
+    });
     ok(&["-H", &m1, "node", "rm", "w1"]);
     assert!(node_row(&m1, "w1").is_none());
 }
@@ -92,7 +106,15 @@ fn manager_needs_force_to_leave_and_leaves_raft() {
         node_row(&m1, "m2").is_some_and(|r| r["Status"] == "Down" && r["ManagerStatus"] == "")
     });
     // The remaining manager still commits writes alone.
-    ok(&["-H", &m1, "node", "update", "--label-add", "still=writable", "m1"]);
+    ok(&[
+        "-H",
+        &m1,
+        "node",
+        "update",
+        "--label-add",
+        "still=writable",
+        "m1",
+    ]);
 }
 
 #[test]
@@ -101,14 +123,25 @@ fn rotated_token_admits_no_new_node() {
     let m1 = cluster.node("m1").host();
     let old = cluster.token("worker");
     let out = ok(&["-H", &m1, "join-token", "--rotate", "worker"]);
-    assert!(out.contains("Successfully rotated worker join token"), "{out}");
+    assert!(
+        out.contains("Successfully rotated worker join token"),
+        "{out}"
+    );
     let new = cluster.token("worker");
     assert_ne!(old, new);
     assert!(new.starts_with("SWMTKN-1-") && new.len() == "SWMTKN-1-".len() + 50 + 1 + 25);
     let dir = cluster.dir().join("late");
     let err = fails(&[
-        "join", "--token", &old, "--data-dir", dir.to_str().expect("utf8"),
-        "--listen-addr", "127.0.0.1:0", "--advertise-addr", "127.0.0.1", &cluster.nodes[0].addr(),
+        "join",
+        "--token",
+        &old,
+        "--data-dir",
+        dir.to_str().expect("utf8"),
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--advertise-addr",
+        "127.0.0.1",
+        &cluster.nodes[0].addr(),
     ]);
     assert!(err.contains("rotated or mistyped"), "{err}");
     assert_eq!(node_rows(&m1).len(), 1);

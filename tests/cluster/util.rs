@@ -14,7 +14,12 @@ fn fresh_ip() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
-    format!("127.{}.{}.{}", 10 + pid % 240, (pid / 240) % 250 + 1, n % 250 + 1)
+    format!(
+        "127.{}.{}.{}",
+        10 + pid % 240,
+        (pid / 240) % 250 + 1,
+        n % 250 + 1
+    )
 }
 
 pub struct Node {
@@ -113,8 +118,14 @@ pub struct Cluster {
 impl Cluster {
     /// A cluster of one manager; `extra` flags go to `init` (e.g. a short heartbeat).
     pub fn init(extra: &[&str]) -> Self {
-        let dir = tempfile::Builder::new().prefix("swarmr-test-").tempdir().expect("tempdir");
-        let mut cluster = Cluster { nodes: Vec::new(), dir };
+        let dir = tempfile::Builder::new()
+            .prefix("swarmr-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            dir,
+        };
         let mut args = vec!["init".to_string()];
         args.extend(cluster.node_args("m1"));
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -139,9 +150,13 @@ impl Cluster {
     }
 
     fn add_node(&mut self, name: &str, args: Vec<String>) -> &mut Node {
-        let ip = args[args.iter().position(|a| a == "--listen-addr").expect("listen") + 1]
-            .trim_end_matches(":2377")
-            .to_string();
+        let ip = args[args
+            .iter()
+            .position(|a| a == "--listen-addr")
+            .expect("listen")
+            + 1]
+        .trim_end_matches(":2377")
+        .to_string();
         let mut node = Node {
             name: name.into(),
             ip,
@@ -177,7 +192,10 @@ impl Cluster {
     }
 
     pub fn node(&mut self, name: &str) -> &mut Node {
-        self.nodes.iter_mut().find(|n| n.name == name).expect("no such node")
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("no such node")
     }
 
     pub fn dir(&self) -> &Path {
@@ -227,7 +245,9 @@ pub fn node_rows(host: &str) -> Vec<Value> {
 }
 
 pub fn node_row(host: &str, hostname: &str) -> Option<Value> {
-    node_rows(host).into_iter().find(|r| r["Hostname"] == hostname)
+    node_rows(host)
+        .into_iter()
+        .find(|r| r["Hostname"] == hostname)
 }
 
 pub fn inspect(host: &str, node: &str) -> Value {

@@ -219,7 +219,7 @@ fn millis_to_rfc3339(ms: i64) -> String {
 /// A node shaped like `docker node inspect`.
 fn inspect_json(view: &NodeView) -> Value {
     let node = view.node.clone().unwrap_or_default();
-    let meta = node.meta.clone().unwrap_or_default();
+    let meta = node.meta.unwrap_or_default();
     let spec = node.spec.clone().unwrap_or_default();
     let description = node.description.clone().unwrap_or_default();
     let status = node.status.clone().unwrap_or_default();

@@ -219,12 +219,8 @@ async fn run_once(
     Ok(outcome)
 }
 
-fn halted(
-    mut halt: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = halt.wait_for(|h| *h).await;
-    }
+async fn halted(mut halt: watch::Receiver<bool>) {
+    let _ = halt.wait_for(|h| *h).await;
 }
 
 fn session_managers(identity: &Identity, settings: &Settings) -> Vec<String> {

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use swarmr_proto::convert::now_millis;
 use swarmr_proto::dispatcher_client::DispatcherClient;
 use swarmr_proto::{
-    JoinRequest, LeaveClusterRequest, JoinResponse, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
+    JoinRequest, JoinResponse, LeaveClusterRequest, Node, NodeDescription, NodeRole, NodeSpec,
+    NodeState, NodeStatus,
 };
 use tonic::Status;
 use tracing::info;

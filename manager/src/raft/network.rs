@@ -70,6 +70,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 type RpcErr<E> = RPCError<NodeId, BasicNode, E>;
+type RaftReply = Result<tonic::Response<RaftBytes>, tonic::Status>;
+/// One of the generated client's unary calls.
+type RaftMethod = fn(
+    RaftClient<Channel>,
+    tonic::Request<RaftBytes>,
+) -> futures::future::BoxFuture<'static, RaftReply>;
 
 impl PeerClient {
     fn client<E: std::error::Error>(&mut self) -> Result<RaftClient<Channel>, RpcErr<E>> {
@@ -86,13 +92,7 @@ impl PeerClient {
     /// Sends one request and decodes openraft's `Result` from the reply.
     async fn call<Req, Resp, E>(
         &mut self,
-        method: fn(
-            RaftClient<Channel>,
-            tonic::Request<RaftBytes>,
-        ) -> futures::future::BoxFuture<
-            'static,
-            Result<tonic::Response<RaftBytes>, tonic::Status>,
-        >,
+        method: RaftMethod,
         req: &Req,
         ttl: Duration,
     ) -> Result<Resp, RpcErr<E>>

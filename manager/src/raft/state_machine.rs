@@ -21,6 +21,8 @@ const MEMBERSHIP: &str = "~sm/membership";
 const CURRENT_SNAPSHOT: &str = "current";
 
 type Membership = StoredMembership<NodeId, BasicNode>;
+/// The whole `state` tree as key/value pairs: the snapshot's payload.
+type StatePairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(Clone)]
 pub struct StateMachine {
@@ -110,7 +112,7 @@ impl StateMachine {
     }
 
     /// Copies the whole state tree under the write lock: a consistent cut.
-    fn dump_state(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn dump_state(&self) -> Result<StatePairs, StorageError> {
         let _guard = self
             .store
             .write_lock
@@ -212,7 +214,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = decode(&data).map_err(snap_err)?;
+        let pairs: StatePairs = decode(&data).map_err(snap_err)?;
         {
             let _guard = self
                 .store

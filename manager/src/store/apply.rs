@@ -36,7 +36,7 @@ pub fn plan(
         let target_view = view(target);
         let key = key_of(target_view.kind, target_view.id);
         let current = match pending.get(&key) {
-            Some(meta) => meta.clone(),
+            Some(meta) => *meta,
             None => read_meta(&key)?,
         };
         let what = format!("{} {}", target_view.kind, target_view.id);
@@ -69,7 +69,7 @@ pub fn plan(
                     .target
                     .as_mut()
                     .ok_or(sled::Error::Unsupported("action target vanished".into()))?;
-                batch.insert(key.as_bytes(), stamp_and_encode(target, meta.clone()));
+                batch.insert(key.as_bytes(), stamp_and_encode(target, meta));
                 pending.insert(key, Some(meta));
             }
         }
