@@ -85,7 +85,8 @@ impl StateMachine {
         let (mut batch, result, actions) = match &entry.payload {
             EntryPayload::Normal(proposal) => {
                 let read_meta = |key: &str| self.store.read_meta(key);
-                match apply::plan(index, proposal, &read_meta).map_err(sm_read_err)? {
+                let conflict = |target: &_| self.store.find_conflict(target);
+                match apply::plan(index, proposal, &read_meta, &conflict).map_err(sm_read_err)? {
                     Ok(planned) => (planned.batch, String::new(), planned.actions),
                     Err(reason) => (sled::Batch::default(), reason, Vec::new()),
                 }

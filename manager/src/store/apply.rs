@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use swarmr_proto::{store_action::Kind, Meta, Proposal, StoreAction};
+use swarmr_proto::store_action::{Kind, Target};
+use swarmr_proto::{Meta, Proposal, StoreAction};
 
 use super::object::{key_of, stamp_and_encode, view};
 
@@ -19,11 +20,14 @@ pub struct Planned {
 
 /// Reads `Meta` of the object stored under `key`, if any.
 pub type MetaReader<'a> = dyn Fn(&str) -> Result<Option<Meta>, sled::Error> + 'a;
+/// Why the target may not be stored beside the objects already there, if so.
+pub type ConflictCheck<'a> = dyn Fn(&Target) -> Result<Option<String>, sled::Error> + 'a;
 
 pub fn plan(
     index: u64,
     proposal: &Proposal,
     read_meta: &MetaReader<'_>,
+    conflict: &ConflictCheck<'_>,
 ) -> Result<Result<Planned, String>, sled::Error> {
     let mut batch = sled::Batch::default();
     // Objects written earlier in this same proposal, so later actions see them.
@@ -57,6 +61,9 @@ pub fn plan(
                 pending.insert(key, None);
             }
             (Kind::Create | Kind::Update, current) => {
+                if let Some(reason) = conflict(target)? {
+                    return Ok(Err(reason));
+                }
                 let created_at = current
                     .map(|m| m.created_at)
                     .unwrap_or(proposal.proposed_at);

@@ -6,12 +6,14 @@
 //! machine's own bookkeeping under `~sm/`. One tree means one atomic batch per proposal.
 
 pub mod apply;
+pub mod conflicts;
 pub mod object;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
+use swarmr_proto::store_action::Target;
 use swarmr_proto::{Cluster, Meta, ObjectHeader, StoreAction};
 use tokio::sync::{broadcast, watch};
 
@@ -98,6 +100,29 @@ impl Store {
             .get(key.as_bytes())?
             .and_then(|bytes| ObjectHeader::decode(bytes.as_ref()).ok())
             .and_then(|header| header.meta.or(Some(Meta::default()))))
+    }
+
+    pub(crate) fn find_conflict(&self, target: &Target) -> Result<Option<String>, sled::Error> {
+        fn check<T: Object>(store: &Store, obj: &T) -> Result<Option<String>, sled::Error> {
+            let prefix = format!("{}/", T::KIND);
+            for item in store.state.scan_prefix(prefix.as_bytes()) {
+                let (_, bytes) = item?;
+                let Ok(other) = T::decode(bytes.as_ref()) else {
+                    continue;
+                };
+                if other.id() != obj.id() {
+                    if let Some(reason) = obj.conflict_with(&other) {
+                        return Ok(Some(reason));
+                    }
+                }
+            }
+            Ok(None)
+        }
+        match target {
+            Target::Network(n) => check(self, n),
+            Target::Service(s) => check(self, s),
+            Target::Node(_) | Target::Cluster(_) | Target::Task(_) => Ok(None),
+        }
     }
 
     pub(crate) fn publish(&self, index: u64, event: StoreEvent) {

@@ -1,6 +1,6 @@
 //! What the store needs to know about each kind of object: its key and its `Meta`.
 
-use swarmr_proto::{store_action::Target, Cluster, Meta, Node};
+use swarmr_proto::{store_action::Target, Cluster, Meta, Network, Node, Service, Task};
 
 /// A kind of object kept in the store, encoded as protobuf under `<KIND>/<id>`.
 pub trait Object: prost::Message + Default + Clone {
@@ -17,6 +17,12 @@ pub trait Object: prost::Message + Default + Clone {
     fn key(&self) -> String {
         key_of(Self::KIND, self.id())
     }
+
+    /// Why `self` cannot be stored beside `other` (a name or address both claim), if so.
+    /// Checked when the entry is applied, so racing requests cannot both win.
+    fn conflict_with(&self, _other: &Self) -> Option<String> {
+        None
+    }
 }
 
 pub fn key_of(kind: &str, id: &str) -> String {
@@ -25,7 +31,11 @@ pub fn key_of(kind: &str, id: &str) -> String {
 
 macro_rules! impl_object {
     ($ty:ty, $kind:literal, $variant:ident) => {
+        impl_object!($ty, $kind, $variant, {});
+    };
+    ($ty:ty, $kind:literal, $variant:ident, { $($extra:item)* }) => {
         impl Object for $ty {
+            $($extra)*
             const KIND: &'static str = $kind;
             fn id(&self) -> &str {
                 &self.id
@@ -45,6 +55,17 @@ macro_rules! impl_object {
 
 impl_object!(Node, "node", Node);
 impl_object!(Cluster, "cluster", Cluster);
+impl_object!(Network, "network", Network, {
+    fn conflict_with(&self, other: &Self) -> Option<String> {
+        crate::store::conflicts::network(self, other)
+    }
+});
+impl_object!(Service, "service", Service, {
+    fn conflict_with(&self, other: &Self) -> Option<String> {
+        crate::store::conflicts::service(self, other)
+    }
+});
+impl_object!(Task, "task", Task);
 
 /// The parts of an action's target the apply step works with, whatever its kind.
 pub struct TargetView<'a> {
@@ -64,6 +85,9 @@ pub fn view(target: &Target) -> TargetView<'_> {
     match target {
         Target::Node(o) => of(o),
         Target::Cluster(o) => of(o),
+        Target::Network(o) => of(o),
+        Target::Service(o) => of(o),
+        Target::Task(o) => of(o),
     }
 }
 
@@ -76,5 +100,8 @@ pub fn stamp_and_encode(target: &mut Target, meta: Meta) -> Vec<u8> {
     match target {
         Target::Node(o) => go(o, meta),
         Target::Cluster(o) => go(o, meta),
+        Target::Network(o) => go(o, meta),
+        Target::Service(o) => go(o, meta),
+        Target::Task(o) => go(o, meta),
     }
 }

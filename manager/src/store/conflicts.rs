@@ -1,0 +1,79 @@
+//! What two objects of one kind may not share: checked at apply time, so a decision made
+//! on a stale replica cannot store a duplicate name, VNI or overlapping subnet.
+
+use std::net::Ipv4Addr;
+
+use swarmr_proto::{Network, Service};
+
+pub fn network(new: &Network, other: &Network) -> Option<String> {
+    let name = |n: &Network| n.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+    if name(new) == name(other) {
+        return Some(format!(
+            "network name {:?} is already in use by network {}",
+            name(new),
+            other.id
+        ));
+    }
+    if new.vni == other.vni {
+        return Some(format!(
+            "VNI {} is already used by network {}",
+            new.vni, other.id
+        ));
+    }
+    if subnets_overlap(&new.subnet, &other.subnet) {
+        return Some(format!(
+            "subnet {} overlaps {} of network {:?}",
+            new.subnet,
+            other.subnet,
+            name(other)
+        ));
+    }
+    None
+}
+
+pub fn service(new: &Service, other: &Service) -> Option<String> {
+    let name = |s: &Service| s.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+    (name(new) == name(other)).then(|| {
+        format!(
+            "service name {:?} is already in use by service {}",
+            name(new),
+            other.id
+        )
+    })
+}
+
+fn subnets_overlap(a: &str, b: &str) -> bool {
+    let parse = |s: &str| -> Option<(u32, u32)> {
+        let (addr, len) = s.split_once('/')?;
+        let addr: Ipv4Addr = addr.parse().ok()?;
+        let len: u32 = len.parse().ok()?;
+        let mask = if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - len.min(32))
+        };
+        Some((u32::from(addr) & mask, mask))
+    };
+    match (parse(a), parse(b)) {
+        // Two blocks overlap exactly when one contains the other: compare under the
+        // shorter mask.
+        (Some((a, ma)), Some((b, mb))) => {
+            let mask = ma & mb;
+            a & mask == b & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_means_containment() {
+        assert!(subnets_overlap("10.0.0.0/16", "10.0.5.0/24"));
+        assert!(subnets_overlap("10.0.5.0/24", "10.0.0.0/16"));
+        assert!(!subnets_overlap("10.0.1.0/24", "10.0.2.0/24"));
+        assert!(!subnets_overlap("", "10.0.2.0/24"));
+    }
+}
