@@ -42,6 +42,9 @@ pub enum Command {
     /// Manage the cluster's nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Manage overlay networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completion { shell: clap_complete::Shell },
 }
@@ -75,6 +78,16 @@ pub struct InitArgs {
     /// Restart this manager as the only one, keeping the state (recovery from quorum loss).
     #[arg(long)]
     pub force_new_cluster: bool,
+    /// Address pools overlay subnets are cut from (CIDR, repeatable or comma-separated).
+    #[arg(
+        long = "default-addr-pool",
+        value_delimiter = ',',
+        default_value = "10.0.0.0/8"
+    )]
+    pub default_addr_pool: Vec<String>,
+    /// Prefix length of the subnets cut from the pools.
+    #[arg(long = "default-addr-pool-mask-length", default_value_t = 24)]
+    pub default_addr_pool_mask_length: u8,
 }
 
 #[derive(Args)]
@@ -158,6 +171,61 @@ pub enum NodeCommand {
         force: bool,
         #[arg(required = true)]
         nodes: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// Create an overlay network.
+    Create {
+        /// Network driver (only `overlay`).
+        #[arg(long, short, default_value = "overlay")]
+        driver: String,
+        /// Subnet in CIDR form (default: the next free one from the cluster's pools).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway of the subnet (default: its first address).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Let standalone containers attach.
+        #[arg(long)]
+        attachable: bool,
+        /// No traffic leaves the network.
+        #[arg(long)]
+        internal: bool,
+        /// Label key=value (repeatable).
+        #[arg(long)]
+        label: Vec<String>,
+        /// Driver option key=value, e.g. com.docker.network.driver.mtu=1400 (repeatable).
+        #[arg(long, short)]
+        opt: Vec<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Filter, e.g. name=front.
+        #[arg(long, short)]
+        filter: Vec<String>,
+    },
+    /// Show networks in detail (JSON array), with every container on every node.
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every network no service uses.
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        force: bool,
     },
 }
 

@@ -40,6 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Leave(args) => commands::swarm::leave(&cli.host, args).await,
         Command::JoinToken(args) => commands::swarm::join_token(&cli.host, args).await,
         Command::Node(cmd) => commands::node::run(&cli.host, cmd).await,
+        Command::Network(cmd) => commands::network::run(&cli.host, cmd).await,
         Command::Completion { shell } => {
             args::print_completions(shell);
             Ok(())

@@ -1,7 +1,5 @@
 //! `swarmr node ls|inspect|update|promote|demote|rm`.
 
-use std::collections::HashMap;
-
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
 use swarmr_proto::convert::{parse_availability, parse_role};
@@ -30,7 +28,7 @@ pub async fn run(host: &str, command: NodeCommand) -> anyhow::Result<()> {
                     .map(|a| parse_availability(&a).map(|a| a as i32))
                     .transpose()
                     .map_err(|e| anyhow!(e))?,
-                label_add: parse_labels(&label_add)?,
+                label_add: super::key_values("label-add", &label_add)?,
                 label_rm,
                 role: None,
             };
@@ -54,19 +52,6 @@ pub async fn run(host: &str, command: NodeCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn parse_labels(items: &[String]) -> anyhow::Result<HashMap<String, String>> {
-    items
-        .iter()
-        .map(|item| {
-            let (k, v) = item.split_once('=').unwrap_or((item.as_str(), ""));
-            if k.is_empty() {
-                return Err(anyhow!("invalid label {item:?}: use key=value"));
-            }
-            Ok((k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 async fn update(host: &str, request: UpdateNodeRequest) -> anyhow::Result<NodeView> {
@@ -211,7 +196,7 @@ async fn inspect(host: &str, references: Vec<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn millis_to_rfc3339(ms: i64) -> String {
+pub fn millis_to_rfc3339(ms: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
 }

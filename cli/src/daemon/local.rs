@@ -125,45 +125,41 @@ impl LocalControl {
     }
 }
 
-#[tonic::async_trait]
-impl Control for LocalControl {
-    async fn list_nodes(
-        &self,
-        req: Request<ListNodesRequest>,
-    ) -> Result<Response<ListNodesResponse>, Status> {
-        self.manager()?.list_nodes(req).await
-    }
+/// The Control service: a manager answers everything, a worker only `leave`. The macro
+/// writes the whole impl because `async_trait` must see every method.
+macro_rules! local_control {
+    ($($method:ident($request:ty) -> $response:ty;)*) => {
+        #[tonic::async_trait]
+        impl Control for LocalControl {
+            $(
+                async fn $method(&self, req: Request<$request>) -> Result<Response<$response>, Status> {
+                    self.manager()?.$method(req).await
+                }
+            )*
 
-    async fn get_node(
-        &self,
-        req: Request<GetNodeRequest>,
-    ) -> Result<Response<GetNodeResponse>, Status> {
-        self.manager()?.get_node(req).await
-    }
+            async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+                self.leave_cluster(req.into_inner().force).await?;
+                Ok(Response::new(LeaveResponse {}))
+            }
+        }
+    };
+}
 
-    async fn update_node(
-        &self,
-        req: Request<UpdateNodeRequest>,
-    ) -> Result<Response<UpdateNodeResponse>, Status> {
-        self.manager()?.update_node(req).await
-    }
+local_control! {
+    list_nodes(ListNodesRequest) -> ListNodesResponse;
+    get_node(GetNodeRequest) -> GetNodeResponse;
+    update_node(UpdateNodeRequest) -> UpdateNodeResponse;
+    remove_node(RemoveNodeRequest) -> RemoveNodeResponse;
+    join_token(JoinTokenRequest) -> JoinTokenResponse;
+    create_network(CreateNetworkRequest) -> CreateNetworkResponse;
+    list_networks(ListNetworksRequest) -> ListNetworksResponse;
+    get_network(GetNetworkRequest) -> GetNetworkResponse;
+    remove_network(RemoveNetworkRequest) -> RemoveNetworkResponse;
+    prune_networks(PruneNetworksRequest) -> PruneNetworksResponse;
+}
 
-    async fn remove_node(
-        &self,
-        req: Request<RemoveNodeRequest>,
-    ) -> Result<Response<RemoveNodeResponse>, Status> {
-        self.manager()?.remove_node(req).await
-    }
-
-    async fn join_token(
-        &self,
-        req: Request<JoinTokenRequest>,
-    ) -> Result<Response<JoinTokenResponse>, Status> {
-        self.manager()?.join_token(req).await
-    }
-
-    async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
-        let force = req.into_inner().force;
+impl LocalControl {
+    async fn leave_cluster(&self, force: bool) -> Result<(), Status> {
         if self.role == Role::Manager && !force {
             return Err(Status::failed_precondition(
                 "this node is a manager: leaving may cost the cluster its quorum. Demote it first (`swarmr node demote <node>`), or use `swarmr leave --force`",
@@ -184,6 +180,6 @@ impl Control for LocalControl {
             .send(Outcome::Leave)
             .await
             .map_err(|_| Status::unavailable("the node is already stopping"))?;
-        Ok(Response::new(LeaveResponse {}))
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use swarmr_manager::allocator::ipam::validate;
 use swarmr_manager::ClusterParams;
 use swarmr_proto::dispatcher_client::DispatcherClient;
 use swarmr_proto::{JoinRequest, NodeRole};
@@ -86,13 +87,15 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
                 role: Role::Manager,
                 managers: vec![settings.api_addr.clone()],
             };
+            let pools = validate::parse_pools(&args.default_addr_pool)?;
+            validate::check_pools(&pools, args.default_addr_pool_mask_length)?;
             let params = ClusterParams {
                 cluster_id: identity.cluster_id.clone(),
                 hostname: settings.hostname.clone(),
                 engine_version: String::new(),
                 heartbeat_period: args.dispatcher_heartbeat,
-                default_addr_pool: vec!["10.0.0.0/8".into()],
-                subnet_size: 24,
+                default_addr_pool: pools.iter().map(ToString::to_string).collect(),
+                subnet_size: u32::from(args.default_addr_pool_mask_length),
             };
             (identity, Boot::Bootstrap(params))
         }

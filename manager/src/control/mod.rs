@@ -2,7 +2,9 @@
 //! and commits one proposal; a rejected request writes nothing. Reads are served from this
 //! manager's replica.
 
+mod networks;
 mod nodes;
+mod resolve;
 mod tokens;
 
 pub(crate) use nodes::reachable_voters;
@@ -69,6 +71,51 @@ impl Control for ControlService {
             token,
             manager_addr: self.core.api_addr().to_string(),
         }))
+    }
+
+    async fn create_network(
+        &self,
+        req: Request<CreateNetworkRequest>,
+    ) -> Result<Response<CreateNetworkResponse>, Status> {
+        let spec = req.into_inner().spec.unwrap_or_default();
+        let network = networks::create(&self.core, spec).await?;
+        Ok(Response::new(CreateNetworkResponse {
+            network: Some(network),
+        }))
+    }
+
+    async fn list_networks(
+        &self,
+        _req: Request<ListNetworksRequest>,
+    ) -> Result<Response<ListNetworksResponse>, Status> {
+        let networks = networks::list(&self.core)?;
+        Ok(Response::new(ListNetworksResponse { networks }))
+    }
+
+    async fn get_network(
+        &self,
+        req: Request<GetNetworkRequest>,
+    ) -> Result<Response<GetNetworkResponse>, Status> {
+        let view = networks::view(&self.core, &req.into_inner().reference)?;
+        Ok(Response::new(GetNetworkResponse {
+            network: Some(view),
+        }))
+    }
+
+    async fn remove_network(
+        &self,
+        req: Request<RemoveNetworkRequest>,
+    ) -> Result<Response<RemoveNetworkResponse>, Status> {
+        networks::remove(&self.core, &req.into_inner().reference).await?;
+        Ok(Response::new(RemoveNetworkResponse {}))
+    }
+
+    async fn prune_networks(
+        &self,
+        _req: Request<PruneNetworksRequest>,
+    ) -> Result<Response<PruneNetworksResponse>, Status> {
+        let removed = networks::prune(&self.core).await?;
+        Ok(Response::new(PruneNetworksResponse { removed }))
     }
 
     async fn leave(&self, _req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {

@@ -10,6 +10,7 @@ use swarmr_proto::{
 };
 use tonic::Status;
 
+use super::resolve::resolve;
 use crate::core::{delete_action, update_action, Core};
 use crate::raft::NodeId;
 use crate::store::Object;
@@ -37,7 +38,7 @@ fn hostname(view: &NodeView) -> &str {
 }
 
 pub async fn get(core: &Core, reference: &str) -> Result<NodeView, Status> {
-    let node = resolve(core, reference)?;
+    let node: Node = resolve(core, reference)?;
     let reachable = reachable_voters(core).await;
     let leader = core.leader().map(|(id, _)| id);
     Ok(view(core, node, leader, &reachable))
@@ -85,48 +86,8 @@ pub(crate) async fn reachable_voters(core: &Core) -> BTreeSet<NodeId> {
     }
 }
 
-/// Finds a node by id, unique id prefix, or hostname.
-pub fn resolve(core: &Core, reference: &str) -> Result<Node, Status> {
-    if reference.is_empty() {
-        return Err(Status::invalid_argument(
-            "a node id or hostname is required",
-        ));
-    }
-    let nodes: Vec<Node> = core.store().list()?;
-    if let Some(node) = nodes.iter().find(|n| n.id == reference) {
-        return Ok(node.clone());
-    }
-    let by_prefix: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| n.id.starts_with(reference))
-        .collect();
-    let by_name: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| {
-            n.description
-                .as_ref()
-                .is_some_and(|d| d.hostname == reference)
-        })
-        .collect();
-    let matches = if by_prefix.is_empty() {
-        by_name
-    } else {
-        by_prefix
-    };
-    match matches.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(Status::not_found(format!(
-            "node {reference} not found: see `swarmr node ls` for ids and hostnames"
-        ))),
-        many => Err(Status::invalid_argument(format!(
-            "node reference {reference} is ambiguous ({} nodes match): use more of the id",
-            many.len()
-        ))),
-    }
-}
-
 pub async fn update(core: &Core, req: UpdateNodeRequest) -> Result<NodeView, Status> {
-    let node = resolve(core, &req.reference)?;
+    let node: Node = resolve(core, &req.reference)?;
     let mut updated = node.clone();
     let spec = updated.spec.get_or_insert_with(NodeSpec::default);
     if let Some(availability) = req.availability {
@@ -185,7 +146,7 @@ fn refuse_last_manager(core: &Core, node: &Node) -> Result<(), Status> {
 }
 
 pub async fn remove(core: &Core, reference: &str, force: bool) -> Result<(), Status> {
-    let node = resolve(core, reference)?;
+    let node: Node = resolve(core, reference)?;
     let is_manager = node.role() == NodeRole::Manager
         || node
             .spec

@@ -1,0 +1,327 @@
+//! `swarmr network ...`: create (with its subnet and VNI allocated in the same entry), list,
+//! inspect (every container on it, on every node), remove, prune.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use swarmr_proto::{
+    Cluster, Network, NetworkContainer, NetworkPeer, NetworkServiceView, NetworkSpec, NetworkView,
+    Node, Service, Task, TaskState,
+};
+use tonic::Status;
+
+use super::resolve::{resolve, Named};
+use crate::allocator::ipam::{validate, IpamError, SubnetAllocator, VniAllocator};
+use crate::ca;
+use crate::core::{create_action, delete_action, Core};
+
+pub const DRIVER: &str = "overlay";
+const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
+fn invalid(e: IpamError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// Docker's rule: a letter or digit, then letters, digits, `_`, `.`, `-`.
+fn check_name(name: &str) -> Result<(), Status> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 64;
+    if valid {
+        return Ok(());
+    }
+    Err(Status::invalid_argument(format!(
+        "invalid network name {name:?}: use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )))
+}
+
+fn check_options(spec: &NetworkSpec) -> Result<(), Status> {
+    if spec.driver != DRIVER {
+        return Err(Status::invalid_argument(format!(
+            "network driver {:?} is not supported: swarmr networks use the overlay driver (--driver overlay, the default)",
+            spec.driver
+        )));
+    }
+    if let Some(mtu) = spec.options.get(MTU_OPTION) {
+        match mtu.parse::<u32>() {
+            Ok(68..=65535) => {}
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid {MTU_OPTION} {mtu:?}: use a number of bytes between 68 and 65535"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn subnet_of(network: &Network) -> Option<Ipv4Net> {
+    network.subnet.parse().ok()
+}
+
+/// Decides the network's subnet, gateway and VNI from the cluster pools and the networks
+/// that exist.
+fn allocate(
+    cluster: &Cluster,
+    existing: &[Network],
+    spec: &NetworkSpec,
+) -> Result<(Ipv4Net, Ipv4Addr, u32), Status> {
+    let pool_texts: Vec<&str> = cluster
+        .default_addr_pool
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let pools = if pool_texts.is_empty() {
+        validate::default_pools()
+    } else {
+        validate::parse_pools(&pool_texts).map_err(invalid)?
+    };
+    let mask = u8::try_from(cluster.subnet_size)
+        .ok()
+        .filter(|m| *m > 0)
+        .unwrap_or(validate::DEFAULT_MASK_LEN);
+    let mut subnets = SubnetAllocator::new(pools, mask, existing.iter().filter_map(subnet_of))
+        .map_err(invalid)?;
+    let subnet = if spec.subnet.is_empty() {
+        if !spec.gateway.is_empty() {
+            return Err(Status::invalid_argument(
+                "--gateway needs --subnet: give the subnet the gateway belongs to",
+            ));
+        }
+        subnets
+            .allocate()
+            .map_err(|e| Status::resource_exhausted(e.to_string()))?
+    } else {
+        let subnet = validate::parse_subnet(&spec.subnet).map_err(invalid)?;
+        subnets.check_user_subnet(subnet).map_err(invalid)?;
+        subnet
+    };
+    let gateway = if spec.gateway.is_empty() {
+        validate::first_host(subnet)
+    } else {
+        validate::parse_gateway(&spec.gateway, subnet).map_err(invalid)?
+    };
+    let mut vnis = VniAllocator::rebuild(existing.iter().map(|n| n.vni)).map_err(invalid)?;
+    let vni = vnis
+        .allocate()
+        .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+    Ok((subnet, gateway, vni))
+}
+
+pub async fn create(core: &Core, mut spec: NetworkSpec) -> Result<Network, Status> {
+    if spec.driver.is_empty() {
+        spec.driver = DRIVER.into();
+    }
+    check_name(&spec.name)?;
+    check_options(&spec)?;
+    let existing: Vec<Network> = core.store().list()?;
+    if let Some(clash) = existing.iter().find(|n| n.name() == spec.name) {
+        return Err(Status::already_exists(format!(
+            "network {:?} already exists (id {}): pick another name",
+            spec.name, clash.id
+        )));
+    }
+    let cluster = super::current_cluster(core)?;
+    let (subnet, gateway, vni) = allocate(&cluster, &existing, &spec)?;
+    let network = Network {
+        id: ca::new_id(),
+        meta: None,
+        spec: Some(spec),
+        subnet: subnet.to_string(),
+        gateway: gateway.to_string(),
+        vni,
+        ip_cursor: String::new(),
+    };
+    core.propose(vec![create_action(network.clone())]).await?;
+    Ok(core.store().get(&network.id)?.unwrap_or(network))
+}
+
+pub fn list(core: &Core) -> Result<Vec<Network>, Status> {
+    let mut networks: Vec<Network> = core.store().list()?;
+    networks.sort_by(|a, b| a.name().cmp(b.name()));
+    Ok(networks)
+}
+
+/// Services that use the network, by name.
+fn users(core: &Core, network: &Network) -> Result<Vec<String>, Status> {
+    let services: Vec<Service> = core.store().list()?;
+    Ok(services
+        .iter()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .is_some_and(|spec| spec.networks.contains(&network.id))
+        })
+        .map(|s| s.name().to_string())
+        .collect())
+}
+
+pub async fn remove(core: &Core, reference: &str) -> Result<String, Status> {
+    let network: Network = resolve(core, reference)?;
+    let users = users(core, &network)?;
+    if !users.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "network {} is in use by service(s) {}: remove them or their --network first",
+            network.name(),
+            users.join(", ")
+        )));
+    }
+    let name = network.name().to_string();
+    core.propose(vec![delete_action(network)]).await?;
+    Ok(name)
+}
+
+pub async fn prune(core: &Core) -> Result<Vec<String>, Status> {
+    let mut removed = Vec::new();
+    for network in list(core)? {
+        if users(core, &network)?.is_empty() {
+            removed.push(network.name().to_string());
+            core.propose(vec![delete_action(network)]).await?;
+        }
+    }
+    Ok(removed)
+}
+
+fn is_live(task: &Task) -> bool {
+    task.desired_state() == TaskState::Running
+        && task
+            .status
+            .as_ref()
+            .is_some_and(|s| s.state() <= TaskState::Running)
+}
+
+/// The network with every task container on it, on every node.
+pub fn view(core: &Core, reference: &str) -> Result<NetworkView, Status> {
+    let network: Network = resolve(core, reference)?;
+    let nodes: BTreeMap<String, Node> = core
+        .store()
+        .list::<Node>()?
+        .into_iter()
+        .map(|n| (n.id.clone(), n))
+        .collect();
+    let tasks: Vec<Task> = core.store().list()?;
+    let mut containers = Vec::new();
+    let mut peers: BTreeMap<String, NetworkPeer> = BTreeMap::new();
+    for task in tasks.iter().filter(|t| is_live(t)) {
+        let Some(attachment) = task
+            .networks
+            .iter()
+            .find(|a| a.network_id == network.id && !a.addr.is_empty())
+        else {
+            continue;
+        };
+        let node = nodes.get(&task.node_id);
+        let hostname = node.map(|n| n.name().to_string()).unwrap_or_default();
+        if let Some(node) = node {
+            let addr = node
+                .status
+                .as_ref()
+                .map(|s| s.addr.clone())
+                .unwrap_or_default();
+            peers.insert(
+                node.id.clone(),
+                NetworkPeer {
+                    node_hostname: hostname.clone(),
+                    addr,
+                },
+            );
+        }
+        let ip = attachment.addr.split('/').next().unwrap_or_default();
+        containers.push(NetworkContainer {
+            task_id: task.id.clone(),
+            name: format!("{}.{}.{}", task.service_name, task.slot, task.id),
+            container_id: task
+                .status
+                .as_ref()
+                .map(|s| s.container_id.clone())
+                .unwrap_or_default(),
+            node_id: task.node_id.clone(),
+            node_hostname: hostname,
+            ipv4_address: attachment.addr.clone(),
+            mac_address: ip.parse::<Ipv4Addr>().map(mac_for).unwrap_or_default(),
+        });
+    }
+    let services = service_views(core, &network, &tasks)?;
+    Ok(NetworkView {
+        network: Some(network),
+        containers,
+        peers: peers.into_values().collect(),
+        services,
+    })
+}
+
+fn service_views(
+    core: &Core,
+    network: &Network,
+    tasks: &[Task],
+) -> Result<Vec<NetworkServiceView>, Status> {
+    let services: Vec<Service> = core.store().list()?;
+    Ok(services
+        .iter()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .is_some_and(|spec| spec.networks.contains(&network.id))
+        })
+        .map(|s| NetworkServiceView {
+            name: s.name().to_string(),
+            vip: s
+                .vips
+                .iter()
+                .find(|v| v.network_id == network.id)
+                .map(|v| v.addr.clone())
+                .unwrap_or_default(),
+            task_names: tasks
+                .iter()
+                .filter(|t| t.service_id == s.id && is_live(t))
+                .map(|t| format!("{}.{}.{}", t.service_name, t.slot, t.id))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Docker's rule: `02:42` and the four bytes of the IPv4 address.
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for good in ["my-overlay", "a", "net_1.x"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "a b", "ü", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn macs_derive_from_ips() {
+        assert_eq!(mac_for("198.19.1.5".parse().unwrap()), "02:42:c6:13:01:05");
+    }
+
+    #[test]
+    fn drivers_and_mtu_are_checked() {
+        let mut spec = NetworkSpec {
+            name: "n".into(),
+            driver: "bridge".into(),
+            ..Default::default()
+        };
+        assert!(check_options(&spec)
+            .unwrap_err()
+            .message()
+            .contains("overlay driver"));
+        spec.driver = DRIVER.into();
+        spec.options.insert(MTU_OPTION.into(), "abc".into());
+        assert!(check_options(&spec).is_err());
+        spec.options.insert(MTU_OPTION.into(), "1400".into());
+        assert!(check_options(&spec).is_ok());
+    }
+}
