@@ -18,8 +18,10 @@ pub mod core;
 pub mod dispatcher;
 pub mod error;
 mod manager;
+pub mod orchestrator;
 pub mod raft;
 pub mod roles;
+pub mod scheduler;
 pub mod store;
 
 use std::time::Duration;

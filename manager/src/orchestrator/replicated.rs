@@ -1,0 +1,89 @@
+//! Replicated mode: one task per slot 1..=replicas.
+//!
+//! A slot is occupied while one of its tasks is desired RUNNING, whether it runs,
+//! waits for a restart delay, or ended for good under its restart policy. Scaling up
+//! fills the lowest free slot numbers (reusing their history); scaling down stops the
+//! highest occupied slots. Tasks with slot 0 (a global task in a replicated service)
+//! are stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use swarmr_proto::{NodeAvailability, NodeState, Service, Task};
+
+use super::slot::{current, restart_ended, trim_history};
+use super::{is_terminal, wants_running, Ctx};
+
+/// Reconciles one replicated service's tasks.
+pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&Task]) {
+    let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    for task in tasks {
+        slots.entry(task.slot).or_default().push(task);
+    }
+    let occupied: Vec<u64> = slots
+        .iter()
+        .filter(|(&slot, tasks)| slot > 0 && tasks.iter().any(|t| wants_running(t)))
+        .map(|(&slot, _)| slot)
+        .collect();
+    let kept = occupied
+        .len()
+        .min(usize::try_from(replicas).unwrap_or(usize::MAX));
+    let mut created: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, &slot) in occupied.iter().enumerate() {
+        let tasks = slots.get(&slot).map(Vec::as_slice).unwrap_or_default();
+        if i < kept {
+            created.insert(slot, reconcile_slot(ctx, service, tasks));
+        } else {
+            tasks.iter().for_each(|t| ctx.shutdown(t));
+        }
+    }
+    if let Some(stray) = slots.get(&0) {
+        stray.iter().for_each(|t| ctx.shutdown(t));
+    }
+    let taken: BTreeSet<u64> = occupied.iter().copied().collect();
+    let missing = replicas.saturating_sub(kept as u64);
+    for slot in (1..).filter(|s| !taken.contains(s)).take(missing as usize) {
+        ctx.create(service, slot, "", 0);
+        created.insert(slot, 1);
+    }
+    for (slot, tasks) in &slots {
+        trim_history(ctx, tasks, created.get(slot).copied().unwrap_or(0));
+    }
+}
+
+/// One kept slot: stop duplicates, replace a task whose node is lost at once, and a
+/// task that ended per the restart policy. Returns how many tasks were created.
+fn reconcile_slot(ctx: &mut Ctx<'_>, service: &Service, tasks: &[&Task]) -> usize {
+    let (current, duplicates) = current(tasks);
+    duplicates.iter().for_each(|t| ctx.shutdown(t));
+    let Some(task) = current else {
+        return 0;
+    };
+    if is_terminal(task) {
+        return restart_ended(ctx, service, task, "", true);
+    }
+    if node_lost(ctx, task) {
+        ctx.shutdown(task);
+        ctx.create(service, task.slot, "", task.restart_attempt);
+        return 1;
+    }
+    0
+}
+
+/// The task's node is gone, Down or Drain: the task must run elsewhere.
+fn node_lost(ctx: &Ctx<'_>, task: &Task) -> bool {
+    if task.node_id.is_empty() {
+        return false;
+    }
+    match ctx.node(&task.node_id) {
+        None => true,
+        Some(node) => {
+            let state = node.status.as_ref().map(|s| s.state()).unwrap_or_default();
+            let availability = node
+                .spec
+                .as_ref()
+                .map(|s| s.availability())
+                .unwrap_or_default();
+            state == NodeState::Down || availability == NodeAvailability::Drain
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The scheduler's decisions: which node each pending task goes to. Pure: no IO, no
+//! store access; the leader's scheduler loop reads the store, calls [`plan`] and
+//! commits every decision in one Raft proposal.
+//!
+//! Role: the third stage of the pipeline (orchestrator NEW → allocator PENDING →
+//! scheduler ASSIGNED → dispatcher). It takes tasks in state PENDING with desired state
+//! RUNNING. A task without a node is placed; a task the orchestrator already pinned to
+//! a node (global mode) is only checked against that node.
+//!
+//! Inputs: snapshots of every node, task and service.
+//!
+//! Outputs: [`Decision::Assign`] (the loop sets `node_id`, moves the task to ASSIGNED and
+//! clears `scheduling_error`) or [`Decision::Unschedulable`] (the loop stores the reason
+//! in `scheduling_error`; the task stays PENDING and is retried on the next pass).
+//!
+//! How a service's tasks are placed:
+//! - Filters, in order ([`filter`]): the node is Ready; its availability is Active
+//!   (Pause and Drain take no new tasks); it meets each service constraint; a pinned
+//!   task goes only to its node. Filters depend only on (service, node), so they run
+//!   once per service per node, not per task.
+//! - Spread among the nodes that pass: fewest live tasks of this service, then fewest
+//!   live tasks in total, then the smaller node id. A live task is one with desired
+//!   state RUNNING, not terminal, on a node. Counts grow as the pass places tasks, so
+//!   10 tasks on 3 empty nodes land 4/3/3. Nodes wait in an ordered set, so a pass
+//!   costs O(services × nodes × filters + tasks × log nodes).
+//!
+//! Invariants:
+//! - A task is never moved: only unassigned PENDING tasks and pinned ones are decided.
+//! - Deterministic: the same snapshots give the same decisions in the same order
+//!   (pinned tasks first, then services by id, tasks by slot then id).
+//! - Quiet: `Unschedulable` is emitted only when the reason differs from the task's
+//!   stored `scheduling_error`, so repeated passes do not rewrite the same error.
+//! - Tasks of a service missing from `services` are left alone (the orchestrator
+//!   shuts them down).
+
+mod constraint;
+pub mod filter;
+mod nodeinfo;
+mod pipeline;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use swarmr_proto::{Node, Service, Task, TaskState};
+
+pub use constraint::{node_matches, parse_constraints, Constraint, ConstraintKey, Operator};
+pub use nodeinfo::{counts_toward_spread, is_terminal, NodeInfo, NodeSet};
+pub use pipeline::{Pipeline, NO_SUITABLE_NODE};
+
+/// One scheduling decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Place the task on the node (state ASSIGNED).
+    Assign { task_id: String, node_id: String },
+    /// No node can take the task now; `reason` explains why, for `service ps`.
+    Unschedulable { task_id: String, reason: String },
+}
+
+/// Decides where every schedulable task goes. See the module docs for the rules.
+pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decision> {
+    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut pinned: Vec<(&Service, &Task)> = Vec::new();
+    let mut groups: BTreeMap<&str, (&Service, Vec<&Task>)> = BTreeMap::new();
+    for task in tasks.iter().filter(|t| is_schedulable(t)) {
+        let Some(&service) = by_id.get(task.service_id.as_str()) else {
+            continue;
+        };
+        if task.node_id.is_empty() {
+            groups
+                .entry(&service.id)
+                .or_insert((service, Vec::new()))
+                .1
+                .push(task);
+        } else {
+            pinned.push((service, task));
+        }
+    }
+    pinned.sort_by(|(_, a), (_, b)| (&a.node_id, &a.id).cmp(&(&b.node_id, &b.id)));
+
+    let mut set = NodeSet::build(nodes, tasks);
+    let mut pipelines: HashMap<&str, Result<Pipeline, String>> = HashMap::new();
+    let mut out = Vec::new();
+    for (service, task) in pinned {
+        let entry = pipelines.entry(&service.id);
+        match entry.or_insert_with(|| Pipeline::for_service(service)) {
+            Ok(pipeline) => schedule_pinned(pipeline, task, &mut set, &mut out),
+            Err(reason) => unschedulable(task, reason, &mut out),
+        }
+    }
+    for (service_id, (service, mut group)) in groups {
+        group.sort_by(|a, b| (a.slot, &a.id).cmp(&(b.slot, &b.id)));
+        match pipelines
+            .entry(service_id)
+            .or_insert_with(|| Pipeline::for_service(service))
+        {
+            Ok(pipeline) => schedule_group(pipeline, &group, &mut set, &mut out),
+            Err(reason) => group
+                .iter()
+                .for_each(|t| unschedulable(t, reason, &mut out)),
+        }
+    }
+    out
+}
+
+/// PENDING (the allocator is done) and still wanted.
+fn is_schedulable(task: &Task) -> bool {
+    let state = task.status.as_ref().map(|s| s.state()).unwrap_or_default();
+    state == TaskState::Pending && task.desired_state() == TaskState::Running
+}
+
+/// Places one service's unpinned tasks: filter the nodes once, then spread.
+fn schedule_group<'a>(
+    pipeline: &mut Pipeline,
+    group: &[&'a Task],
+    set: &mut NodeSet<'a>,
+    out: &mut Vec<Decision>,
+) {
+    let Some(first) = group.first() else {
+        return;
+    };
+    pipeline.reset();
+    let eligible: Vec<usize> = (0..set.infos.len())
+        .filter(|&i| pipeline.check(first, &set.infos[i]))
+        .collect();
+    if eligible.is_empty() {
+        let reason = pipeline.explain();
+        group.iter().for_each(|t| unschedulable(t, &reason, out));
+        return;
+    }
+    let service_id: &'a str = &first.service_id;
+    let key =
+        |info: &NodeInfo<'a>, i: usize| (info.service_count(service_id), info.total, info.id(), i);
+    let mut queue: BTreeSet<(usize, usize, &'a str, usize)> =
+        eligible.iter().map(|&i| key(&set.infos[i], i)).collect();
+    for task in group {
+        let Some((_, _, node_id, i)) = queue.pop_first() else {
+            return;
+        };
+        set.infos[i].add_task(service_id);
+        queue.insert(key(&set.infos[i], i));
+        out.push(Decision::Assign {
+            task_id: task.id.clone(),
+            node_id: node_id.to_string(),
+        });
+    }
+}
+
+/// Checks a pinned task against its own node only.
+fn schedule_pinned<'a>(
+    pipeline: &mut Pipeline,
+    task: &'a Task,
+    set: &mut NodeSet<'a>,
+    out: &mut Vec<Decision>,
+) {
+    let Some(i) = set.position(&task.node_id) else {
+        let reason = format!(
+            "{NO_SUITABLE_NODE} (node {} is not in the cluster)",
+            task.node_id
+        );
+        unschedulable(task, &reason, out);
+        return;
+    };
+    pipeline.reset();
+    if pipeline.check(task, &set.infos[i]) {
+        set.infos[i].add_task(&task.service_id);
+        out.push(Decision::Assign {
+            task_id: task.id.clone(),
+            node_id: task.node_id.clone(),
+        });
+    } else {
+        unschedulable(task, &pipeline.explain(), out);
+    }
+}
+
+/// Records the reason unless the task already carries it.
+fn unschedulable(task: &Task, reason: &str, out: &mut Vec<Decision>) {
+    if task.scheduling_error != reason {
+        out.push(Decision::Unschedulable {
+            task_id: task.id.clone(),
+            reason: reason.to_string(),
+        });
+    }
+}

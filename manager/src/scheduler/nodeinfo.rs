@@ -1,0 +1,94 @@
+//! Per-node bookkeeping for one scheduling pass: the node and how many live tasks it
+//! holds, in total and per service. Counts grow as the pass places tasks.
+
+use std::collections::HashMap;
+
+use swarmr_proto::{Node, NodeAvailability, NodeState, Task, TaskState};
+
+/// A node as the filters and the spread see it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo<'a> {
+    pub node: &'a Node,
+    /// Live tasks on the node (see [`counts_toward_spread`]).
+    pub total: usize,
+    by_service: HashMap<&'a str, usize>,
+}
+
+impl<'a> NodeInfo<'a> {
+    pub fn new(node: &'a Node) -> NodeInfo<'a> {
+        NodeInfo {
+            node,
+            total: 0,
+            by_service: HashMap::new(),
+        }
+    }
+
+    pub fn id(&self) -> &'a str {
+        &self.node.id
+    }
+
+    /// `Unknown` when the node has no status yet.
+    pub fn state(&self) -> NodeState {
+        self.node
+            .status
+            .as_ref()
+            .map(|s| s.state())
+            .unwrap_or_default()
+    }
+
+    /// `Active` when the node has no spec.
+    pub fn availability(&self) -> NodeAvailability {
+        self.node
+            .spec
+            .as_ref()
+            .map(|s| s.availability())
+            .unwrap_or_default()
+    }
+
+    /// Live tasks of the service on this node.
+    pub fn service_count(&self, service_id: &str) -> usize {
+        self.by_service.get(service_id).copied().unwrap_or(0)
+    }
+
+    /// Counts one more live task of the service.
+    pub fn add_task(&mut self, service_id: &'a str) {
+        self.total += 1;
+        *self.by_service.entry(service_id).or_insert(0) += 1;
+    }
+}
+
+/// COMPLETE, SHUTDOWN, FAILED, REJECTED and ORPHANED: the task will never run again.
+pub fn is_terminal(state: TaskState) -> bool {
+    state >= TaskState::Complete
+}
+
+/// A task occupies its node for the spread while it should run and has not ended.
+pub fn counts_toward_spread(task: &Task) -> bool {
+    let state = task.status.as_ref().map(|s| s.state()).unwrap_or_default();
+    task.desired_state() == TaskState::Running && !is_terminal(state) && !task.node_id.is_empty()
+}
+
+/// Every node with its live task counts, and an index from node id to position.
+pub struct NodeSet<'a> {
+    pub infos: Vec<NodeInfo<'a>>,
+    index: HashMap<&'a str, usize>,
+}
+
+impl<'a> NodeSet<'a> {
+    pub fn build(nodes: &'a [Node], tasks: &'a [Task]) -> NodeSet<'a> {
+        let infos: Vec<NodeInfo<'a>> = nodes.iter().map(NodeInfo::new).collect();
+        let index = infos.iter().enumerate().map(|(i, n)| (n.id(), i)).collect();
+        let mut set = NodeSet { infos, index };
+        for task in tasks.iter().filter(|t| counts_toward_spread(t)) {
+            if let Some(&i) = set.index.get(task.node_id.as_str()) {
+                set.infos[i].add_task(&task.service_id);
+            }
+        }
+        set
+    }
+
+    /// Position of the node in `infos`.
+    pub fn position(&self, node_id: &str) -> Option<usize> {
+        self.index.get(node_id).copied()
+    }
+}
