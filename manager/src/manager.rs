@@ -46,6 +46,7 @@ pub struct ClusterParams {
 
 pub struct Manager {
     core: Core,
+    control: ControlService,
     sessions: Sessions,
     db: sled::Db,
 }
@@ -83,6 +84,7 @@ impl Manager {
             liveness,
         );
         Ok(Self {
+            control: ControlService::new(core.clone()),
             core,
             sessions: Sessions::default(),
             db,
@@ -220,7 +222,7 @@ impl Manager {
     }
 
     pub fn control_service(&self) -> ControlService {
-        ControlService::new(self.core.clone())
+        self.control.clone()
     }
 
     pub fn dispatcher_service(&self) -> DispatcherService {

@@ -16,13 +16,21 @@ use tonic::{Request, Response, Status};
 
 use crate::core::Core;
 
+/// Cheap to clone: every clone shares the in-flight allocations.
+#[derive(Clone)]
 pub struct ControlService {
     core: Core,
+    /// Networks decided here but not committed yet, so concurrent creates through this
+    /// manager pick different subnets and VNIs and can commit in one batch.
+    pending_networks: networks::Pending,
 }
 
 impl ControlService {
     pub fn new(core: Core) -> Self {
-        Self { core }
+        Self {
+            core,
+            pending_networks: Default::default(),
+        }
     }
 }
 
@@ -78,7 +86,7 @@ impl Control for ControlService {
         req: Request<CreateNetworkRequest>,
     ) -> Result<Response<CreateNetworkResponse>, Status> {
         let spec = req.into_inner().spec.unwrap_or_default();
-        let network = networks::create(&self.core, spec).await?;
+        let network = networks::create(&self.core, &self.pending_networks, spec).await?;
         Ok(Response::new(CreateNetworkResponse {
             network: Some(network),
         }))

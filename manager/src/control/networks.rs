@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 
 use ipnet::Ipv4Net;
 use swarmr_proto::{
@@ -15,6 +16,7 @@ use super::resolve::{resolve, Named};
 use crate::allocator::ipam::{validate, IpamError, SubnetAllocator, VniAllocator};
 use crate::ca;
 use crate::core::{create_action, delete_action, Core};
+use crate::error::ProposeError;
 
 pub const DRIVER: &str = "overlay";
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -110,32 +112,69 @@ fn allocate(
     Ok((subnet, gateway, vni))
 }
 
-pub async fn create(core: &Core, mut spec: NetworkSpec) -> Result<Network, Status> {
+/// Networks decided but not yet committed.
+pub type Pending = Arc<Mutex<Vec<Network>>>;
+
+/// Attempts when another manager committed a clashing network first.
+const CREATE_ATTEMPTS: usize = 5;
+
+pub async fn create(
+    core: &Core,
+    pending: &Pending,
+    mut spec: NetworkSpec,
+) -> Result<Network, Status> {
     if spec.driver.is_empty() {
         spec.driver = DRIVER.into();
     }
     check_name(&spec.name)?;
     check_options(&spec)?;
-    let existing: Vec<Network> = core.store().list()?;
+    let mut attempt = 1;
+    loop {
+        let network = decide(core, pending, &spec)?;
+        let result = core.propose(vec![create_action(network.clone())]).await;
+        if let Ok(mut held) = pending.lock() {
+            held.retain(|n| n.id != network.id);
+        }
+        match result {
+            Ok(_) => return Ok(core.store().get(&network.id)?.unwrap_or(network)),
+            // A network committed through another manager took the subnet or VNI.
+            Err(ProposeError::Rejected(reason))
+                if attempt < CREATE_ATTEMPTS && !reason.contains("name") =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Picks the network's subnet and VNI against the committed networks and the ones this
+/// manager is still committing, and holds them until the proposal is decided.
+fn decide(core: &Core, pending: &Pending, spec: &NetworkSpec) -> Result<Network, Status> {
+    let cluster = super::current_cluster(core)?;
+    let mut held = pending
+        .lock()
+        .map_err(|_| Status::internal("allocation lock poisoned"))?;
+    let mut existing: Vec<Network> = core.store().list()?;
+    existing.extend(held.iter().cloned());
     if let Some(clash) = existing.iter().find(|n| n.name() == spec.name) {
         return Err(Status::already_exists(format!(
             "network {:?} already exists (id {}): pick another name",
             spec.name, clash.id
         )));
     }
-    let cluster = super::current_cluster(core)?;
-    let (subnet, gateway, vni) = allocate(&cluster, &existing, &spec)?;
+    let (subnet, gateway, vni) = allocate(&cluster, &existing, spec)?;
     let network = Network {
         id: ca::new_id(),
         meta: None,
-        spec: Some(spec),
+        spec: Some(spec.clone()),
         subnet: subnet.to_string(),
         gateway: gateway.to_string(),
         vni,
         ip_cursor: String::new(),
     };
-    core.propose(vec![create_action(network.clone())]).await?;
-    Ok(core.store().get(&network.id)?.unwrap_or(network))
+    held.push(network.clone());
+    Ok(network)
 }
 
 pub fn list(core: &Core) -> Result<Vec<Network>, Status> {
