@@ -14,6 +14,7 @@
 pub mod allocator;
 pub mod ca;
 pub mod control;
+pub mod controller;
 pub mod core;
 pub mod dispatcher;
 pub mod error;

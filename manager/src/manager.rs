@@ -24,6 +24,7 @@ use crate::raft::service::RaftService;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{self as sraft, Raft};
 use crate::store::Store;
+use crate::{allocator, controller, orchestrator, scheduler};
 
 pub struct ManagerConfig {
     pub data_dir: PathBuf,
@@ -234,13 +235,19 @@ impl Manager {
         let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let core = || self.core.clone();
+        let stopped = || stop(shutdown.clone());
         tokio::join!(
-            dispatcher::run_health(
-                self.core.clone(),
-                self.sessions.clone(),
-                stop(shutdown.clone())
+            dispatcher::run_health(core(), self.sessions.clone(), stopped()),
+            crate::roles::run_roles(core(), stopped()),
+            controller::run(
+                "orchestrator",
+                core(),
+                orchestrator::run::reconcile,
+                stopped()
             ),
-            crate::roles::run_roles(self.core.clone(), stop(shutdown.clone())),
+            controller::run("allocator", core(), allocator::run::reconcile, stopped()),
+            controller::run("scheduler", core(), scheduler::run::reconcile, stopped()),
         );
     }
 

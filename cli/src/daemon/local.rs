@@ -131,6 +131,8 @@ macro_rules! local_control {
     ($($method:ident($request:ty) -> $response:ty;)*) => {
         #[tonic::async_trait]
         impl Control for LocalControl {
+            type ServiceLogsStream = <ControlService as Control>::ServiceLogsStream;
+
             $(
                 async fn $method(&self, req: Request<$request>) -> Result<Response<$response>, Status> {
                     self.manager()?.$method(req).await
@@ -156,6 +158,13 @@ local_control! {
     get_network(GetNetworkRequest) -> GetNetworkResponse;
     remove_network(RemoveNetworkRequest) -> RemoveNetworkResponse;
     prune_networks(PruneNetworksRequest) -> PruneNetworksResponse;
+    create_service(CreateServiceRequest) -> CreateServiceResponse;
+    list_services(ListServicesRequest) -> ListServicesResponse;
+    get_service(GetServiceRequest) -> GetServiceResponse;
+    scale_service(ScaleServiceRequest) -> ScaleServiceResponse;
+    remove_service(RemoveServiceRequest) -> RemoveServiceResponse;
+    list_tasks(ListTasksRequest) -> ListTasksResponse;
+    service_logs(ServiceLogsRequest) -> Self::ServiceLogsStream;
 }
 
 impl LocalControl {

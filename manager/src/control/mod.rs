@@ -5,6 +5,7 @@
 mod networks;
 mod nodes;
 mod resolve;
+mod services;
 mod tokens;
 
 pub(crate) use nodes::reachable_voters;
@@ -124,6 +125,75 @@ impl Control for ControlService {
     ) -> Result<Response<PruneNetworksResponse>, Status> {
         let removed = networks::prune(&self.core).await?;
         Ok(Response::new(PruneNetworksResponse { removed }))
+    }
+
+    async fn create_service(
+        &self,
+        req: Request<CreateServiceRequest>,
+    ) -> Result<Response<CreateServiceResponse>, Status> {
+        let spec = req.into_inner().spec.unwrap_or_default();
+        let service = services::create(&self.core, spec).await?;
+        Ok(Response::new(CreateServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn list_services(
+        &self,
+        _req: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesResponse>, Status> {
+        let services = services::list(&self.core)?;
+        Ok(Response::new(ListServicesResponse { services }))
+    }
+
+    async fn get_service(
+        &self,
+        req: Request<GetServiceRequest>,
+    ) -> Result<Response<GetServiceResponse>, Status> {
+        let service = services::get(&self.core, &req.into_inner().reference)?;
+        Ok(Response::new(GetServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn scale_service(
+        &self,
+        req: Request<ScaleServiceRequest>,
+    ) -> Result<Response<ScaleServiceResponse>, Status> {
+        let req = req.into_inner();
+        let service = services::scale(&self.core, &req.reference, req.replicas).await?;
+        Ok(Response::new(ScaleServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn remove_service(
+        &self,
+        req: Request<RemoveServiceRequest>,
+    ) -> Result<Response<RemoveServiceResponse>, Status> {
+        services::remove(&self.core, &req.into_inner().reference).await?;
+        Ok(Response::new(RemoveServiceResponse {}))
+    }
+
+    async fn list_tasks(
+        &self,
+        req: Request<ListTasksRequest>,
+    ) -> Result<Response<ListTasksResponse>, Status> {
+        let tasks = services::tasks(&self.core, &req.into_inner().service)?;
+        Ok(Response::new(ListTasksResponse { tasks }))
+    }
+
+    type ServiceLogsStream = tokio_stream::wrappers::ReceiverStream<Result<LogLine, Status>>;
+
+    async fn service_logs(
+        &self,
+        req: Request<ServiceLogsRequest>,
+    ) -> Result<Response<Self::ServiceLogsStream>, Status> {
+        let req = req.into_inner();
+        let lines = services::logs(&self.core, &req.service, req.follow, req.tail)?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            lines,
+        )))
     }
 
     async fn leave(&self, _req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {

@@ -12,7 +12,7 @@ use swarmr_proto::{
 };
 use tonic::Status;
 
-use super::resolve::{resolve, Named};
+use super::resolve::{check_name, resolve, Named};
 use crate::allocator::ipam::{validate, IpamError, SubnetAllocator, VniAllocator};
 use crate::ca;
 use crate::core::{create_action, delete_action, Core};
@@ -23,20 +23,6 @@ const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 
 fn invalid(e: IpamError) -> Status {
     Status::invalid_argument(e.to_string())
-}
-
-/// Docker's rule: a letter or digit, then letters, digits, `_`, `.`, `-`.
-fn check_name(name: &str) -> Result<(), Status> {
-    let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && name.len() <= 64;
-    if valid {
-        return Ok(());
-    }
-    Err(Status::invalid_argument(format!(
-        "invalid network name {name:?}: use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-    )))
 }
 
 fn check_options(spec: &NetworkSpec) -> Result<(), Status> {
@@ -126,7 +112,7 @@ pub async fn create(
     if spec.driver.is_empty() {
         spec.driver = DRIVER.into();
     }
-    check_name(&spec.name)?;
+    check_name("network", &spec.name)?;
     check_options(&spec)?;
     let mut attempt = 1;
     loop {
@@ -334,10 +320,10 @@ mod tests {
     #[test]
     fn names_follow_dockers_rule() {
         for good in ["my-overlay", "a", "net_1.x"] {
-            assert!(check_name(good).is_ok(), "{good}");
+            assert!(check_name("network", good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", "a b", "ü", &"x".repeat(65)] {
-            assert!(check_name(bad).is_err(), "{bad}");
+        for bad in ["", "-x", "a b", "ü", &"x".repeat(64)] {
+            assert!(check_name("network", bad).is_err(), "{bad}");
         }
     }
 

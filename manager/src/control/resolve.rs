@@ -71,3 +71,18 @@ pub fn resolve<T: Named>(core: &Core, reference: &str) -> Result<T, Status> {
         ))),
     }
 }
+
+/// Docker's rule for network and service names: a letter or digit, then letters, digits,
+/// `_`, `.`, `-`.
+pub fn check_name(kind: &str, name: &str) -> Result<(), Status> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 63;
+    if valid {
+        return Ok(());
+    }
+    Err(Status::invalid_argument(format!(
+        "invalid {kind} name {name:?}: use up to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )))
+}

@@ -10,6 +10,7 @@
 //!
 //! Invariant: a node is Ready only while it holds a live session with the leader.
 
+mod assignments;
 mod health;
 mod join;
 mod session;
@@ -128,6 +129,16 @@ impl Dispatcher for DispatcherService {
         Ok(Response::new(HeartbeatResponse {
             period_ms: period.as_millis() as u64,
         }))
+    }
+
+    async fn update_task_status(
+        &self,
+        req: Request<UpdateTaskStatusRequest>,
+    ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
+        self.require_leader()?;
+        let req = req.into_inner();
+        assignments::record(&self.core, &req.node_id, &req.updates).await?;
+        Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 
     async fn leave_cluster(

@@ -94,12 +94,16 @@ pub fn managers(core: &Core) -> Result<Vec<ManagerPeer>, Status> {
         .collect())
 }
 
-fn touches_nodes(event: &StoreEvent) -> bool {
+/// Whether an event can change what a session carries (everything but the cluster object).
+fn touches_sessions(event: &StoreEvent) -> bool {
     match event {
         StoreEvent::Reset { .. } => true,
-        StoreEvent::Applied { actions, .. } => actions
-            .iter()
-            .any(|a| matches!(a.target, Some(swarmr_proto::store_action::Target::Node(_)))),
+        StoreEvent::Applied { actions, .. } => actions.iter().any(|a| {
+            !matches!(
+                a.target,
+                Some(swarmr_proto::store_action::Target::Cluster(_)) | None
+            )
+        }),
     }
 }
 
@@ -136,7 +140,7 @@ async fn push(
         }
         tokio::select! {
             event = events.recv() => match event {
-                Ok(event) => dirty = touches_nodes(&event),
+                Ok(event) => dirty = touches_sessions(&event),
                 Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -153,10 +157,13 @@ async fn push(
 
 fn message(core: &Core, node_id: &str, session_id: &str) -> Result<SessionMessage, Status> {
     let node: Node = core.store().get(node_id)?.ok_or_else(|| removed(node_id))?;
+    let (tasks, networks) = super::assignments::for_node(core, node_id)?;
     Ok(SessionMessage {
         session_id: session_id.to_string(),
         node: Some(node),
         managers: managers(core)?,
         heartbeat_period_ms: heartbeat_period(core).as_millis() as u64,
+        tasks,
+        networks,
     })
 }

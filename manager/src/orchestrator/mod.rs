@@ -38,6 +38,7 @@
 mod global;
 mod replicated;
 pub mod restart;
+pub mod run;
 mod slot;
 
 #[cfg(test)]

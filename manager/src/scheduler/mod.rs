@@ -37,6 +37,7 @@ mod constraint;
 pub mod filter;
 mod nodeinfo;
 mod pipeline;
+pub mod run;
 
 #[cfg(test)]
 mod tests;

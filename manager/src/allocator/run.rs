@@ -1,0 +1,183 @@
+//! One allocation pass. See the module docs.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use swarmr_proto::convert::now_millis;
+use swarmr_proto::{EndpointMode, Network, Service, Task, TaskState, TaskStatus, VirtualIp};
+
+use super::ipam::AddressPool;
+use crate::controller::Action;
+use crate::core::{update_action, Core};
+use crate::error::ProposeError;
+use crate::store::Object;
+use swarmr_proto::StoreAction;
+
+/// Addresses are kept by live tasks only: a task that ended gives its address back.
+fn holds_address(task: &Task) -> bool {
+    task.status
+        .as_ref()
+        .is_none_or(|s| s.state() <= TaskState::Running)
+}
+
+fn host(addr: &str) -> Option<Ipv4Addr> {
+    addr.split('/').next()?.parse().ok()
+}
+
+/// The network's pool with every address in use reserved and the stored cursor.
+fn pool_of(network: &Network, tasks: &[Task], services: &[Service]) -> Option<AddressPool> {
+    let subnet = network.subnet.parse().ok()?;
+    let gateway = network.gateway.parse().ok();
+    let task_addrs = tasks
+        .iter()
+        .filter(|t| holds_address(t))
+        .flat_map(|t| t.networks.iter())
+        .filter(|a| a.network_id == network.id)
+        .filter_map(|a| host(&a.addr));
+    let vips = services
+        .iter()
+        .flat_map(|s| s.vips.iter())
+        .filter(|v| v.network_id == network.id)
+        .filter_map(|v| host(&v.addr));
+    let cursor = network.ip_cursor.parse().ok();
+    AddressPool::rebuild(
+        subnet,
+        gateway,
+        task_addrs.chain(vips).collect::<Vec<_>>(),
+        cursor,
+    )
+    .ok()
+}
+
+struct Pools {
+    networks: BTreeMap<String, Network>,
+    pools: BTreeMap<String, AddressPool>,
+}
+
+impl Pools {
+    /// An address with the subnet's prefix length, e.g. `10.0.0.5/24`.
+    fn allocate(&mut self, network_id: &str) -> Result<String, String> {
+        let network = self
+            .networks
+            .get(network_id)
+            .ok_or_else(|| format!("network {network_id} no longer exists"))?;
+        let prefix = network.subnet.split('/').nth(1).unwrap_or("32").to_string();
+        let pool = self
+            .pools
+            .get_mut(network_id)
+            .ok_or_else(|| format!("network {network_id} has no usable subnet"))?;
+        let ip = pool.allocate().map_err(|e| e.to_string())?;
+        Ok(format!("{ip}/{prefix}"))
+    }
+
+    /// Networks whose cursor moved, to store with the allocations.
+    fn moved_cursors(&self) -> Vec<StoreAction> {
+        self.networks
+            .values()
+            .filter_map(|network| {
+                let cursor = self.pools.get(&network.id)?.cursor().to_string();
+                (cursor != network.ip_cursor).then(|| {
+                    let mut updated = network.clone();
+                    updated.ip_cursor = cursor;
+                    update_action(updated, network.version())
+                })
+            })
+            .collect()
+    }
+}
+
+fn allocate_task(pools: &mut Pools, task: &Task) -> Option<Task> {
+    let mut updated = task.clone();
+    let now = now_millis();
+    for attachment in updated.networks.iter_mut().filter(|a| a.addr.is_empty()) {
+        match pools.allocate(&attachment.network_id) {
+            Ok(addr) => attachment.addr = addr,
+            Err(reason) => {
+                let status = task.status.clone().unwrap_or_default();
+                if status.error == reason {
+                    return None;
+                }
+                updated = task.clone();
+                updated.status = Some(TaskStatus {
+                    error: reason,
+                    message: "waiting for a free address".into(),
+                    timestamp: now,
+                    ..status
+                });
+                return Some(updated);
+            }
+        }
+    }
+    updated.status = Some(TaskStatus {
+        state: TaskState::Pending as i32,
+        message: "allocated".into(),
+        timestamp: now,
+        ..Default::default()
+    });
+    Some(updated)
+}
+
+fn allocate_vips(pools: &mut Pools, service: &Service) -> Option<Service> {
+    let spec = service.spec.as_ref()?;
+    let wanted: Vec<&String> = if spec.endpoint_mode() == EndpointMode::Vip {
+        spec.networks.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let mut vips: Vec<VirtualIp> = service
+        .vips
+        .iter()
+        .filter(|v| wanted.contains(&&v.network_id))
+        .cloned()
+        .collect();
+    for network_id in wanted {
+        if !vips.iter().any(|v| &v.network_id == network_id) {
+            let addr = pools.allocate(network_id).ok()?;
+            vips.push(VirtualIp {
+                network_id: network_id.clone(),
+                addr,
+            });
+        }
+    }
+    (vips != service.vips).then(|| Service {
+        vips,
+        ..service.clone()
+    })
+}
+
+pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
+    let store = core.store();
+    let read = |e: crate::error::StoreError| ProposeError::Rejected(e.to_string());
+    let networks: Vec<Network> = store.list().map_err(read)?;
+    let tasks: Vec<Task> = store.list().map_err(read)?;
+    let services: Vec<Service> = store.list().map_err(read)?;
+    let mut pools = Pools {
+        pools: networks
+            .iter()
+            .filter_map(|n| Some((n.id.clone(), pool_of(n, &tasks, &services)?)))
+            .collect(),
+        networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
+    };
+    let mut actions: Vec<StoreAction> = Vec::new();
+    for service in &services {
+        if let Some(updated) = allocate_vips(&mut pools, service) {
+            actions.push(update_action(updated, service.version()));
+        }
+    }
+    let new_tasks = tasks.iter().filter(|t| {
+        t.desired_state() == TaskState::Running
+            && t.status
+                .as_ref()
+                .is_none_or(|s| s.state() == TaskState::New)
+    });
+    for task in new_tasks {
+        if let Some(updated) = allocate_task(&mut pools, task) {
+            actions.push(update_action(updated, task.version()));
+        }
+    }
+    if !actions.is_empty() {
+        actions.extend(pools.moved_cursors());
+        core.propose(actions).await?;
+    }
+    Ok(Action::AwaitChange)
+}
