@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage overlay networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage services.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completion { shell: clap_complete::Shell },
 }
@@ -227,6 +230,137 @@ pub enum NetworkCommand {
         #[arg(long, short)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service; waits until its tasks run unless -d.
+    Create(Box<ServiceCreateArgs>),
+    /// List services.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// List the tasks of services, with the earlier tasks of each slot.
+    Ps {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Do not truncate ids, images and errors.
+        #[arg(long)]
+        no_trunc: bool,
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Show services in detail (JSON array).
+    Inspect {
+        /// Print a readable summary instead of JSON.
+        #[arg(long)]
+        pretty: bool,
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Remove services.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Scale replicated services: SERVICE=REPLICAS...
+    Scale {
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[arg(required = true, value_name = "SERVICE=REPLICAS")]
+        scales: Vec<String>,
+    },
+    /// Print the output of a service's tasks.
+    Logs {
+        /// Keep printing new output.
+        #[arg(long, short)]
+        follow: bool,
+        /// Number of lines to show from the end of each task's output, or `all`.
+        #[arg(long, short = 'n', default_value = "all")]
+        tail: String,
+        service: String,
+    },
+}
+
+/// How `service create` and `service scale` wait for the tasks to run.
+#[derive(Args, Clone)]
+pub struct WaitArgs {
+    /// Return at once instead of waiting for the tasks to run.
+    #[arg(long, short)]
+    pub detach: bool,
+    /// Do not show progress while waiting.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Give up waiting after this long (e.g. 60s, 2m).
+    #[arg(
+        long,
+        hide = true,
+        env = "SWARMR_CONVERGE_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_timeout
+    )]
+    pub converge_timeout: Duration,
+}
+
+#[derive(Args)]
+pub struct ServiceCreateArgs {
+    /// Service name (default: the image's base name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Attach to an overlay network, by name or id (repeatable).
+    #[arg(long)]
+    pub network: Vec<String>,
+    /// Number of tasks (replicated mode; default 1).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_replicas)]
+    pub replicas: Option<u64>,
+    /// `replicated` (a fixed number of tasks) or `global` (one task per node).
+    #[arg(long, default_value = "replicated", value_parser = ["replicated", "global"])]
+    pub mode: String,
+    /// Environment variable KEY=VALUE, or KEY to copy it from here (repeatable).
+    #[arg(long, short)]
+    pub env: Vec<String>,
+    /// Service label key=value (repeatable).
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Container label key=value (repeatable).
+    #[arg(long)]
+    pub container_label: Vec<String>,
+    /// Placement constraint, e.g. node.role==manager or node.labels.zone!=a (repeatable).
+    #[arg(long)]
+    pub constraint: Vec<String>,
+    /// When to restart a task's container.
+    #[arg(long, default_value = "any", value_parser = ["any", "on-failure", "none"])]
+    pub restart_condition: String,
+    /// Wait between restarts (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub restart_delay: Duration,
+    /// Give up restarting after this many attempts (0 = never give up).
+    #[arg(long, default_value_t = 0)]
+    pub restart_max_attempts: u64,
+    /// How other tasks reach the service: `vip` (one virtual IP) or `dnsrr` (DNS round robin).
+    #[arg(long, default_value = "vip", value_parser = ["vip", "dnsrr"])]
+    pub endpoint_mode: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// Image to run.
+    pub image: String,
+    /// Command and arguments to run instead of the image's default.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+fn parse_replicas(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of replicas: use 0 or more"))
+}
+
+/// A duration like `90s` or `2m`; a bare number is seconds.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}"))
 }
 
 pub fn print_completions(shell: clap_complete::Shell) {

@@ -41,6 +41,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::JoinToken(args) => commands::swarm::join_token(&cli.host, args).await,
         Command::Node(cmd) => commands::node::run(&cli.host, cmd).await,
         Command::Network(cmd) => commands::network::run(&cli.host, cmd).await,
+        Command::Service(cmd) => commands::service::run(&cli.host, cmd).await,
         Command::Completion { shell } => {
             args::print_completions(shell);
             Ok(())

@@ -2,6 +2,7 @@
 
 pub mod network;
 pub mod node;
+pub mod service;
 pub mod swarm;
 
 use std::collections::HashMap;
