@@ -4,12 +4,19 @@
 //! - `session`: finds the leader among the known managers, keeps a session with it,
 //!   heartbeats, and follows it through failovers; every message from the dispatcher is
 //!   published on a watch channel for the node daemon.
+//! - `agent`: the task agent, a reconcile loop from the session's tasks to this node's
+//!   containers; it reports each task's state forward-only for the session to deliver.
+//! - `logs`: the `Logs` gRPC service, streaming a task's container output.
 //! - `executor`: runs tasks as Docker containers (bollard), idempotently, touching only
 //!   containers labelled with this node; an in-memory stand-in for simulations.
 
+pub mod agent;
 pub mod error;
 pub mod executor;
+pub mod logs;
 pub mod session;
 
-pub use error::WorkerError;
+pub use agent::Agent;
+pub use error::{AgentError, WorkerError};
+pub use logs::LogsService;
 pub use session::{run_session, SessionConfig};

@@ -1,0 +1,102 @@
+//! Pure helpers over tasks: the container a task asks for, the statuses the agent reports,
+//! and the forward-only order of task states.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use swarmr_proto::{Task, TaskState, TaskStatus};
+
+use crate::executor::{ContainerSpec, ContainerStatus};
+
+/// True for the states a task never leaves (COMPLETE, SHUTDOWN, FAILED, REJECTED, ORPHANED).
+pub fn is_terminal(state: TaskState) -> bool {
+    state >= TaskState::Complete
+}
+
+/// The state the manager last stored for the task.
+pub fn session_state(task: &Task) -> TaskState {
+    task.status
+        .as_ref()
+        .map_or(TaskState::New, |status| status.state())
+}
+
+/// The container name of a task: `<service>.<slot>.<task id>`, with the node id in place of
+/// the slot for a global service's task (slot 0), as Docker Swarm names them.
+pub fn container_name(task: &Task) -> String {
+    let slot = if task.slot == 0 {
+        task.node_id.clone()
+    } else {
+        task.slot.to_string()
+    };
+    format!("{}.{}.{}", task.service_name, slot, task.id)
+}
+
+/// What the executor should run for a task on this node; `None` if the task carries no
+/// container spec (the manager never sends such a task; it is rejected).
+pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
+    let container = task.container.as_ref()?;
+    Some(ContainerSpec {
+        name: container_name(task),
+        image: container.image.clone(),
+        command: container.command.clone(),
+        env: container.env.clone(),
+        labels: container.labels.clone().into_iter().collect(),
+        node_id: node_id.to_string(),
+        service_id: task.service_id.clone(),
+        task_id: task.id.clone(),
+        hostname: None,
+    })
+}
+
+/// A status without its timestamp (set when it is reported).
+pub fn status(state: TaskState, message: &str) -> TaskStatus {
+    TaskStatus {
+        state: state as i32,
+        message: message.to_string(),
+        ..Default::default()
+    }
+}
+
+/// A failure status: the state, the step it happened in, and the error text.
+pub fn failure(state: TaskState, message: &str, error: impl Into<String>) -> TaskStatus {
+    TaskStatus {
+        error: error.into(),
+        ..status(state, message)
+    }
+}
+
+/// RUNNING, with the container's id and its main process's PID (0 if it has none).
+pub fn running(container: &ContainerStatus) -> TaskStatus {
+    TaskStatus {
+        container_id: container.container_id.clone(),
+        pid: container.pid.unwrap_or(0),
+        ..status(TaskState::Running, "started")
+    }
+}
+
+/// The end of a container that exited by itself: COMPLETE on code 0, else FAILED with the
+/// code (an OOM kill says so).
+pub fn exited(container: &ContainerStatus, exit_code: i64) -> TaskStatus {
+    let code = i32::try_from(exit_code).unwrap_or(i32::MAX);
+    let mut status = if container.oom_killed {
+        failure(TaskState::Failed, "failed", "out of memory")
+    } else if exit_code == 0 {
+        status(TaskState::Complete, "finished")
+    } else {
+        failure(
+            TaskState::Failed,
+            "failed",
+            format!("task: non-zero exit ({exit_code})"),
+        )
+    };
+    status.container_id = container.container_id.clone();
+    status.exit_code = code;
+    status
+}
+
+/// Unix milliseconds now.
+pub fn now_millis() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
