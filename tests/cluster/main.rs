@@ -4,4 +4,5 @@ mod errors;
 mod failover;
 mod membership;
 mod networks;
+mod services;
 mod util;

@@ -203,9 +203,47 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// Stops every node first (so none recreates a container), then removes the
+    /// containers of this cluster's nodes from the shared Docker daemon.
+    fn drop(&mut self) {
+        let mut node_ids = Vec::new();
+        for node in self.nodes.iter_mut() {
+            node.kill();
+            let identity =
+                std::fs::read_to_string(node.data_dir.join("node.json")).unwrap_or_default();
+            if let Ok(value) = serde_json::from_str::<Value>(&identity) {
+                node_ids.extend(value["node_id"].as_str().map(String::from));
+            }
+        }
+        for node_id in node_ids {
+            let filter = format!("label=com.swarmr.node.id={node_id}");
+            let Ok(out) = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &filter])
+                .output()
+            else {
+                continue;
+            };
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .arg("rm")
+                    .arg("-f")
+                    .args(&ids)
+                    .output();
+            }
+        }
+    }
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
+        // A service that cannot converge fails sooner than the 60 s a user waits.
+        .env("SWARMR_CONVERGE_TIMEOUT", "20s")
         .stdin(Stdio::null())
         .output()
         .expect("run swarmr")

@@ -8,8 +8,11 @@ use anyhow::{anyhow, Context};
 use swarmr_manager::{ClusterParams, Manager, ManagerConfig};
 use swarmr_proto::control_server::ControlServer;
 use swarmr_proto::dispatcher_server::DispatcherServer;
+use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
+use swarmr_worker::executor::{DockerExecutor, Executor};
+use swarmr_worker::{Agent, LogsService};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -43,6 +46,12 @@ pub async fn run_node(
     mut boot: Boot,
 ) -> anyhow::Result<()> {
     identity.save(&settings.data_dir)?;
+    let executor = Arc::new(DockerExecutor::connect().await.map_err(|e| {
+        anyhow!(
+            "cannot reach the Docker engine ({}): start dockerd, or check /var/run/docker.sock",
+            e.report()
+        )
+    })?);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -50,7 +59,14 @@ pub async fn run_node(
         let _ = stop_tx.send(true);
     });
     loop {
-        let outcome = run_once(&settings, &mut identity, boot, stop_rx.clone()).await?;
+        let outcome = run_once(
+            &settings,
+            &mut identity,
+            boot,
+            executor.clone(),
+            stop_rx.clone(),
+        )
+        .await?;
         boot = Boot::Resume;
         match outcome {
             Outcome::Stop => return Ok(()),
@@ -109,6 +125,7 @@ async fn run_once(
     settings: &Settings,
     identity: &mut Identity,
     boot: Boot,
+    executor: Arc<DockerExecutor>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Outcome> {
     let manager = match identity.role {
@@ -118,26 +135,40 @@ async fn run_once(
     let (halt_tx, halt_rx) = watch::channel(false);
     let (outcome_tx, mut outcome_rx) = mpsc::channel::<Outcome>(4);
     let mut tasks = JoinSet::new();
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another swarmr or a Docker Swarm manager using it?)",
+                settings.listen_addr
+            )
+        })?;
+    let logs = LogsService::new(
+        executor.clone(),
+        identity.node_id.clone(),
+        settings.hostname.clone(),
+    );
+    let router = tonic::transport::Server::builder()
+        .add_service(LogsServer::new(logs))
+        .add_optional_service(manager.as_ref().map(|m| m.raft_service()))
+        .add_optional_service(
+            manager
+                .as_ref()
+                .map(|m| ControlServer::new(m.control_service())),
+        )
+        .add_optional_service(
+            manager
+                .as_ref()
+                .map(|m| DispatcherServer::new(m.dispatcher_service())),
+        );
+    let halt = halted(halt_rx.clone());
+    tasks.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, halt).await {
+            error!(error = %e, "gRPC server stopped");
+        }
+    });
     if let Some(manager) = &manager {
-        let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (is another swarmr or a Docker Swarm manager using it?)",
-                    settings.listen_addr
-                )
-            })?;
-        let router = tonic::transport::Server::builder()
-            .add_service(manager.raft_service())
-            .add_service(ControlServer::new(manager.control_service()))
-            .add_service(DispatcherServer::new(manager.dispatcher_service()));
-        let halt = halted(halt_rx.clone());
-        tasks.spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            if let Err(e) = router.serve_with_incoming_shutdown(incoming, halt).await {
-                error!(error = %e, "gRPC server stopped");
-            }
-        });
         let controllers = manager.clone();
         let halt = halt_rx.clone();
         tasks.spawn(async move { controllers.run_controllers(halt).await });
@@ -151,6 +182,9 @@ async fn run_once(
         print_init_message(manager, identity)?;
     }
     let (updates_tx, mut updates_rx) = watch::channel::<Option<SessionMessage>>(None);
+    let (reports_tx, reports_rx) = mpsc::channel(1024);
+    let agent = Agent::new(executor.clone(), identity.node_id.clone());
+    tasks.spawn(agent.run(updates_rx.clone(), reports_tx, halt_rx.clone()));
     let leaving = Arc::new(AtomicBool::new(false));
     let local = LocalControl::new(
         manager.as_ref().map(|m| m.control_service()),
@@ -167,7 +201,7 @@ async fn run_once(
         api_addr: settings.api_addr.clone(),
         description: NodeDescription {
             hostname: settings.hostname.clone(),
-            engine_version: String::new(),
+            engine_version: executor.engine_version().to_string(),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         },
@@ -176,7 +210,8 @@ async fn run_once(
     let session_outcome = outcome_tx.clone();
     let session_halt = halt_rx.clone();
     tasks.spawn(async move {
-        if let Err(e) = swarmr_worker::run_session(session_config, updates_tx, session_halt).await {
+        let run = swarmr_worker::run_session(session_config, updates_tx, reports_rx, session_halt);
+        if let Err(e) = run.await {
             let _ = session_outcome.send(Outcome::Removed(e.to_string())).await;
         }
     });

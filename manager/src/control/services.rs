@@ -86,7 +86,7 @@ fn view(service: Service, tasks: &[Task]) -> ServiceView {
     let desired = match spec.replicas {
         Some(replicas) if !spec.global => replicas,
         _ => own()
-            .filter(|t| t.desired_state() == TaskState::Running && t.node_id != "")
+            .filter(|t| t.desired_state() == TaskState::Running && !t.node_id.is_empty())
             .count() as u64,
     };
     ServiceView {

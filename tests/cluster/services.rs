@@ -1,0 +1,335 @@
+//! Services on real Docker: three nodes on loopback sharing the one Docker daemon, each
+//! touching only containers labelled with its own node id. Need root and Docker, hence
+//! `#[ignore]`; the README's test command runs them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const IMAGE: &str = "swarmr/busybox:latest";
+
+/// Containers of a service, per Docker itself.
+fn containers(service_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.swarmr.service.id={service_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn node_of_container(container: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.swarmr.node.id\"}}",
+            container,
+        ])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn service_id(host: &str, name: &str) -> String {
+    let out = ok(&["-H", host, "service", "inspect", name]);
+    let v: Value = serde_json::from_str(&out).expect("inspect JSON");
+    v[0]["ID"].as_str().expect("ID").to_string()
+}
+
+fn ps(host: &str, name: &str) -> Vec<Value> {
+    ok(&["-H", host, "service", "ps", name, "--format", "json"])
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn running_tasks(host: &str, name: &str) -> Vec<Value> {
+    ps(host, name)
+        .into_iter()
+        .filter(|t| {
+            t["DesiredState"] == "Running"
+                && t["CurrentState"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Running"))
+        })
+        .collect()
+}
+
+/// Three nodes: a manager and two workers, fast heartbeats. Dropping the cluster removes
+/// its containers, also after a failed assertion.
+fn three_nodes() -> Cluster {
+    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
+    cluster.join("w1", "worker");
+    cluster.join("w2", "worker");
+    cluster
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn replicas_spread_scale_and_remove() {
+    let cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    // Without -d, create returns once every replica runs: the listing right after shows 3/3.
+    let out = ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let id = service_id(&m1, "web");
+    assert_eq!(out.trim(), id);
+    let nodes: std::collections::BTreeSet<String> = containers(&id)
+        .iter()
+        .map(|c| node_of_container(c))
+        .collect();
+    assert_eq!(nodes.len(), 3, "one replica per node");
+    let ls = ok(&["-H", &m1, "service", "ls", "--format", "json"]);
+    let row: Value = serde_json::from_str(ls.trim()).expect("one line");
+    assert_eq!(row["Replicas"], "3/3");
+    assert_eq!(row["Mode"], "replicated");
+
+    ok(&["-H", &m1, "service", "scale", "web=5"]);
+    wait_until("5 containers", || containers(&id).len() == 5);
+    ok(&["-H", &m1, "service", "scale", "web=1"]);
+    wait_until("1 container", || {
+        containers(&id).len() == 1 && running_tasks(&m1, "web").len() == 1
+    });
+    ok(&["-H", &m1, "service", "rm", "web"]);
+    wait_until("no container", || containers(&id).is_empty());
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn killed_container_is_restarted_and_history_kept() {
+    let cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "sleeper",
+        "--restart-delay",
+        "0s",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let id = service_id(&m1, "sleeper");
+    let first = containers(&id);
+    assert_eq!(first.len(), 1);
+    Command::new("docker")
+        .args(["kill", &first[0]])
+        .output()
+        .expect("docker kill");
+    wait_until("a replacement container", || {
+        let now = containers(&id);
+        now.len() == 1 && now[0] != first[0]
+    });
+    wait_until("the failed task in the history", || {
+        ps(&m1, "sleeper").iter().any(|t| {
+            t["CurrentState"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Failed"))
+        })
+    });
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn dead_worker_tasks_move_and_restarted_worker_makes_no_duplicates() {
+    let mut cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "spread",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let id = service_id(&m1, "spread");
+    let w1_id = inspect(&m1, "w1")["ID"].as_str().expect("id").to_string();
+
+    cluster.node("w1").kill();
+    wait_until("w1 Down", || {
+        node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down")
+    });
+    wait_until("3 running tasks off w1", || {
+        let running = running_tasks(&m1, "spread");
+        running.len() == 3 && running.iter().all(|t| t["Node"] != "w1")
+    });
+
+    cluster.node("w1").restart();
+    wait_until("w1 Ready", || {
+        node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Ready")
+    });
+    // Its old container is an orphan now: the restarted worker removes it, and creates none.
+    wait_until("w1 runs nothing of the service", || {
+        containers(&id)
+            .iter()
+            .all(|c| node_of_container(c) != w1_id)
+    });
+    assert_eq!(containers(&id).len(), 3, "no duplicates");
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn drain_moves_tasks_and_global_runs_one_per_node() {
+    let cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "everywhere",
+        "--mode",
+        "global",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let id = service_id(&m1, "everywhere");
+    wait_until("3 global tasks", || containers(&id).len() == 3);
+
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "movable",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    ok(&["-H", &m1, "node", "update", "--availability", "drain", "w2"]);
+    wait_until("no task on w2", || {
+        running_tasks(&m1, "movable").len() == 2
+            && running_tasks(&m1, "movable")
+                .iter()
+                .all(|t| t["Node"] != "w2")
+            && running_tasks(&m1, "everywhere").len() == 2
+    });
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn bad_service_requests_are_refused() {
+    let cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    let err = fails(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "ghost",
+        "swarmr/does-not-exist:1",
+    ]);
+    assert!(err.contains("does-not-exist"), "{err}");
+    // The refused service exists, with its tasks rejected: `service ps` shows why.
+    assert!(!service_id(&m1, "ghost").is_empty());
+    let err = fails(&["-H", &m1, "service", "create", "--network", "nope", IMAGE]);
+    assert!(err.contains("network nope not found"), "{err}");
+    let err = fails(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--mode",
+        "global",
+        "--replicas",
+        "2",
+        IMAGE,
+    ]);
+    assert!(err.contains("--replicas"), "{err}");
+    let err = fails(&["-H", &m1, "service", "scale", "nope=2"]);
+    assert!(err.contains("not found"), "{err}");
+    let err = fails(&["-H", &m1, "service", "create", "--replicas", "-1", IMAGE]);
+    assert!(!err.is_empty());
+    let before = ok(&["-H", &m1, "service", "ls", "-q"]).lines().count();
+    let err = fails(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "picky",
+        "--constraint",
+        "node.labels.zone==a",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert!(
+        err.contains("no suitable node") && err.contains("node.labels.zone==a"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&["-H", &m1, "service", "ls", "-q"]).lines().count(),
+        before + 1
+    );
+    // Once a node fits, the pending task is placed.
+    ok(&["-H", &m1, "node", "update", "--label-add", "zone=a", "w1"]);
+    wait_until("picky placed on w1", || {
+        running_tasks(&m1, "picky")
+            .iter()
+            .any(|t| t["Node"] == "w1")
+    });
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn logs_come_from_every_replica_on_every_node() {
+    let cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    let script = "echo hello from $(hostname); sleep 600";
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "talker",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+
+    wait_until("a line from each replica", || {
+        let out = ok(&["-H", &m1, "service", "logs", "talker"]);
+        out.lines().filter(|l| l.contains("hello from")).count() == 2
+            && out.lines().all(|l| l.starts_with("talker."))
+    });
+}
