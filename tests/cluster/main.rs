@@ -4,5 +4,6 @@ mod errors;
 mod failover;
 mod membership;
 mod networks;
+mod overlay;
 mod services;
 mod util;

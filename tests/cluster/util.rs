@@ -23,6 +23,8 @@ fn fresh_ip() -> String {
 }
 
 pub struct Node {
+    /// The host network namespace the node runs in (multi-host tests), if any.
+    pub netns: Option<String>,
     pub name: String,
     pub ip: String,
     pub data_dir: PathBuf,
@@ -51,7 +53,16 @@ impl Node {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let child = Command::new(BIN)
+        // nsenter execs swarmr, so the child's PID is the node's own.
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(&self.args)
             .env("SWARMR_LOG", "info")
             .stdout(log.try_clone().expect("log"))
@@ -113,11 +124,23 @@ impl Drop for Node {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     dir: tempfile::TempDir,
+    /// Set for multi-host clusters: every node in its own network namespace.
+    underlay: Option<Underlay>,
 }
 
 impl Cluster {
     /// A cluster of one manager; `extra` flags go to `init` (e.g. a short heartbeat).
     pub fn init(extra: &[&str]) -> Self {
+        Self::start(None, extra)
+    }
+
+    /// Like `init`, but every node gets its own host network namespace on a shared
+    /// underlay bridge (TEST-NET-1 addresses), as separate machines would.
+    pub fn init_on_hosts(extra: &[&str]) -> Self {
+        Self::start(Some(Underlay::new()), extra)
+    }
+
+    fn start(underlay: Option<Underlay>, extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("swarmr-test-")
             .tempdir()
@@ -125,6 +148,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes: Vec::new(),
             dir,
+            underlay,
         };
         let mut args = vec!["init".to_string()];
         args.extend(cluster.node_args("m1"));
@@ -137,8 +161,11 @@ impl Cluster {
         cluster
     }
 
-    fn node_args(&self, name: &str) -> Vec<String> {
-        let ip = fresh_ip();
+    fn node_args(&mut self, name: &str) -> Vec<String> {
+        let ip = match self.underlay.as_mut() {
+            Some(underlay) => underlay.add_host(name),
+            None => fresh_ip(),
+        };
         vec![
             "--data-dir".into(),
             self.dir.path().join(name).display().to_string(),
@@ -157,7 +184,9 @@ impl Cluster {
             + 1]
         .trim_end_matches(":2377")
         .to_string();
+        let netns = self.underlay.as_ref().map(|u| u.host_ns(name));
         let mut node = Node {
+            netns,
             name: name.into(),
             ip,
             data_dir: self.dir.path().join(name),
@@ -216,6 +245,16 @@ impl Drop for Cluster {
                 node_ids.extend(value["node_id"].as_str().map(String::from));
             }
         }
+        for node_id in &node_ids {
+            // Sandboxes of killed nodes stay behind by design (they outlive the process).
+            let prefix = format!("swr-{}-", &node_id[..node_id.len().min(12)]);
+            for ns in netns_list()
+                .into_iter()
+                .filter(|ns| ns.starts_with(&prefix))
+            {
+                let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            }
+        }
         for node_id in node_ids {
             let filter = format!("label=com.swarmr.node.id={node_id}");
             let Ok(out) = Command::new("docker")
@@ -235,6 +274,114 @@ impl Drop for Cluster {
                     .args(&ids)
                     .output();
             }
+        }
+    }
+}
+
+fn netns_list() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Host namespaces on one underlay bridge (its own namespace), removed on drop.
+pub struct Underlay {
+    prefix: String,
+    hosts: Vec<String>,
+}
+
+impl Underlay {
+    fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "sw{}{}",
+            std::process::id() % 10000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let underlay = Underlay {
+            prefix,
+            hosts: Vec::new(),
+        };
+        let ns = underlay.underlay_ns();
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &ns, "link", "set", "br0", "up"]);
+        underlay
+    }
+
+    fn underlay_ns(&self) -> String {
+        format!("{}u", self.prefix)
+    }
+
+    pub fn host_ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// A host namespace wired to the bridge; returns its underlay IP (192.0.2.N).
+    fn add_host(&mut self, name: &str) -> String {
+        self.hosts.push(self.host_ns(name));
+        let n = self.hosts.len();
+        let (ns, under) = (self.host_ns(name), self.underlay_ns());
+        let (host_end, bridge_end) = (
+            format!("{}{n}h", self.prefix),
+            format!("{}{n}u", self.prefix),
+        );
+        let addr = format!("192.0.2.{n}");
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&[
+            "link",
+            "add",
+            &host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &bridge_end,
+        ]);
+        ip(&["link", "set", &host_end, "netns", &ns]);
+        ip(&["link", "set", &bridge_end, "netns", &under]);
+        ip(&["-n", &ns, "link", "set", &host_end, "name", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &under, "link", "set", &bridge_end, "master", "br0"]);
+        ip(&["-n", &under, "link", "set", &bridge_end, "up"]);
+        addr
+    }
+}
+
+impl Drop for Underlay {
+    fn drop(&mut self) {
+        for ns in self
+            .hosts
+            .iter()
+            .chain(std::iter::once(&self.underlay_ns()))
+        {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
 }

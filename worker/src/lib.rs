@@ -7,6 +7,8 @@
 //! - `agent`: the task agent, a reconcile loop from the session's tasks to this node's
 //!   containers; it reports each task's state forward-only for the session to deliver.
 //! - `logs`: the `Logs` gRPC service, streaming a task's container output.
+//! - `overlay`: wires this node's running task containers onto their overlay networks
+//!   through netdriver, from the endpoints the dispatcher pushes.
 //! - `executor`: runs tasks as Docker containers (bollard), idempotently, touching only
 //!   containers labelled with this node; an in-memory stand-in for simulations.
 
@@ -14,6 +16,7 @@ pub mod agent;
 pub mod error;
 pub mod executor;
 pub mod logs;
+pub mod overlay;
 pub mod session;
 
 pub use agent::Agent;

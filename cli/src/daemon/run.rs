@@ -12,6 +12,7 @@ use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
 use swarmr_worker::executor::{DockerExecutor, Executor};
+use swarmr_worker::overlay::{self, run_overlay};
 use swarmr_worker::{Agent, LogsService};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -46,12 +47,7 @@ pub async fn run_node(
     mut boot: Boot,
 ) -> anyhow::Result<()> {
     identity.save(&settings.data_dir)?;
-    let executor = Arc::new(DockerExecutor::connect().await.map_err(|e| {
-        anyhow!(
-            "cannot reach the Docker engine ({}): start dockerd, or check /var/run/docker.sock",
-            e.report()
-        )
-    })?);
+    let host = Host::connect().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -59,18 +55,14 @@ pub async fn run_node(
         let _ = stop_tx.send(true);
     });
     loop {
-        let outcome = run_once(
-            &settings,
-            &mut identity,
-            boot,
-            executor.clone(),
-            stop_rx.clone(),
-        )
-        .await?;
+        let outcome = run_once(&settings, &mut identity, boot, &host, stop_rx.clone()).await?;
         boot = Boot::Resume;
         match outcome {
             Outcome::Stop => return Ok(()),
             Outcome::Leave => {
+                if let Some(driver) = &host.overlay {
+                    overlay::teardown(driver, &identity.node_id).await;
+                }
                 identity::wipe(&settings.data_dir)?;
                 info!("left the cluster; the data dir is clear");
                 return Ok(());
@@ -121,13 +113,43 @@ async fn start_manager(
     manager.with_context(|| format!("start the manager in {}", settings.data_dir.display()))
 }
 
+/// What a node's runs share: the Docker engine and the kernel's overlay driver (`None`
+/// when netlink is not available, e.g. without root).
+struct Host {
+    executor: Arc<DockerExecutor>,
+    overlay: Option<Arc<overlay::OverlayDriver>>,
+}
+
+impl Host {
+    async fn connect() -> anyhow::Result<Self> {
+        let executor = DockerExecutor::connect().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the Docker engine ({}): start dockerd, or check /var/run/docker.sock",
+                e.report()
+            )
+        })?;
+        let overlay = match overlay::kernel_driver() {
+            Ok(driver) => Some(Arc::new(driver)),
+            Err(e) => {
+                warn!(error = %e, "overlay networking is off: netlink is not available (run as root)");
+                None
+            }
+        };
+        Ok(Self {
+            executor: Arc::new(executor),
+            overlay,
+        })
+    }
+}
+
 async fn run_once(
     settings: &Settings,
     identity: &mut Identity,
     boot: Boot,
-    executor: Arc<DockerExecutor>,
+    host: &Host,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Outcome> {
+    let (executor, overlay) = (host.executor.clone(), host.overlay.clone());
     let manager = match identity.role {
         Role::Manager => Some(Arc::new(start_manager(settings, identity, &boot).await?)),
         Role::Worker => None,
@@ -184,7 +206,17 @@ async fn run_once(
     let (updates_tx, mut updates_rx) = watch::channel::<Option<SessionMessage>>(None);
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let agent = Agent::new(executor.clone(), identity.node_id.clone());
-    tasks.spawn(agent.run(updates_rx.clone(), reports_tx, halt_rx.clone()));
+    tasks.spawn(agent.run(updates_rx.clone(), reports_tx.clone(), halt_rx.clone()));
+    if let Some(driver) = &overlay {
+        let node_id = identity.node_id.clone();
+        tasks.spawn(run_overlay(
+            driver.clone(),
+            node_id,
+            updates_rx.clone(),
+            reports_tx,
+            halt_rx.clone(),
+        ));
+    }
     let leaving = Arc::new(AtomicBool::new(false));
     let local = LocalControl::new(
         manager.as_ref().map(|m| m.control_service()),

@@ -1,0 +1,428 @@
+//! Scheduler at scale: one service of 10,000 replicas onto 1,000 simulated nodes.
+//!
+//! One real manager runs in-process (sled store, single-member Raft, the leader's
+//! controllers, its Control and Dispatcher services on a loopback gRPC port). The nodes
+//! are simulated:
+//! - Their `Node` objects are committed directly (batches of 100 per proposal; Ready,
+//!   Active, worker), as `Join` would leave them.
+//! - SESSIONS of them (default: all) run the real worker side in-process: a Dispatcher
+//!   session over gRPC (`swarmr_worker::run_session`: heartbeats, session messages, status
+//!   reports through `UpdateTaskStatus`) and a real task agent (`swarmr_worker::Agent`)
+//!   over `NoopExecutor`, which "starts" a container at once in memory.
+//! - The rest, if any, open no session: one in-process reporter watches the store and,
+//!   for each such node, reports its ASSIGNED tasks RUNNING in one `UpdateTaskStatus`
+//!   call over gRPC. That skips the session push (the leader building each node's
+//!   message) and the agent, nothing else.
+//!
+//! Measured from the `CreateService` call (Control gRPC): when all tasks exist, are
+//! PENDING (allocated), ASSIGNED (placed) and RUNNING (acknowledged by their workers),
+//! counted from the store's change feed; plus the process's peak RSS (VmHWM). Aims from
+//! the issue: ASSIGNED under 3 s, peak RSS under 500 MB. Prints figures, asserts nothing.
+//!
+//! Run: `cargo run --release -p swarmr-manager --example scheduler_scale`
+//! Env: NODES (1000), TASKS (10000), SESSIONS (= NODES), HEARTBEAT (5s, in ms), TIMEOUT (600 s).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use swarmr_manager::core::create_action;
+use swarmr_manager::store::StoreEvent;
+use swarmr_manager::{ca, ClusterParams, Manager, ManagerConfig};
+use swarmr_proto::control_client::ControlClient;
+use swarmr_proto::control_server::ControlServer;
+use swarmr_proto::dispatcher_client::DispatcherClient;
+use swarmr_proto::dispatcher_server::DispatcherServer;
+use swarmr_proto::store_action::Target;
+use swarmr_proto::*;
+use swarmr_worker::executor::NoopExecutor;
+use swarmr_worker::{Agent, SessionConfig};
+use tokio::sync::{broadcast, mpsc, watch};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A field of /proc/self/status in MB (VmHWM, VmRSS).
+fn proc_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after "pid (comm)".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn description(i: u64) -> NodeDescription {
+    NodeDescription {
+        hostname: format!("sim-{i:04}"),
+        engine_version: "noop".into(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+    }
+}
+
+/// A worker node as `Join` plus a first session leave it (so opening the session changes
+/// nothing).
+fn sim_node(i: u64, id: &str) -> Node {
+    Node {
+        id: id.to_string(),
+        meta: None,
+        spec: Some(NodeSpec {
+            desired_role: NodeRole::Worker as i32,
+            availability: NodeAvailability::Active as i32,
+            labels: Default::default(),
+        }),
+        description: Some(description(i)),
+        status: Some(NodeStatus {
+            state: NodeState::Ready as i32,
+            message: String::new(),
+            addr: "127.0.0.1".into(),
+            since: convert::now_millis(),
+        }),
+        role: NodeRole::Worker as i32,
+        raft_id: 0,
+        api_addr: format!("127.0.0.1:{}", 20000 + i),
+    }
+}
+
+fn state_of(task: &Task) -> TaskState {
+    task.status.as_ref().map_or(TaskState::New, |s| s.state())
+}
+
+/// Milestones of the service's tasks, from the store's change feed.
+#[derive(Default)]
+struct Progress {
+    states: HashMap<String, TaskState>,
+    /// Tasks at or past each milestone.
+    counts: [usize; 4],
+    reached: [Option<f64>; 4],
+}
+
+const MILESTONES: [(&str, TaskState); 4] = [
+    ("created (NEW)", TaskState::New),
+    ("allocated (PENDING)", TaskState::Pending),
+    ("placed (ASSIGNED)", TaskState::Assigned),
+    ("acknowledged (RUNNING)", TaskState::Running),
+];
+
+impl Progress {
+    fn see(&mut self, task: &Task) {
+        let now = state_of(task);
+        let before = self.states.get(&task.id).copied();
+        if before.is_some_and(|b| b >= now) {
+            return;
+        }
+        self.states.insert(task.id.clone(), now);
+        for (i, (_, milestone)) in MILESTONES.iter().enumerate() {
+            if now >= *milestone && before.is_none_or(|b| b < *milestone) {
+                self.counts[i] += 1;
+            }
+        }
+    }
+    fn count(&self, at_least: TaskState) -> usize {
+        MILESTONES
+            .iter()
+            .position(|(_, m)| *m == at_least)
+            .map_or(0, |i| self.counts[i])
+    }
+    fn mark(&mut self, total: usize, elapsed: f64) {
+        for i in 0..MILESTONES.len() {
+            if self.reached[i].is_none() && self.counts[i] >= total {
+                self.reached[i] = Some(elapsed);
+            }
+        }
+    }
+    fn done(&self) -> bool {
+        self.reached.iter().all(Option::is_some)
+    }
+}
+
+/// Follows the store until every task is RUNNING or the time is up.
+async fn watch_progress(
+    manager: &Manager,
+    mut events: broadcast::Receiver<Arc<StoreEvent>>,
+    start: Instant,
+    total: usize,
+    limit: Duration,
+) -> Progress {
+    let mut progress = Progress::default();
+    let mut last_print = Instant::now();
+    let deadline = start + limit;
+    while !progress.done() && Instant::now() < deadline {
+        let event = tokio::time::timeout(Duration::from_secs(1), events.recv()).await;
+        match event {
+            Ok(Ok(event)) => {
+                if let StoreEvent::Applied { actions, .. } = event.as_ref() {
+                    for action in actions {
+                        if let Some(Target::Task(task)) = &action.target {
+                            progress.see(task);
+                        }
+                    }
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) => break,
+            // Lagged, a reset or a quiet second: read everything.
+            Ok(Err(_)) | Err(_) => {
+                let tasks: Vec<Task> = manager.core().store().list().expect("list tasks");
+                tasks.iter().for_each(|t| progress.see(t));
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        progress.mark(total, elapsed);
+        if last_print.elapsed() >= Duration::from_secs(5) {
+            last_print = Instant::now();
+            println!(
+                "  t={elapsed:6.1} s: {} tasks, {} pending+, {} assigned+, {} running; RSS {:.0} MB, CPU {:.1} s",
+                progress.states.len(),
+                progress.count(TaskState::Pending),
+                progress.count(TaskState::Assigned),
+                progress.count(TaskState::Running),
+                proc_mb("VmRSS"),
+                cpu_secs()
+            );
+        }
+    }
+    progress
+}
+
+/// Reports the ASSIGNED tasks of nodes without a session RUNNING, one call per node.
+async fn sessionless_reporter(
+    manager_addr: String,
+    store: swarmr_manager::store::Store,
+    nodes: HashSet<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let channel = swarmr_manager::peer_channel(&manager_addr).expect("dispatcher channel");
+    let mut client = DispatcherClient::new(channel);
+    let mut events = store.subscribe();
+    let mut reported: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = events.recv() => {}
+        }
+        while events.try_recv().is_ok() {}
+        let tasks: Vec<Task> = store.list().expect("list tasks");
+        let mut by_node: HashMap<&str, Vec<TaskStatusUpdate>> = HashMap::new();
+        for task in tasks.iter().filter(|t| {
+            state_of(t) == TaskState::Assigned
+                && nodes.contains(&t.node_id)
+                && !reported.contains(&t.id)
+        }) {
+            by_node
+                .entry(&task.node_id)
+                .or_default()
+                .push(TaskStatusUpdate {
+                    task_id: task.id.clone(),
+                    status: Some(TaskStatus {
+                        state: TaskState::Running as i32,
+                        message: "started (simulated)".into(),
+                        timestamp: convert::now_millis(),
+                        ..Default::default()
+                    }),
+                });
+        }
+        for (node_id, updates) in by_node {
+            let ids: Vec<String> = updates.iter().map(|u| u.task_id.clone()).collect();
+            let request = UpdateTaskStatusRequest {
+                node_id: node_id.to_string(),
+                session_id: String::new(),
+                updates,
+            };
+            if client.update_task_status(request).await.is_ok() {
+                reported.extend(ids);
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let nodes = env_or("NODES", 1000);
+    let total = env_or("TASKS", 10_000);
+    let sessions = env_or("SESSIONS", nodes).min(nodes);
+    let heartbeat = Duration::from_millis(env_or("HEARTBEAT", 5000));
+    let limit = Duration::from_secs(env_or("TIMEOUT", 600));
+    let dir = tempfile::Builder::new()
+        .prefix("swarmr-sched-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    let config = ManagerConfig {
+        data_dir: dir.path().to_path_buf(),
+        node_id: ca::new_id(),
+        raft_id: 1,
+        api_addr: addr.clone(),
+        snapshot_interval: 10_000,
+    };
+    let manager = Arc::new(Manager::open(&config).await.expect("open manager"));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = tonic::transport::Server::builder()
+        .add_service(ControlServer::new(manager.control_service()))
+        .add_service(DispatcherServer::new(manager.dispatcher_service()));
+    let mut halt = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let shutdown = async move {
+            let _ = halt.wait_for(|s| *s).await;
+        };
+        router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    });
+    let controllers = manager.clone();
+    let halt = stop_rx.clone();
+    let controllers = tokio::spawn(async move { controllers.run_controllers(halt).await });
+    let params = ClusterParams {
+        cluster_id: ca::new_id(),
+        hostname: "bench-manager".into(),
+        engine_version: "none".into(),
+        heartbeat_period: heartbeat,
+        default_addr_pool: vec!["10.0.0.0/8".into()],
+        subnet_size: 24,
+    };
+    manager
+        .bootstrap(&params, dir.path())
+        .await
+        .expect("bootstrap");
+
+    let setup = Instant::now();
+    let ids: Vec<String> = (0..nodes).map(|_| ca::new_id()).collect();
+    for (batch, chunk) in ids.chunks(100).enumerate() {
+        let actions = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, id)| create_action(sim_node((batch * 100 + j) as u64, id)))
+            .collect();
+        manager
+            .core()
+            .propose(actions)
+            .await
+            .expect("register nodes");
+    }
+    println!(
+        "registered {nodes} nodes in {:.2} s",
+        setup.elapsed().as_secs_f64()
+    );
+
+    let mut workers = tokio::task::JoinSet::new();
+    let mut first_messages = Vec::new();
+    for (i, id) in ids.iter().enumerate().take(sessions as usize) {
+        let (updates_tx, updates_rx) = watch::channel::<Option<SessionMessage>>(None);
+        let (reports_tx, reports_rx) = mpsc::channel(1024);
+        let session = SessionConfig {
+            node_id: id.clone(),
+            api_addr: format!("127.0.0.1:{}", 20000 + i),
+            description: description(i as u64),
+            managers: vec![addr.clone()],
+        };
+        let agent = Agent::new(Arc::new(NoopExecutor::new()), id.clone());
+        workers.spawn(agent.run(updates_rx.clone(), reports_tx, stop_rx.clone()));
+        let halt = stop_rx.clone();
+        workers.spawn(async move {
+            let _ = swarmr_worker::run_session(session, updates_tx, reports_rx, halt).await;
+        });
+        first_messages.push(updates_rx);
+    }
+    let sessionless: HashSet<String> = ids.iter().skip(sessions as usize).cloned().collect();
+    if !sessionless.is_empty() {
+        let store = manager.core().store().clone();
+        workers.spawn(sessionless_reporter(
+            addr.clone(),
+            store,
+            sessionless,
+            stop_rx.clone(),
+        ));
+    }
+    let opened = Instant::now();
+    while first_messages.iter().any(|rx| rx.borrow().is_none()) {
+        assert!(opened.elapsed() < limit, "sessions did not open in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{sessions} real sessions + agents established in {:.2} s ({} nodes simulated without a session); RSS {:.0} MB",
+        opened.elapsed().as_secs_f64(),
+        nodes - sessions,
+        proc_mb("VmRSS")
+    );
+
+    let mut control = ControlClient::new(swarmr_manager::peer_channel(&addr).expect("channel"));
+    let spec = ServiceSpec {
+        name: "scale".into(),
+        container: Some(ContainerSpec {
+            image: "swarmr/busybox:latest".into(),
+            command: vec!["sleep".into(), "600".into()],
+            ..Default::default()
+        }),
+        replicas: Some(total),
+        ..Default::default()
+    };
+    let events = manager.core().store().subscribe();
+    let cpu_before = cpu_secs();
+    let start = Instant::now();
+    control
+        .create_service(CreateServiceRequest { spec: Some(spec) })
+        .await
+        .expect("create service");
+    let created = start.elapsed().as_secs_f64();
+    let progress = watch_progress(&manager, events, start, total as usize, limit).await;
+
+    println!("== scheduler at scale: {total} tasks, {nodes} nodes ({sessions} real sessions)");
+    println!("CreateService returned after {created:.3} s");
+    for (i, (what, _)) in MILESTONES.iter().enumerate() {
+        match progress.reached[i] {
+            Some(t) => println!("all {total} {what}: {t:.3} s"),
+            None => println!("all {total} {what}: not reached in {} s", limit.as_secs()),
+        }
+    }
+    println!(
+        "CPU used meanwhile: {:.1} s (2 cores = {:.1} s of wall time at most)",
+        cpu_secs() - cpu_before,
+        2.0 * start.elapsed().as_secs_f64()
+    );
+    println!(
+        "peak RSS (VmHWM): {:.0} MB; now {:.0} MB",
+        proc_mb("VmHWM"),
+        proc_mb("VmRSS")
+    );
+    let assigned = progress.reached[2].map_or("missed".to_string(), |t| {
+        if t < 3.0 { "met" } else { "missed" }.to_string()
+    });
+    let rss = if proc_mb("VmHWM") < 500.0 {
+        "met"
+    } else {
+        "missed"
+    };
+    println!("aims: ASSIGNED under 3 s {assigned}; peak RSS under 500 MB {rss}");
+
+    let _ = stop_tx.send(true);
+    let drain = async {
+        while workers.join_next().await.is_some() {}
+        let _ = controllers.await;
+        let _ = server.await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+    manager.shutdown().await;
+}

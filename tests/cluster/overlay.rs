@@ -1,0 +1,297 @@
+//! The VXLAN overlay across hosts: every node in its own network namespace on an underlay
+//! bridge, containers on the shared Docker daemon, wired by their node's worker. Needs
+//! root, Docker and the kernel's VXLAN, hence `#[ignore]`.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const IMAGE: &str = "swarmr/busybox:latest";
+
+fn three_hosts() -> Cluster {
+    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
+    cluster.join("h2", "manager");
+    cluster.join("h3", "worker");
+    cluster
+}
+
+/// Container id → overlay IPv4 (no prefix), as `network inspect` reports them. A task
+/// still starting has no container yet and is keyed by its task id, which `docker exec`
+/// refuses: callers re-read until every endpoint answers.
+fn endpoints(host: &str, network: &str) -> BTreeMap<String, String> {
+    let out = ok(&["-H", host, "network", "inspect", network]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    v[0]["Containers"]
+        .as_object()
+        .map(|containers| {
+            containers
+                .iter()
+                .filter_map(|(id, c)| {
+                    let ip = c["IPv4Address"].as_str()?.split('/').next()?.to_string();
+                    Some((id.clone(), ip))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pings(container: &str, ip: &str) -> bool {
+    Command::new("docker")
+        .args(["exec", container, "ping", "-c", "1", "-W", "1", ip])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn every_pair_pings(eps: &BTreeMap<String, String>) -> bool {
+    eps.keys().all(|from| {
+        eps.iter()
+            .filter(|(to, _)| *to != from)
+            .all(|(_, ip)| pings(from, ip))
+    })
+}
+
+/// The VXLAN FDB entries (MAC → remote host, `self`) of a node for the network, read in
+/// its sandbox. The bridge's own learned entries (`master br0`) age out by themselves.
+fn fdb_macs(node_short: &str, vni: &str) -> String {
+    let ns = format!("swr-{node_short}-{vni}");
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &ns, "bridge", "fdb", "show", "dev", "vxlan0",
+        ])
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains(" self"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn mac_of(ip: &str) -> String {
+    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    format!(
+        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+        octets[0], octets[1], octets[2], octets[3]
+    )
+}
+
+fn node_ids(host: &str) -> Vec<String> {
+    node_rows(host)
+        .iter()
+        .filter_map(|r| r["ID"].as_str().map(|s| s[..12].to_string()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, Docker and VXLAN"]
+fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
+    let cluster = three_hosts();
+    let m1 = cluster.nodes[0].host();
+    ok(&[
+        "-H",
+        &m1,
+        "network",
+        "create",
+        "--driver",
+        "overlay",
+        "my-overlay",
+    ]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "pinger",
+        "--network",
+        "my-overlay",
+        "--replicas",
+        "6",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    wait_until("every task pings every other across hosts", || {
+        let eps = endpoints(&m1, "my-overlay");
+        eps.len() == 6 && every_pair_pings(&eps)
+    });
+    let eps = endpoints(&m1, "my-overlay");
+    let inspect: Value =
+        serde_json::from_str(&ok(&["-H", &m1, "network", "inspect", "my-overlay"])).expect("JSON");
+    assert_eq!(
+        inspect[0]["Peers"].as_array().map(Vec::len),
+        Some(3),
+        "all three hosts have the network"
+    );
+    let vni = inspect[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .expect("vni")
+        .to_string();
+
+    ok(&["-H", &m1, "service", "scale", "pinger=2"]);
+    wait_until("2 endpoints", || endpoints(&m1, "my-overlay").len() == 2);
+    let kept: Vec<String> = endpoints(&m1, "my-overlay").into_values().collect();
+    let gone: Vec<&String> = eps.values().filter(|ip| !kept.contains(ip)).collect();
+    wait_until("the gone endpoints leave every host's FDB", || {
+        node_ids(&m1).iter().all(|node| {
+            let fdb = fdb_macs(node, &vni);
+            gone.iter().all(|ip| !fdb.contains(&mac_of(ip)))
+        })
+    });
+    let remaining = endpoints(&m1, "my-overlay");
+    assert!(every_pair_pings(&remaining), "the two left still talk");
+}
+
+#[test]
+#[ignore = "needs root, Docker and VXLAN"]
+fn networks_are_isolated_and_a_task_on_two_networks_reaches_both() {
+    let cluster = three_hosts();
+    let m1 = cluster.nodes[0].host();
+    ok(&["-H", &m1, "network", "create", "red"]);
+    ok(&["-H", &m1, "network", "create", "blue"]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "r",
+        "--network",
+        "red",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "b",
+        "--network",
+        "blue",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "both",
+        "--network",
+        "red",
+        "--network",
+        "blue",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    wait_until("5 endpoints on red, 3... on blue", || {
+        endpoints(&m1, "red").len() == 3 && endpoints(&m1, "blue").len() == 3
+    });
+    let red = endpoints(&m1, "red");
+    let blue = endpoints(&m1, "blue");
+    let both: Vec<&String> = red.keys().filter(|c| blue.contains_key(*c)).collect();
+    assert_eq!(both.len(), 1, "one container on both networks");
+    let both = both[0].clone();
+    wait_until("the two-network task reaches both networks", || {
+        red.iter()
+            .chain(blue.iter())
+            .filter(|(c, _)| **c != both)
+            .all(|(_, ip)| pings(&both, ip))
+    });
+    let red_only = red.keys().find(|c| **c != both).expect("a red task");
+    for (container, ip) in blue.iter().filter(|(c, _)| **c != both) {
+        assert!(
+            !pings(red_only, ip),
+            "red reached blue's {ip} ({container})"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root, Docker and VXLAN"]
+fn killed_worker_endpoints_leave_other_hosts_and_restart_restores_connectivity() {
+    let mut cluster = three_hosts();
+    let m1 = cluster.nodes[0].host();
+    ok(&["-H", &m1, "network", "create", "net"]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "s",
+        "--network",
+        "net",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    wait_until("3 endpoints", || endpoints(&m1, "net").len() == 3);
+    let inspect: Value =
+        serde_json::from_str(&ok(&["-H", &m1, "network", "inspect", "net"])).expect("JSON");
+    let vni = inspect[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .expect("vni")
+        .to_string();
+    let on_h3: Vec<String> = inspect[0]["Containers"]
+        .as_object()
+        .expect("containers")
+        .values()
+        .filter(|c| c["Node"] == "h3")
+        .filter_map(|c| {
+            c["IPv4Address"]
+                .as_str()
+                .map(|a| a.split('/').next().unwrap_or_default().to_string())
+        })
+        .collect();
+    assert!(!on_h3.is_empty(), "spread puts a task on h3");
+
+    cluster.node("h3").kill();
+    wait_until("h3's endpoints replaced", || {
+        let eps = endpoints(&m1, "net");
+        eps.len() == 3 && eps.values().all(|ip| !on_h3.contains(ip))
+    });
+    let m1_short: String = node_ids(&m1)
+        .into_iter()
+        .find(|id| inspect_id_is(&m1, "m1", id))
+        .expect("m1 id");
+    wait_until("h3's old endpoints leave m1's FDB", || {
+        let fdb = fdb_macs(&m1_short, &vni);
+        on_h3.iter().all(|ip| !fdb.contains(&mac_of(ip)))
+    });
+    wait_until("the replacements talk", || {
+        let eps = endpoints(&m1, "net");
+        eps.len() == 3 && every_pair_pings(&eps)
+    });
+
+    cluster.node("h3").restart();
+    wait_until("h3 Ready", || {
+        node_row(&m1, "h3").is_some_and(|r| r["Status"] == "Ready")
+    });
+    wait_until("connectivity after h3 came back", || {
+        let eps = endpoints(&m1, "net");
+        eps.len() == 3 && every_pair_pings(&eps)
+    });
+}
+
+fn inspect_id_is(host: &str, name: &str, short: &str) -> bool {
+    inspect(host, name)["ID"]
+        .as_str()
+        .is_some_and(|id| id.starts_with(short))
+}

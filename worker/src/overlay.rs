@@ -1,0 +1,284 @@
+//! The overlay glue: turns what the dispatcher pushed (this node's running tasks with their
+//! addresses, and every remote endpoint of their networks) into netdriver's desired state,
+//! and reconciles the kernel to it on every change and periodically. An endpoint that
+//! cannot be wired fails its task with the reason.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarmr_netdriver::{
+    mac_for_ip, Driver, HostDesired, Ipv4Net, KernelNetlink, LocalEndpoint, NetworkDesired,
+    RemoteEndpoint,
+};
+use swarmr_proto::convert::now_millis;
+use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn, Instrument};
+
+const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+/// Repairs what changed behind our back (a deleted link, a crashed peer's leftovers).
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// The kernel-backed overlay driver of this node.
+pub type OverlayDriver = Driver<KernelNetlink>;
+
+/// Opens netlink in the calling thread's network namespace: the node's own (the underlay).
+pub fn kernel_driver() -> Result<OverlayDriver, swarmr_netdriver::Error> {
+    Ok(Driver::new(KernelNetlink::new()?))
+}
+
+/// Removes every sandbox of this node (it is leaving the cluster).
+pub async fn teardown(driver: &OverlayDriver, node_id: &str) {
+    match driver.teardown(&short_id(node_id)).await {
+        Ok(removed) => info!(sandboxes = removed.len(), "overlay sandboxes removed"),
+        Err(e) => warn!(error = %e, "could not remove this node's overlay sandboxes"),
+    }
+}
+
+/// The sandbox namespaces of a node are named after this much of its id.
+pub fn short_id(node_id: &str) -> String {
+    node_id.chars().take(12).collect()
+}
+
+fn ip_and_net(addr: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, prefix) = addr.split_once('/')?;
+    Some((ip.parse().ok()?, prefix.parse().ok()?))
+}
+
+/// A task whose container runs here and can be wired: RUNNING, wanted, with a PID.
+fn wireable(task: &Task) -> Option<u32> {
+    let status = task.status.as_ref()?;
+    let live = status.state() == TaskState::Running && task.desired_state() == TaskState::Running;
+    (live && status.pid > 0).then_some(status.pid)
+}
+
+/// What the kernel of this node should hold, from the latest session message.
+pub fn desired_host(node_id: &str, message: &SessionMessage) -> Option<HostDesired> {
+    let underlay_addr: Ipv4Addr = message.node.as_ref()?.status.as_ref()?.addr.parse().ok()?;
+    let mut locals: BTreeMap<&str, Vec<LocalEndpoint>> = BTreeMap::new();
+    for task in &message.tasks {
+        let Some(pid) = wireable(task) else { continue };
+        for (index, attachment) in task.networks.iter().enumerate() {
+            let Some((ip, _)) = ip_and_net(&attachment.addr) else {
+                continue;
+            };
+            locals
+                .entry(attachment.network_id.as_str())
+                .or_default()
+                .push(LocalEndpoint {
+                    endpoint_id: task.id.clone(),
+                    container_pid: pid,
+                    ifname: format!("eth{index}"),
+                    ip,
+                    mac: mac_for_ip(ip),
+                });
+        }
+    }
+    let networks = message
+        .networks
+        .iter()
+        .filter_map(|assignment| {
+            let network = assignment.network.as_ref()?;
+            let local_endpoints = locals.remove(network.id.as_str())?;
+            let subnet: Ipv4Net = network.subnet.parse().ok()?;
+            let remote_endpoints = assignment
+                .peers
+                .iter()
+                .filter_map(|peer| {
+                    let (ip, _) = ip_and_net(&peer.addr)?;
+                    Some(RemoteEndpoint {
+                        ip,
+                        mac: mac_for_ip(ip),
+                        vtep: peer.node_addr.parse().ok()?,
+                    })
+                })
+                .collect();
+            let mtu = network
+                .spec
+                .as_ref()
+                .and_then(|s| s.options.get(MTU_OPTION)?.parse().ok());
+            Some(NetworkDesired {
+                network_id: network.id.clone(),
+                vni: network.vni,
+                subnet,
+                gateway: network.gateway.parse().ok()?,
+                mtu,
+                local_endpoints,
+                remote_endpoints,
+            })
+        })
+        .collect();
+    Some(HostDesired {
+        node_short_id: short_id(node_id),
+        underlay_addr,
+        networks,
+    })
+}
+
+/// Runs until shutdown. Sandboxes outlive it: traffic keeps flowing while the node restarts.
+pub async fn run_overlay(
+    driver: Arc<OverlayDriver>,
+    node_id: String,
+    mut sessions: watch::Receiver<Option<SessionMessage>>,
+    reports: mpsc::Sender<TaskStatusUpdate>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!("overlay", node.id = %node_id);
+    async move {
+        loop {
+            let message = sessions.borrow_and_update().clone();
+            if let Some(desired) = message.as_ref().and_then(|m| desired_host(&node_id, m)) {
+                reconcile_once(&driver, &desired, &reports).await;
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                changed = sessions.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(RESYNC) => {}
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reconcile_once(
+    driver: &OverlayDriver,
+    desired: &HostDesired,
+    reports: &mpsc::Sender<TaskStatusUpdate>,
+) {
+    let report = match driver.reconcile(desired).await {
+        Ok(report) => report,
+        Err(e) => {
+            warn!(error = %e, "overlay reconcile failed; retrying");
+            return;
+        }
+    };
+    if !report.changes.is_empty() {
+        info!(changes = report.changes.len(), "overlay updated");
+    }
+    for cleanup in &report.failed_cleanups {
+        warn!(what = %cleanup, "could not remove stale overlay state; will retry");
+    }
+    for (task_id, reason) in report.failed_endpoints {
+        warn!(task.id = %task_id, %reason, "could not wire the task's container");
+        let status = TaskStatus {
+            state: TaskState::Failed as i32,
+            message: "network attach failed".into(),
+            error: format!("network: {reason}"),
+            timestamp: now_millis(),
+            ..Default::default()
+        };
+        let _ = reports
+            .send(TaskStatusUpdate {
+                task_id,
+                status: Some(status),
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmr_proto::{
+        Network, NetworkAssignment, NetworkAttachment, Node, NodeStatus, RemoteEndpoint as Peer,
+    };
+
+    fn task(id: &str, state: TaskState, pid: u32, addrs: &[(&str, &str)]) -> Task {
+        Task {
+            id: id.into(),
+            desired_state: TaskState::Running as i32,
+            status: Some(TaskStatus {
+                state: state as i32,
+                pid,
+                ..Default::default()
+            }),
+            networks: addrs
+                .iter()
+                .map(|(n, a)| NetworkAttachment {
+                    network_id: (*n).into(),
+                    addr: (*a).into(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn message(tasks: Vec<Task>) -> SessionMessage {
+        let network = |id: &str, vni, subnet: &str, gw: &str| Network {
+            id: id.into(),
+            vni,
+            subnet: subnet.into(),
+            gateway: gw.into(),
+            ..Default::default()
+        };
+        SessionMessage {
+            node: Some(Node {
+                status: Some(NodeStatus {
+                    addr: "192.0.2.1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            tasks,
+            networks: vec![
+                NetworkAssignment {
+                    network: Some(network("front", 4096, "10.0.0.0/24", "10.0.0.1")),
+                    peers: vec![Peer {
+                        task_id: "r1".into(),
+                        addr: "10.0.0.9/24".into(),
+                        node_addr: "192.0.2.2".into(),
+                    }],
+                },
+                NetworkAssignment {
+                    network: Some(network("back", 4097, "10.0.1.0/24", "10.0.1.1")),
+                    peers: vec![],
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn running_tasks_become_endpoints_with_peers() {
+        let tasks = vec![
+            task(
+                "a",
+                TaskState::Running,
+                42,
+                &[("front", "10.0.0.2/24"), ("back", "10.0.1.2/24")],
+            ),
+            task("b", TaskState::Starting, 0, &[("front", "10.0.0.3/24")]),
+        ];
+        let host = desired_host("abcdefghijklmnop", &message(tasks)).expect("desired");
+        assert_eq!(host.node_short_id, "abcdefghijkl");
+        assert_eq!(host.underlay_addr, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(host.networks.len(), 2);
+        let front = &host.networks[0];
+        assert_eq!(front.vni, 4096);
+        assert_eq!(
+            front.local_endpoints.len(),
+            1,
+            "the starting task is not wired yet"
+        );
+        assert_eq!(front.local_endpoints[0].ifname, "eth0");
+        assert_eq!(front.local_endpoints[0].mac, [0x02, 0x42, 10, 0, 0, 2]);
+        assert_eq!(front.remote_endpoints[0].vtep, Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(host.networks[1].local_endpoints[0].ifname, "eth1");
+    }
+
+    #[test]
+    fn networks_without_local_endpoints_are_left_out() {
+        let tasks = vec![task(
+            "a",
+            TaskState::Running,
+            42,
+            &[("back", "10.0.1.2/24")],
+        )];
+        let host = desired_host("n", &message(tasks)).expect("desired");
+        assert_eq!(host.networks.len(), 1);
+        assert_eq!(host.networks[0].network_id, "back");
+    }
+}
