@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local test images from Debian's busybox-static binary:
 #   swarmr/busybox  - busybox applets (sh, ping, nslookup, wget, httpd, nc)
+#   my-service      - the quickstart's demo: httpd answering with its hostname
 # Idempotent: rebuilding an unchanged image is a cache hit.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,3 +16,5 @@ cp "$here/busybox/Dockerfile" "$ctx/"
 cp "$busybox" "$ctx/busybox"
 docker build -q -t swarmr/busybox:latest "$ctx" >/dev/null
 echo "built swarmr/busybox:latest"
+docker build -q -t my-service:latest "$here/my-service" >/dev/null
+echo "built my-service:latest"

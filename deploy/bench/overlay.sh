@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# Overlay data-plane figures. Prints figures only, asserts nothing.
+# Two hosts as network namespaces on an underlay bridge (its own namespace, TEST-NET-1
+# 192.0.2.0/24), a manager on host 1 and a worker on host 2 (real `swarmr` processes under
+# `nsenter --net`, sharing this machine's Docker), an overlay network `bench` and a service
+# with one task on each host. Then, per round (underlay MTU 1500, then 9000 with the cluster
+# built again, since the overlay MTU is the underlay's minus 50 when a sandbox is created):
+#   1. TCP single stream (iperf3, IPERF_SECONDS, default 5), container to container over
+#      the overlay and host to host over the underlay, REPEATS (default 3) runs each,
+#      interleaved; the median of each and their ratio (Docker Swarm here: 0.78).
+#   2. RTT: PINGS (default 20) busybox pings 0.2 s apart, host 2 to host 1, over the overlay
+#      (from the task's namespace) and over the underlay (Docker Swarm: 0.10 vs 0.055 ms).
+#   3. (first round only) Endpoint propagation, TRIALS (default 20) trials: a task pinned to
+#      host 1 is scaled up (`service scale -d probe=1`); from that call until (a) its IP is
+#      allocated, (b) its peer entries (neighbour + FDB) are in host 2's sandbox (Docker
+#      Swarm: 0.3-0.4 s) and (c) a ping from the task on host 2 gets an answer.
+# Needs root, Docker, iperf3, busybox-static and the kernel's VXLAN (deploy/prereqs.sh).
+# Traffic stays inside the namespaces this script creates. Everything it creates is
+# removed on exit (also on failure); leftovers of a run that was killed are swept at start.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. deploy/bench/lib.sh
+
+TRIALS="${TRIALS:-20}"
+REPEATS="${REPEATS:-3}"
+IPERF_SECONDS="${IPERF_SECONDS:-5}"
+PINGS="${PINGS:-20}"
+MTUS="${MTUS:-1500 9000}"
+IMAGE=swarmr/busybox:latest
+BUSYBOX=/bin/busybox
+STATE_GLOB=/tmp/swarmr-overlay-bench.
+
+# ---------------------------------------------------------------- cleanup
+
+# Kills what a run dir recorded (only processes whose command line still matches), removes
+# the containers and sandbox namespaces of its nodes, then its host/underlay namespaces.
+# Idempotent: everything may already be gone.
+teardown() {
+    local dir="$1" pid marker id ns
+    if [ -f "$dir/pids" ]; then
+        while read -r pid marker; do
+            [ -n "$pid" ] || continue
+            if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"; then
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done <"$dir/pids"
+        # Let the kernel reap them before their namespaces go.
+        while read -r pid marker; do
+            for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+        done <"$dir/pids"
+        : >"$dir/pids"
+    fi
+    for id in $(cat "$dir"/*/*/node.json 2>/dev/null | jq -r '.node_id // empty' 2>/dev/null); do
+        for ns in $(ip netns list | awk '{print $1}' | grep "^swr-${id:0:12}-" || true); do
+            ip netns del "$ns" 2>/dev/null || true
+        done
+        local ids
+        ids="$(docker ps -aq --filter "label=com.swarmr.node.id=$id" 2>/dev/null || true)"
+        [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+    done
+    if [ -f "$dir/netns" ]; then
+        while read -r ns; do
+            [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true
+        done <"$dir/netns"
+        : >"$dir/netns"
+    fi
+}
+
+cleanup_dir() {
+    teardown "$1"
+    rm -rf "$1"
+}
+
+# Runs of this script that died without cleaning up (their PID is gone).
+for stale in "$STATE_GLOB"*; do
+    [ -d "$stale" ] || continue
+    owner="${stale##*.}"
+    if ! tr '\0' ' ' <"/proc/$owner/cmdline" 2>/dev/null | grep -q 'overlay.sh'; then
+        echo "removing leftovers of an earlier run: $stale" >&2
+        cleanup_dir "$stale"
+    fi
+done
+
+RUN="$STATE_GLOB$$"
+PREFIX="ob$$"
+mkdir -p "$RUN"
+: >"$RUN/pids"
+: >"$RUN/netns"
+on_exit() {
+    local rc=$?
+    if [ "$rc" != 0 ] && [ -n "${ROUND_DIR:-}" ]; then
+        for log in "$ROUND_DIR"/*.log; do
+            [ -f "$log" ] || continue
+            echo "--- last lines of $log" >&2
+            tail -n 15 "$log" >&2 || true
+        done
+    fi
+    cleanup_dir "$RUN"
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- helpers
+
+die() { echo "overlay bench: $*" >&2; exit 1; }
+
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s.
+wait_for() {
+    local limit="$1" what="$2" deadline
+    shift 2
+    deadline=$(( ${EPOCHREALTIME/./} + limit * 1000000 ))
+    until "$@" >/dev/null 2>&1; do
+        (( ${EPOCHREALTIME/./} < deadline )) || die "timed out after ${limit}s waiting for: $what"
+        sleep 0.1
+    done
+}
+
+# Microseconds since the epoch.
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+sw() { "$BIN" -H "unix://$ROUND_DIR/h1/swarmr.sock" "$@"; }
+
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# p50 (lower median, an observed value) and max of the numbers on stdin
+p50_max() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a n/a"; else printf "%.3f %.3f\n", v[int((NR + 1) / 2)], v[NR] }'; }
+
+# ---------------------------------------------------------------- cluster
+
+# The underlay: namespace ${P}u with bridge br0, host namespaces ${P}h1/${P}h2 with eth0
+# 192.0.2.1/2, every link of the underlay at MTU $1. Nothing is created in the root namespace.
+make_underlay() {
+    local mtu="$1" n
+    ip netns add "${P}u"
+    echo "${P}u" >>"$RUN/netns"
+    ip -n "${P}u" link set lo up
+    ip -n "${P}u" link add br0 mtu "$mtu" type bridge
+    ip -n "${P}u" link set br0 up
+    for n in 1 2; do
+        ip netns add "${P}h$n"
+        echo "${P}h$n" >>"$RUN/netns"
+        ip -n "${P}h$n" link set lo up
+        ip -n "${P}h$n" link add eth0 mtu "$mtu" type veth peer name "${P}${n}u" mtu "$mtu" netns "${P}u"
+        ip -n "${P}h$n" addr add "192.0.2.$n/24" dev eth0
+        ip -n "${P}h$n" link set eth0 up
+        ip -n "${P}u" link set "${P}${n}u" master br0
+        ip -n "${P}u" link set "${P}${n}u" up
+    done
+    ip -n "${P}u" link set br0 mtu "$mtu"
+}
+
+# start_node N ARGS...: `swarmr ARGS` in host namespace N (nsenter execs it: $! is the node).
+start_node() {
+    local n="$1"
+    shift
+    mkdir -p "$ROUND_DIR/h$n"
+    SWARMR_LOG=info nsenter --net="/run/netns/${P}h$n" "$BIN" "$@" \
+        --data-dir "$ROUND_DIR/h$n" --listen-addr "192.0.2.$n:2377" \
+        --advertise-addr "192.0.2.$n" --hostname "h$n" \
+        </dev/null >>"$ROUND_DIR/h$n.log" 2>&1 &
+    echo "$! $ROUND_DIR/h$n" >>"$RUN/pids"
+    disown "$!" # killed by teardown, by PID: no job report
+}
+
+node_ready() { sw node ls --format json | jq -e --arg h "$1" 'select(.Hostname == $h and .Status == "Ready")'; }
+
+# Container id -> "node ip" of the tasks of service $1 that have a container, per `network inspect`.
+endpoints() {
+    sw network inspect bench | jq -r --arg s "$1." '.[0].Containers // {} | to_entries[]
+        | select((.key | length) == 64 and (.value.Name | startswith($s))) | "\(.key) \(.value.Node) \(.value.IPv4Address | split("/")[0])"'
+}
+
+two_bench_containers() { [ "$(endpoints bench | wc -l)" = 2 ]; }
+
+pings_once() { nsenter -t "$1" -n "$BUSYBOX" ping -c 1 -W 1 "$2"; }
+
+# Builds the cluster for one round (underlay MTU $1) and sets A_*/B_* (the bench tasks on
+# host 1 and host 2), VNI, SANDBOX2 (host 2's sandbox namespace).
+build_cluster() {
+    local mtu="$1" round="$2" token row
+    P="${PREFIX}r$round"
+    ROUND_DIR="$RUN/r$round"
+    mkdir -p "$ROUND_DIR"
+    make_underlay "$mtu"
+
+    start_node 1 init
+    wait_for 60 "manager on host 1" sw node ls -q
+    token="$(sw join-token -q worker)"
+    start_node 2 join --token "$token" 192.0.2.1:2377
+    wait_for 60 "worker h2 Ready" node_ready h2
+
+    sw network create bench >/dev/null
+    sw service create -q --name bench --network bench --replicas 2 "$IMAGE" sleep 3600 >/dev/null
+    wait_for 60 "both bench tasks have a container" two_bench_containers
+    local nodes
+    nodes="$(sw service ps bench --format json | jq -r 'select(.DesiredState == "Running") | .Node' | sort | tr '\n' ' ')"
+    [ "$nodes" = "h1 h2 " ] || die "expected one bench task on h1 and one on h2, got: $nodes"
+    read -r A_ID _ A_IP < <(endpoints bench | awk '$2 == "h1"')
+    read -r B_ID _ B_IP < <(endpoints bench | awk '$2 == "h2"')
+    [ -n "${A_IP:-}" ] && [ -n "${B_IP:-}" ] || die "network inspect does not list a task on each host"
+    A_PID="$(docker inspect -f '{{.State.Pid}}' "$A_ID")"
+    B_PID="$(docker inspect -f '{{.State.Pid}}' "$B_ID")"
+    wait_for 30 "overlay ping h2 -> h1" pings_once "$B_PID" "$A_IP"
+    wait_for 30 "overlay ping h1 -> h2" pings_once "$A_PID" "$B_IP"
+
+    VNI="$(sw network inspect bench | jq -r '.[0].Options["com.docker.network.driver.overlay.vxlanid_list"]')"
+    local id2
+    id2="$(jq -r .node_id "$ROUND_DIR/h2/node.json")"
+    SANDBOX2="swr-${id2:0:12}-$VNI"
+    local ov_mtu
+    ov_mtu="$(nsenter -t "$B_PID" -n ip -o link show eth0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
+    echo "  cluster: h1 192.0.2.1 (manager), h2 192.0.2.2 (worker); bench tasks $A_IP on h1, $B_IP on h2; VNI $VNI; container eth0 MTU $ov_mtu"
+}
+
+# ---------------------------------------------------------------- measurements
+
+# iperf3 single stream, client in namespace args $1 to server in namespace args $2 at $3;
+# prints Gbit/s received.
+iperf_gbps() {
+    local client_ns="$1" server_ns="$2" addr="$3" srv out attempt
+    # shellcheck disable=SC2086
+    nsenter $server_ns iperf3 -s -1 -p 5201 </dev/null >/dev/null 2>&1 &
+    srv=$!
+    echo "$srv iperf3" >>"$RUN/pids"
+    for attempt in $(seq 30); do
+        sleep 0.2
+        # shellcheck disable=SC2086
+        if out="$(nsenter $client_ns iperf3 -c "$addr" -p 5201 -t "$IPERF_SECONDS" -J 2>/dev/null)"; then
+            break
+        fi
+        out=""
+    done
+    wait "$srv" 2>/dev/null || true
+    [ -n "$out" ] || die "iperf3 to $addr failed"
+    jq -r '.end.sum_received.bits_per_second / 1e9 * 1000 | round / 1000' <<<"$out"
+}
+
+throughput() {
+    local i ov un ovs="" uns="" ovm unm
+    for i in $(seq "$REPEATS"); do
+        ov="$(iperf_gbps "-t $B_PID -n" "-t $A_PID -n" "$A_IP")"
+        un="$(iperf_gbps "--net=/run/netns/${P}h2" "--net=/run/netns/${P}h1" 192.0.2.1)"
+        ovs="$ovs $ov"
+        uns="$uns $un"
+    done
+    ovm="$(tr ' ' '\n' <<<"$ovs" | grep . | median)"
+    unm="$(tr ' ' '\n' <<<"$uns" | grep . | median)"
+    echo "  TCP single stream, ${IPERF_SECONDS}s x $REPEATS (h2 -> h1):"
+    echo "    overlay  (container -> container): median $ovm Gbit/s  (runs:$ovs)"
+    echo "    underlay (host -> host):           median $unm Gbit/s  (runs:$uns)"
+    awk -v o="$ovm" -v u="$unm" 'BEGIN { printf "    overlay/underlay: %.2f  (Docker Swarm here: 0.78)\n", o / u }'
+}
+
+# avg RTT (ms) of busybox ping in namespace args $1 to $2
+rtt_avg() {
+    # shellcheck disable=SC2086
+    nsenter $1 "$BUSYBOX" ping -c "$PINGS" -i 0.2 "$2" | sed -n 's#.*min/avg/max = [^/]*/\([^/]*\)/.*#\1#p'
+}
+
+rtt() {
+    local ov un
+    ov="$(rtt_avg "-t $B_PID -n" "$A_IP")"
+    un="$(rtt_avg "--net=/run/netns/${P}h2" 192.0.2.1)"
+    echo "  RTT, $PINGS pings 0.2 s apart (h2 -> h1), avg:"
+    echo "    overlay  $ov ms"
+    echo "    underlay $un ms  (Docker Swarm here: 0.10 vs 0.055 ms)"
+}
+
+mac_of() { printf '02:42:%02x:%02x:%02x:%02x' ${1//./ }; }
+
+# Host 2's sandbox holds the peer entries of $1: neighbour on vxlan0 and FDB to 192.0.2.1.
+peer_present() {
+    ip -n "$SANDBOX2" neigh show "$1" dev vxlan0 2>/dev/null | grep -q lladdr &&
+        bridge -n "$SANDBOX2" fdb show dev vxlan0 2>/dev/null | grep -qi "^$(mac_of "$1") .*dst 192.0.2.1"
+}
+
+peer_absent() { ! ip -n "$SANDBOX2" neigh show "$1" dev vxlan0 2>/dev/null | grep -q lladdr; }
+
+probe_ip() {
+    sw network inspect bench | jq -r '.[0].Containers // {} | to_entries[]
+        | select(.value.Name | startswith("probe.")) | .value.IPv4Address | split("/")[0]' | head -n 1
+}
+
+# No probe endpoint left in the network and no probe container left in Docker.
+probe_gone() {
+    [ -z "$(probe_ip)" ] && [ -z "$(docker ps -aq --filter "label=com.swarmr.service.id=$PROBE_ID")" ]
+}
+
+# Endpoint propagation: one trial; prints "ip_s peer_s ping_s" or "fail <reason>".
+propagation_trial() {
+    local t0 ip="" t_ip t_peer t_ping deadline first
+    t0="$(now_us)"
+    sw service scale -d probe=1 >/dev/null
+    deadline=$(( t0 + 20000000 ))
+    until ip="$(probe_ip)" && [ -n "$ip" ]; do
+        (( $(now_us) < deadline )) || { echo "fail no-ip"; return; }
+        sleep 0.01
+    done
+    t_ip="$(now_us)"
+    until peer_present "$ip"; do
+        (( $(now_us) < deadline )) || { echo "fail no-peer-entry"; return; }
+        sleep 0.01
+    done
+    t_peer="$(now_us)"
+    # Pings every 20 ms from the task on host 2 until the first answer (the new task's
+    # container may still be starting on host 1).
+    first="$(nsenter -t "$B_PID" -n "$BUSYBOX" ping -i 0.02 -w 15 "$ip" 2>/dev/null |
+        while IFS= read -r line; do
+            case "$line" in *"bytes from"*) now_us; break ;; esac
+        done || true)"
+    [ -n "$first" ] || { echo "fail no-ping"; return; }
+    t_ping="$first"
+    # When Docker started the new task's container (for the reader: the ping needs it).
+    local cid started t_start
+    cid="$(docker ps -q --no-trunc --filter "label=com.swarmr.service.id=$PROBE_ID" | head -n 1)"
+    started="$(docker inspect -f '{{.State.StartedAt}}' "$cid")"
+    t_start="$(date -d "$started" +%s%6N)"
+    awk -v a="$t0" -v b="$t_ip" -v c="$t_peer" -v d="$t_ping" -v e="$t_start" \
+        'BEGIN { printf "%.3f %.3f %.3f %.3f\n", (b - a) / 1e6, (c - a) / 1e6, (d - a) / 1e6, (e - a) / 1e6 }'
+}
+
+propagation() {
+    # The probe exits on SIGTERM at once (a bare `sleep` as PID 1 ignores it: 10 s stops).
+    sw service create -d --name probe --network bench --replicas 0 \
+        --constraint node.hostname==h1 "$IMAGE" sh -c 'trap "exit 0" TERM; sleep 3600 & wait' >/dev/null
+    PROBE_ID="$(sw service inspect probe | jq -r '.[0].ID')"
+    local i res a b c d ips="" peers="" pings="" starts="" fails=0 line="" last_ip
+    for i in $(seq "$TRIALS"); do
+        res="$(propagation_trial)"
+        case "$res" in
+            fail*) fails=$((fails + 1)); line="$line [$i: ${res#fail }]" ;;
+            *)
+                read -r a b c d <<<"$res"
+                ips="$ips $a"; peers="$peers $b"; pings="$pings $c"; starts="$starts $d"
+                line="$line $c"
+                ;;
+        esac
+        last_ip="$(probe_ip || true)"
+        sw service scale -d probe=0 >/dev/null
+        wait_for 30 "probe task gone (trial $i)" probe_gone
+        if [ -n "$last_ip" ]; then
+            wait_for 30 "probe peer entry gone from h2 (trial $i)" peer_absent "$last_ip"
+        fi
+    done
+    local ip_s peer_s ping_s start_s
+    start_s="$(tr ' ' '\n' <<<"$starts" | grep . | p50_max)"
+    ip_s="$(tr ' ' '\n' <<<"$ips" | grep . | p50_max)"
+    peer_s="$(tr ' ' '\n' <<<"$peers" | grep . | p50_max)"
+    ping_s="$(tr ' ' '\n' <<<"$pings" | grep . | p50_max)"
+    echo "  Endpoint propagation, $TRIALS trials (from \`service scale -d probe=1\`, task pinned to h1, seen from h2):"
+    echo "    IP allocated (network inspect):       p50 ${ip_s% *} s, max ${ip_s#* } s"
+    echo "    peer entries in h2's sandbox:         p50 ${peer_s% *} s, max ${peer_s#* } s  (Docker Swarm: 0.3-0.4 s after task creation)"
+    echo "    its container started (Docker):       p50 ${start_s% *} s, max ${start_s#* } s"
+    echo "    first ping answered (h2 task -> new): p50 ${ping_s% *} s, max ${ping_s#* } s"
+    echo "    per trial, first ping (s):$line"
+    [ "$fails" = 0 ] || echo "    failed trials: $fails"
+}
+
+# ---------------------------------------------------------------- main
+
+command -v iperf3 >/dev/null || die "iperf3 is not installed (deploy/prereqs.sh)"
+[ -x "$BUSYBOX" ] || die "busybox-static is not installed at $BUSYBOX (deploy/prereqs.sh)"
+docker image inspect "$IMAGE" >/dev/null 2>&1 || bash deploy/images/build.sh
+cargo build --release -q -p swarmr-cli --bin swarmr
+BIN="$(target_dir)/release/swarmr"
+echo "overlay data plane: 2 hosts (namespaces on an underlay bridge), kernel $(uname -r), $(nproc) CPUs"
+
+round=0
+for mtu in $MTUS; do
+    round=$((round + 1))
+    echo "round $round: underlay MTU $mtu"
+    build_cluster "$mtu" "$round"
+    throughput
+    rtt
+    [ "$round" != 1 ] || [ "$TRIALS" = 0 ] || propagation
+    teardown "$RUN"
+done

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# swarmr quickstart: a three-host cluster on this machine, each "host" a network namespace
+# on one underlay bridge (TEST-NET-1, 192.0.2.0/24), each running its own swarmr node, all
+# sharing the one Docker engine. Safe to rerun, also after a crash.
+#   sudo deploy/quickstart.sh        set up and run the demo
+#   sudo deploy/quickstart.sh down   remove every process, container, namespace and data dir
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=/var/tmp/swarmr-quickstart
+P=qs   # namespace prefix: qs-u (underlay), qs-h1, qs-h2, qs-h3
+. deploy/bench/lib.sh
+
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+down() {
+    for pidfile in "$STATE"/*.pid; do
+        [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    sleep 1
+    for identity in "$STATE"/*/node.json; do
+        [ -e "$identity" ] || continue
+        node_id=$(sed -n 's/.*"node_id": *"\([^"]*\)".*/\1/p' "$identity")
+        [ -n "$node_id" ] || continue
+        ids=$(docker ps -aq --filter "label=com.swarmr.node.id=$node_id" 2>/dev/null || true)
+        [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+        for ns in $(ip netns list | awk '{print $1}' | grep "^swr-${node_id:0:12}-" || true); do
+            ip netns del "$ns" 2>/dev/null || true
+        done
+    done
+    for ns in $P-h1 $P-h2 $P-h3 $P-u; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$STATE"
+}
+
+host_up() { # n: host namespace qs-hN at 192.0.2.N on the underlay bridge
+    local n=$1 ns=$P-h$1
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip link add "$P-h${n}e" type veth peer name "$P-h${n}b"
+    ip link set "$P-h${n}e" netns "$ns"
+    ip link set "$P-h${n}b" netns "$P-u"
+    ip -n "$ns" link set "$P-h${n}e" name eth0
+    ip -n "$ns" addr add "192.0.2.$n/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$P-u" link set "$P-h${n}b" master br0 up
+}
+
+node() { # n, swarmr arguments...: start a node in host n, in the background
+    local n=$1; shift
+    mkdir -p "$STATE/h$n"
+    nsenter --net=/run/netns/$P-h$n "$BIN" "$@" --data-dir "$STATE/h$n" --hostname "h$n" \
+        --listen-addr "192.0.2.$n:2377" --advertise-addr "192.0.2.$n" >"$STATE/h$n.out" 2>"$STATE/h$n.log" &
+    echo $! >"$STATE/h$n.pid"
+    for _ in $(seq 1 100); do [ -S "$STATE/h$n/swarmr.sock" ] && return; sleep 0.1; done
+    echo "node h$n did not start; see $STATE/h$n.log" >&2
+    exit 1
+}
+
+swarmr_on() { local n=$1; shift; "$BIN" -H "unix://$STATE/h$n/swarmr.sock" "$@"; }
+
+up() {
+    bash deploy/prereqs.sh
+    cargo build --release -p swarmr-cli --bin swarmr
+    BIN="$(target_dir)/release/swarmr"
+    bash deploy/images/build.sh
+    down
+    mkdir -p "$STATE"
+    ip netns add "$P-u"
+    ip -n "$P-u" link set lo up
+    ip -n "$P-u" link add br0 type bridge
+    ip -n "$P-u" link set br0 up
+    for n in 1 2 3; do host_up "$n"; done
+
+    say "swarmr init    (on h1, 192.0.2.1)"
+    node 1 init
+    sleep 1
+    cat "$STATE/h1.out"
+    manager_token=$(swarmr_on 1 join-token -q manager)
+    worker_token=$(swarmr_on 1 join-token -q worker)
+    say "swarmr join --token <manager token> 192.0.2.1:2377    (on h2)"
+    node 2 join --token "$manager_token" 192.0.2.1:2377
+    say "swarmr join --token <worker token> 192.0.2.1:2377    (on h3)"
+    node 3 join --token "$worker_token" 192.0.2.1:2377
+    sleep 3
+    say "swarmr node ls"
+    swarmr_on 1 node ls
+    say "swarmr network create --driver overlay my-overlay"
+    swarmr_on 1 network create --driver overlay my-overlay
+    say "swarmr service create --network my-overlay --replicas 3 my-service"
+    swarmr_on 1 service create --network my-overlay --replicas 3 my-service
+    say "swarmr service ps my-service"
+    swarmr_on 1 service ps my-service
+    say "swarmr network inspect my-overlay"
+    swarmr_on 1 network inspect my-overlay
+
+    say "one container reaches the others across the overlay, by IP"
+    ips=$(swarmr_on 1 network inspect my-overlay | sed -n 's/.*"IPv4Address": "\([0-9.]*\)\/.*/\1/p')
+    from=$(docker ps -q --filter label=com.swarmr.service.id --filter name=my-service. | head -1)
+    for ip in $ips; do
+        for _ in $(seq 1 50); do
+            # busybox-static's wget crashes in glibc's static resolver; nc speaks plain HTTP.
+            answer=$(docker exec "$from" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 $ip 80 | tail -1" 2>/dev/null || true)
+            [ -n "$answer" ] && break
+            sleep 0.2
+        done
+        echo "GET http://$ip/  ->  answered by ${answer:-nobody}"
+    done
+    echo "(by service name: DNS is not built yet; see README)"
+
+    cat <<EOT
+
+The cluster runs. Use it with the wrapper (h1 and h2 are managers, h3 a worker):
+    deploy/swarmr-local h1 service ls
+    deploy/swarmr-local h2 node ls
+    deploy/swarmr-local h1 service scale my-service=5
+Node logs: $STATE/h*.log. Remove everything with:
+    sudo deploy/quickstart.sh down
+EOT
+}
+
+case "${1:-up}" in
+    up) up ;;
+    down) down; echo "quickstart removed" ;;
+    *) echo "usage: $0 [up|down]" >&2; exit 2 ;;
+esac
