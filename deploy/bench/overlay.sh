@@ -75,7 +75,7 @@ cleanup_dir() {
 for stale in "$STATE_GLOB"*; do
     [ -d "$stale" ] || continue
     owner="${stale##*.}"
-    if ! tr '\0' ' ' <"/proc/$owner/cmdline" 2>/dev/null | grep -q 'overlay.sh'; then
+    if ! { tr '\0' ' ' <"/proc/$owner/cmdline"; } 2>/dev/null | grep -q 'overlay.sh'; then
         echo "removing leftovers of an earlier run: $stale" >&2
         cleanup_dir "$stale"
     fi
@@ -88,7 +88,7 @@ mkdir -p "$RUN"
 : >"$RUN/netns"
 on_exit() {
     local rc=$?
-    if [ "$rc" != 0 ] && [ -n "${ROUND_DIR:-}" ]; then
+    if [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ -n "${ROUND_DIR:-}" ]; then
         for log in "$ROUND_DIR"/*.log; do
             [ -f "$log" ] || continue
             echo "--- last lines of $log" >&2
@@ -155,7 +155,7 @@ start_node() {
     local n="$1"
     shift
     mkdir -p "$ROUND_DIR/h$n"
-    SWARMR_LOG=info nsenter --net="/run/netns/${P}h$n" "$BIN" "$@" \
+    SWARMR_LOG=info NO_COLOR=1 nsenter --net="/run/netns/${P}h$n" "$BIN" "$@" \
         --data-dir "$ROUND_DIR/h$n" --listen-addr "192.0.2.$n:2377" \
         --advertise-addr "192.0.2.$n" --hostname "h$n" \
         </dev/null >>"$ROUND_DIR/h$n.log" 2>&1 &
@@ -178,7 +178,7 @@ pings_once() { nsenter -t "$1" -n "$BUSYBOX" ping -c 1 -W 1 "$2"; }
 # Builds the cluster for one round (underlay MTU $1) and sets A_*/B_* (the bench tasks on
 # host 1 and host 2), VNI, SANDBOX2 (host 2's sandbox namespace).
 build_cluster() {
-    local mtu="$1" round="$2" token row
+    local mtu="$1" round="$2" token
     P="${PREFIX}r$round"
     ROUND_DIR="$RUN/r$round"
     mkdir -p "$ROUND_DIR"
@@ -218,12 +218,12 @@ build_cluster() {
 # iperf3 single stream, client in namespace args $1 to server in namespace args $2 at $3;
 # prints Gbit/s received.
 iperf_gbps() {
-    local client_ns="$1" server_ns="$2" addr="$3" srv out attempt
+    local client_ns="$1" server_ns="$2" addr="$3" srv out _try
     # shellcheck disable=SC2086
     nsenter $server_ns iperf3 -s -1 -p 5201 </dev/null >/dev/null 2>&1 &
     srv=$!
     echo "$srv iperf3" >>"$RUN/pids"
-    for attempt in $(seq 30); do
+    for _try in $(seq 30); do
         sleep 0.2
         # shellcheck disable=SC2086
         if out="$(nsenter $client_ns iperf3 -c "$addr" -p 5201 -t "$IPERF_SECONDS" -J 2>/dev/null)"; then
@@ -287,7 +287,9 @@ probe_gone() {
     [ -z "$(probe_ip)" ] && [ -z "$(docker ps -aq --filter "label=com.swarmr.service.id=$PROBE_ID")" ]
 }
 
-# Endpoint propagation: one trial; prints "ip_s peer_s ping_s" or "fail <reason>".
+# Endpoint propagation: one trial; prints the seconds from the scale call to "IP allocated,
+# peer entries on h2, first ping answered, container started", or "fail <reason>".
+# Polls every 10 ms (each poll runs `swarmr`/`ip`, on the same 2 CPUs as the nodes).
 propagation_trial() {
     local t0 ip="" t_ip t_peer t_ping deadline first
     t0="$(now_us)"
@@ -304,7 +306,9 @@ propagation_trial() {
     done
     t_peer="$(now_us)"
     # Pings every 20 ms from the task on host 2 until the first answer (the new task's
-    # container may still be starting on host 1).
+    # container may still be starting on host 1). Started once the peer entries are there:
+    # no answer can come before (the task's ARP is answered by vxlan0's proxy from them),
+    # and an ARP sent earlier would only be retried after the kernel's 1 s timer.
     first="$(nsenter -t "$B_PID" -n "$BUSYBOX" ping -i 0.02 -w 15 "$ip" 2>/dev/null |
         while IFS= read -r line; do
             case "$line" in *"bytes from"*) now_us; break ;; esac
