@@ -154,7 +154,13 @@ impl Core {
         };
         let deadline = Instant::now() + NO_LEADER_WAIT;
         loop {
-            match self.inner.raft.client_write(proposal.clone()).await {
+            // Without a quorum the leader never commits: bound the wait and say why.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let write = self.inner.raft.client_write(proposal.clone());
+            let Ok(written) = tokio::time::timeout(remaining, write).await else {
+                return Err(ProposeError::NoLeader(NO_LEADER_WAIT));
+            };
+            match written {
                 Ok(resp) => return finish(resp.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
                     if let Some(leader) = fwd.leader_node {

@@ -114,3 +114,48 @@ fn new_manager_catches_up_from_a_snapshot_after_the_log_was_purged() {
     // The data dir stays bounded: the purged log is gone from the leader's database.
     assert!(cluster.node("m1").log().contains("cluster initialised"));
 }
+
+#[test]
+fn force_new_cluster_recovers_from_quorum_loss_with_the_state_kept() {
+    let mut cluster = Cluster::init(&[]);
+    cluster.join("m2", "manager");
+    cluster.join("m3", "manager");
+    let m1 = cluster.node("m1").host();
+    ok(&["-H", &m1, "node", "update", "--label-add", "kept=yes", "m1"]);
+    cluster.node("m2").kill();
+    cluster.node("m3").kill();
+    // One manager of three cannot commit: the write is refused within a bounded wait.
+    let err = fails(&[
+        "-H",
+        &m1,
+        "node",
+        "update",
+        "--label-add",
+        "lost=quorum",
+        "m1",
+    ]);
+    assert!(err.contains("quorum"), "{err}");
+
+    cluster.node("m1").stop();
+    cluster.node("m1").restart_with(&["--force-new-cluster"]);
+    wait_until("m1 leads alone", || {
+        node_row(&m1, "m1").is_some_and(|r| r["ManagerStatus"] == "Leader")
+    });
+    ok(&[
+        "-H",
+        &m1,
+        "node",
+        "update",
+        "--label-add",
+        "after=recovery",
+        "m1",
+    ]);
+    let labels = &inspect(&m1, "m1")["Spec"]["Labels"];
+    assert_eq!(labels["kept"], "yes");
+    assert_eq!(labels["after"], "recovery");
+    for gone in ["m2", "m3"] {
+        let row = node_row(&m1, gone).expect("the old managers are still listed");
+        assert_eq!(row["ManagerStatus"], "", "{gone} is no longer a manager");
+        assert_eq!(row["Status"], "Down");
+    }
+}

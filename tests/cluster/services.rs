@@ -333,3 +333,66 @@ fn logs_come_from_every_replica_on_every_node() {
             && out.lines().all(|l| l.starts_with("talker."))
     });
 }
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn full_network_leaves_a_task_pending_with_the_reason_until_an_address_frees() {
+    let cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    // A /29 has 5 addresses besides its gateway: blocker's VIP and task, full's VIP, and
+    // two of full's three tasks.
+    ok(&[
+        "-H",
+        &m1,
+        "network",
+        "create",
+        "--subnet",
+        "10.77.0.0/29",
+        "tiny",
+    ]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "blocker",
+        "--network",
+        "tiny",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "full",
+        "--network",
+        "tiny",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    wait_until("2 running and one waiting for an address", || {
+        running_tasks(&m1, "full").len() == 2
+            && ps(&m1, "full").iter().any(|t| {
+                t["Error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("no free address"))
+            })
+    });
+    let err = fails(&["-H", &m1, "network", "rm", "tiny"]);
+    assert!(
+        err.contains("in use by service") && err.contains("full"),
+        "{err}"
+    );
+    // Freeing addresses lets the waiting task through at once, not minutes later.
+    ok(&["-H", &m1, "service", "rm", "blocker"]);
+    wait_until("all 3 running", || running_tasks(&m1, "full").len() == 3);
+}

@@ -103,6 +103,14 @@ impl Node {
         wait_until(&format!("{} socket", self.name), || socket.exists());
     }
 
+    /// Starts the node's command again with `extra` flags for this run only.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        let saved = self.args.clone();
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.restart();
+        self.args = saved;
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
