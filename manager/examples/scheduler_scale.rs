@@ -64,7 +64,7 @@ fn cpu_secs() -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after "pid (comm)".
+    // utime and stime are fields 14 and 15 of stat: 11 and 12 after "pid (comm)".
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -346,10 +346,9 @@ async fn main() {
         proc_mb("VmRSS")
     );
 
-    // The manager may be busy with the sessions: allow a slow connect.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")
-        .connect_timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(60)) // the sessions may keep the manager busy
         .connect_lazy();
     let mut control = ControlClient::new(channel);
     let spec = ServiceSpec {
