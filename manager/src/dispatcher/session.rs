@@ -94,15 +94,17 @@ pub fn managers(core: &Core) -> Result<Vec<ManagerPeer>, Status> {
         .collect())
 }
 
-/// Whether an event can change what a session carries (everything but the cluster object).
-fn touches_sessions(event: &StoreEvent) -> bool {
+/// Whether an event can change what this node's session carries: any node (the manager
+/// list), any network, this node's own tasks, and tasks on networks (they may be peers).
+/// Other nodes' network-less tasks, services and the cluster object cannot.
+fn touches_session(event: &StoreEvent, node_id: &str) -> bool {
+    use swarmr_proto::store_action::Target;
     match event {
         StoreEvent::Reset { .. } => true,
-        StoreEvent::Applied { actions, .. } => actions.iter().any(|a| {
-            !matches!(
-                a.target,
-                Some(swarmr_proto::store_action::Target::Cluster(_)) | None
-            )
+        StoreEvent::Applied { actions, .. } => actions.iter().any(|a| match &a.target {
+            Some(Target::Node(_) | Target::Network(_)) => true,
+            Some(Target::Task(task)) => task.node_id == node_id || !task.networks.is_empty(),
+            Some(Target::Service(_) | Target::Cluster(_)) | None => false,
         }),
     }
 }
@@ -116,6 +118,7 @@ async fn push(
 ) {
     let mut events = core.store().subscribe();
     let mut metrics = core.raft().metrics();
+    let mut leader = core.leader();
     let mut last_sent: Option<SessionMessage> = None;
     let mut dirty = true;
     loop {
@@ -140,14 +143,17 @@ async fn push(
         }
         tokio::select! {
             event = events.recv() => match event {
-                Ok(event) => dirty = touches_sessions(&event),
+                Ok(event) => dirty = touches_session(&event, &node_id),
                 Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             changed = metrics.changed() => {
                 if changed.is_err() { break; }
-                // The leader flag in the manager list may have moved.
-                dirty = true;
+                // Metrics change on every commit; only a new leader moves the flag in the
+                // manager list.
+                let now = core.leader();
+                dirty = now != leader;
+                leader = now;
             }
             _ = tx.closed() => break,
         }

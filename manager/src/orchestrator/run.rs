@@ -21,7 +21,9 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let now = now_millis();
     let plan = plan_with_wakeup(&services, &tasks, &nodes, now, &mut ca::new_id);
     if !plan.changes.is_empty() {
-        let by_id = |id: &str| tasks.iter().find(|t| t.id == id).cloned();
+        let index: std::collections::HashMap<&str, &Task> =
+            tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+        let by_id = |id: &str| index.get(id).map(|t| (*t).clone());
         let actions = plan
             .changes
             .into_iter()

@@ -20,6 +20,8 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
         return Ok(Action::AwaitChange);
     }
     let now = now_millis();
+    let by_id: std::collections::HashMap<&str, &Task> =
+        tasks.iter().map(|t| (t.id.as_str(), t)).collect();
     let actions = decisions
         .into_iter()
         .filter_map(|decision| {
@@ -27,7 +29,7 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
                 Decision::Assign { task_id, node_id } => (task_id, Some(node_id), None),
                 Decision::Unschedulable { task_id, reason } => (task_id, None, Some(reason)),
             };
-            let mut task = tasks.iter().find(|t| t.id == task_id)?.clone();
+            let mut task = (*by_id.get(task_id.as_str())?).clone();
             let version = task.version();
             match (node, reason) {
                 (Some(node_id), _) => {
