@@ -9,8 +9,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-const IMAGE: &str = "swarmr/busybox:latest";
-
 fn three_hosts() -> Cluster {
     let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
     cluster.join("h2", "manager");
@@ -100,21 +98,11 @@ fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
         "overlay",
         "my-overlay",
     ]);
-    ok(&[
-        "-H",
+    create_sleeper(
         &m1,
-        "service",
-        "create",
-        "--name",
         "pinger",
-        "--network",
-        "my-overlay",
-        "--replicas",
-        "6",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+        &["--network", "my-overlay", "--replicas", "6"],
+    );
     wait_until("every task pings every other across hosts", || {
         let eps = endpoints(&m1, "my-overlay");
         eps.len() == 6 && every_pair_pings(&eps)
@@ -153,51 +141,9 @@ fn networks_are_isolated_and_a_task_on_two_networks_reaches_both() {
     let m1 = cluster.nodes[0].host();
     ok(&["-H", &m1, "network", "create", "red"]);
     ok(&["-H", &m1, "network", "create", "blue"]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "r",
-        "--network",
-        "red",
-        "--replicas",
-        "2",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "b",
-        "--network",
-        "blue",
-        "--replicas",
-        "2",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "both",
-        "--network",
-        "red",
-        "--network",
-        "blue",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "r", &["--network", "red", "--replicas", "2"]);
+    create_sleeper(&m1, "b", &["--network", "blue", "--replicas", "2"]);
+    create_sleeper(&m1, "both", &["--network", "red", "--network", "blue"]);
     wait_until("5 endpoints on red, 3... on blue", || {
         endpoints(&m1, "red").len() == 3 && endpoints(&m1, "blue").len() == 3
     });
@@ -227,21 +173,7 @@ fn killed_worker_endpoints_leave_other_hosts_and_restart_restores_connectivity()
     let mut cluster = three_hosts();
     let m1 = cluster.nodes[0].host();
     ok(&["-H", &m1, "network", "create", "net"]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "s",
-        "--network",
-        "net",
-        "--replicas",
-        "3",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "s", &["--network", "net", "--replicas", "3"]);
     wait_until("3 endpoints", || endpoints(&m1, "net").len() == 3);
     let inspect: Value =
         serde_json::from_str(&ok(&["-H", &m1, "network", "inspect", "net"])).expect("JSON");

@@ -80,19 +80,7 @@ fn replicas_spread_scale_and_remove() {
     let cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
     // Without -d, create returns once every replica runs: the listing right after shows 3/3.
-    let out = ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    let out = create_sleeper(&m1, "web", &["--replicas", "3"]);
     let id = service_id(&m1, "web");
     assert_eq!(out.trim(), id);
     let nodes: std::collections::BTreeSet<String> = containers(&id)
@@ -120,19 +108,7 @@ fn replicas_spread_scale_and_remove() {
 fn killed_container_is_restarted_and_history_kept() {
     let cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "sleeper",
-        "--restart-delay",
-        "0s",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "sleeper", &["--restart-delay", "0s"]);
     let id = service_id(&m1, "sleeper");
     let first = containers(&id);
     assert_eq!(first.len(), 1);
@@ -158,19 +134,7 @@ fn killed_container_is_restarted_and_history_kept() {
 fn dead_worker_tasks_move_and_restarted_worker_makes_no_duplicates() {
     let mut cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "spread",
-        "--replicas",
-        "3",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "spread", &["--replicas", "3"]);
     let id = service_id(&m1, "spread");
     let w1_id = inspect(&m1, "w1")["ID"].as_str().expect("id").to_string();
 
@@ -201,35 +165,11 @@ fn dead_worker_tasks_move_and_restarted_worker_makes_no_duplicates() {
 fn drain_moves_tasks_and_global_runs_one_per_node() {
     let cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "everywhere",
-        "--mode",
-        "global",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "everywhere", &["--mode", "global"]);
     let id = service_id(&m1, "everywhere");
     wait_until("3 global tasks", || containers(&id).len() == 3);
 
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "movable",
-        "--replicas",
-        "2",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "movable", &["--replicas", "2"]);
     ok(&["-H", &m1, "node", "update", "--availability", "drain", "w2"]);
     wait_until("no task on w2", || {
         running_tasks(&m1, "movable").len() == 2
@@ -350,35 +290,8 @@ fn full_network_leaves_a_task_pending_with_the_reason_until_an_address_frees() {
         "10.77.0.0/29",
         "tiny",
     ]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "blocker",
-        "--network",
-        "tiny",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "full",
-        "--network",
-        "tiny",
-        "--replicas",
-        "3",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    create_sleeper(&m1, "blocker", &["--network", "tiny"]);
+    create_sleeper(&m1, "full", &["-d", "--network", "tiny", "--replicas", "3"]);
     wait_until("2 running and one waiting for an address", || {
         running_tasks(&m1, "full").len() == 2
             && ps(&m1, "full").iter().any(|t| {

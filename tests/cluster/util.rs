@@ -404,6 +404,15 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run swarmr")
 }
 
+/// `service create --name NAME FLAGS... swarmr/busybox:latest sleep 600` on `host`, which
+/// must succeed (without `-d` in FLAGS it returns once every replica runs).
+pub fn create_sleeper(host: &str, name: &str, flags: &[&str]) -> String {
+    let mut args = vec!["-H", host, "service", "create", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["swarmr/busybox:latest", "sleep", "600"]);
+    ok(&args)
+}
+
 /// Runs a client command that must succeed; returns its stdout.
 pub fn ok(args: &[&str]) -> String {
     let out = run(args);
