@@ -2,7 +2,7 @@
 //! bridge, containers on the shared Docker daemon, wired by their node's worker. Needs
 //! root, Docker and the kernel's VXLAN, hence `#[ignore]`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use serde_json::Value;
@@ -226,4 +226,211 @@ fn inspect_id_is(host: &str, name: &str, short: &str) -> bool {
     inspect(host, name)["ID"]
         .as_str()
         .is_some_and(|id| id.starts_with(short))
+}
+
+/// Runs a command in a node's sandbox for a network; its stdout as JSON (`-j` output).
+fn sandbox_json(node_short: &str, vni: &str, command: &[&str]) -> Value {
+    let ns = format!("swr-{node_short}-{vni}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .args(command)
+        .output()
+        .expect("ip netns exec");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn field(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// The remote endpoints a sandbox holds, as (IP, MAC, VTEP): each permanent neighbour on
+/// `vxlan0` joined with the FDB entry of its MAC.
+fn kernel_remotes(node_short: &str, vni: &str) -> BTreeSet<(String, String, String)> {
+    let fdb = sandbox_json(
+        node_short,
+        vni,
+        &["bridge", "-j", "fdb", "show", "dev", "vxlan0"],
+    );
+    let vteps: BTreeMap<String, String> = fdb
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("dst").is_some())
+        .map(|e| (field(e, "mac"), field(e, "dst")))
+        .collect();
+    let neigh = sandbox_json(
+        node_short,
+        vni,
+        &["ip", "-j", "neigh", "show", "dev", "vxlan0"],
+    );
+    neigh
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let mac = field(n, "lladdr");
+            let vtep = vteps.get(&mac).cloned().unwrap_or_default();
+            (field(n, "dst"), mac, vtep)
+        })
+        .collect()
+}
+
+/// The links of a sandbox by kind: how many bridges, VXLAN devices and veths.
+fn sandbox_links(node_short: &str, vni: &str) -> BTreeMap<String, usize> {
+    let links = sandbox_json(node_short, vni, &["ip", "-j", "-d", "link", "show"]);
+    let mut kinds = BTreeMap::new();
+    for link in links.as_array().into_iter().flatten() {
+        let kind = link["linkinfo"]["info_kind"].as_str().unwrap_or("other");
+        *kinds.entry(kind.to_string()).or_insert(0) += 1;
+    }
+    kinds
+}
+
+/// True if every host's kernel holds exactly what `network inspect` reports: each remote
+/// container as a neighbour and FDB entry towards its node, and each local one wired with
+/// its address on its bridge.
+fn inspect_matches_kernels(manager: &str, network: &str, hosts: &[(&str, String)]) -> bool {
+    let Ok(inspect) =
+        serde_json::from_str::<Value>(&ok(&["-H", manager, "network", "inspect", network]))
+    else {
+        return false;
+    };
+    let net = &inspect[0];
+    let vni = field(
+        &net["Options"],
+        "com.docker.network.driver.overlay.vxlanid_list",
+    );
+    let vtep_of: BTreeMap<String, String> = net["Peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (field(p, "Name"), field(p, "IP")))
+        .collect();
+    let containers: Vec<&Value> = net["Containers"]
+        .as_object()
+        .map(|c| c.values().collect())
+        .unwrap_or_default();
+    hosts.iter().all(|(hostname, short)| {
+        let ip_of = |c: &Value| {
+            field(c, "IPv4Address")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
+        let expected: BTreeSet<(String, String, String)> = containers
+            .iter()
+            .filter(|c| field(c, "Node") != *hostname)
+            .map(|c| {
+                let vtep = vtep_of.get(&field(c, "Node")).cloned().unwrap_or_default();
+                (ip_of(c), field(c, "MacAddress"), vtep)
+            })
+            .collect();
+        let locals = containers
+            .iter()
+            .filter(|c| field(c, "Node") == *hostname)
+            .count();
+        let veths = sandbox_links(short, &vni).get("veth").copied().unwrap_or(0);
+        kernel_remotes(short, &vni) == expected && veths == locals
+    })
+}
+
+/// `service ps --format json`: one object per line, as Docker prints it.
+fn service_ps(manager: &str, service: &str) -> Vec<Value> {
+    ok(&["-H", manager, "service", "ps", service, "--format", "json"])
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn node_short(manager: &str, hostname: &str) -> String {
+    field(&inspect(manager, hostname), "ID")
+        .chars()
+        .take(12)
+        .collect()
+}
+
+/// The task of `slot` once `service ps` shows it RUNNING: its container's `eth0` must
+/// already hold its address, since a task reports RUNNING only once wired.
+fn running_task_is_wired(manager: &str, service: &str, slot: u32) -> Option<bool> {
+    let name = format!("{service}.{slot}");
+    let task = service_ps(manager, service)
+        .into_iter()
+        .find(|t| field(t, "Name") == name && field(t, "CurrentState").starts_with("Running"))?;
+    let container = Command::new("docker")
+        .args(["ps", "-q", "--no-trunc", "--filter"])
+        .arg(format!("label=com.swarmr.task.id={}", field(&task, "ID")))
+        .output()
+        .ok()?;
+    let container = String::from_utf8_lossy(&container.stdout)
+        .trim()
+        .to_string();
+    let addr = Command::new("docker")
+        .args(["exec", &container, "ip", "-o", "-4", "addr", "show", "eth0"])
+        .output()
+        .ok()?;
+    Some(addr.status.success() && String::from_utf8_lossy(&addr.stdout).contains("inet "))
+}
+
+#[test]
+#[ignore = "needs root, Docker and VXLAN"]
+fn network_inspect_matches_every_kernel_and_a_restarted_worker_duplicates_nothing() {
+    let mut cluster = three_hosts();
+    let m1 = cluster.nodes[0].host();
+    ok(&["-H", &m1, "network", "create", "net"]);
+    create_sleeper(&m1, "s", &["--network", "net", "--replicas", "6"]);
+    let hosts: Vec<(&str, String)> = ["m1", "h2", "h3"]
+        .into_iter()
+        .map(|h| (h, node_short(&m1, h)))
+        .collect();
+    wait_until("inspect matches every kernel", || {
+        endpoints(&m1, "net").len() == 6 && inspect_matches_kernels(&m1, "net", &hosts)
+    });
+
+    ok(&["-H", &m1, "service", "scale", "s=7"]);
+    let mut wired = None;
+    wait_until("slot 7 RUNNING", || {
+        wired = running_task_is_wired(&m1, "s", 7);
+        wired.is_some()
+    });
+    assert_eq!(
+        wired,
+        Some(true),
+        "a RUNNING task's container is already wired"
+    );
+
+    let vni = field(
+        &serde_json::from_str::<Value>(&ok(&["-H", &m1, "network", "inspect", "net"]))
+            .expect("JSON")[0]["Options"],
+        "com.docker.network.driver.overlay.vxlanid_list",
+    );
+    let h3 = &hosts[2].1;
+    cluster.node("h3").restart();
+    wait_until("h3 Ready", || {
+        node_row(&m1, "h3").is_some_and(|r| r["Status"] == "Ready")
+    });
+    wait_until("inspect matches every kernel after h3 restarted", || {
+        inspect_matches_kernels(&m1, "net", &hosts)
+    });
+    let on_h3 = service_ps(&m1, "s")
+        .iter()
+        .filter(|t| field(t, "Node") == "h3" && field(t, "DesiredState") == "Running")
+        .count();
+    let links = sandbox_links(h3, &vni);
+    let sandboxes = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns");
+    let h3_sandboxes = String::from_utf8_lossy(&sandboxes.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("swr-{h3}-")))
+        .count();
+    if on_h3 > 0 {
+        assert_eq!(h3_sandboxes, 1, "one sandbox for h3's one network");
+        assert_eq!(links.get("bridge"), Some(&1), "one bridge: {links:?}");
+        assert_eq!(links.get("vxlan"), Some(&1), "one VXLAN device: {links:?}");
+    } else {
+        assert_eq!(h3_sandboxes, 0, "no sandbox once h3 has no task");
+    }
+    assert!(every_pair_pings(&endpoints(&m1, "net")), "all 7 still talk");
 }

@@ -3,10 +3,12 @@
 //! and reconciles the kernel to it on every change and periodically. An endpoint that
 //! cannot be wired fails its task with the reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use swarmr_netdriver::{
     mac_for_ip, Driver, HostDesired, Ipv4Net, KernelNetlink, LocalEndpoint, NetworkDesired,
@@ -15,6 +17,8 @@ use swarmr_netdriver::{
 use swarmr_proto::convert::now_millis;
 use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
 use tokio::sync::{mpsc, watch};
+
+use crate::agent::NetworkAttach;
 use tracing::{info, warn, Instrument};
 
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -47,19 +51,37 @@ fn ip_and_net(addr: &str) -> Option<(Ipv4Addr, u8)> {
     Some((ip.parse().ok()?, prefix.parse().ok()?))
 }
 
-/// A task whose container runs here and can be wired: RUNNING, wanted, with a PID.
-fn wireable(task: &Task) -> Option<u32> {
+/// Containers started and wired here whose RUNNING report the session does not show yet,
+/// by task id: their PIDs.
+pub type Started = HashMap<String, u32>;
+
+/// A task whose container runs here and can be wired: wanted, with a PID, and RUNNING or
+/// just started by this node's agent.
+fn wireable(task: &Task, started: &Started) -> Option<u32> {
     let status = task.status.as_ref()?;
-    let live = status.state() == TaskState::Running && task.desired_state() == TaskState::Running;
-    (live && status.pid > 0).then_some(status.pid)
+    if task.desired_state() != TaskState::Running {
+        return None;
+    }
+    match status.state() {
+        TaskState::Running => (status.pid > 0).then_some(status.pid),
+        state if state < TaskState::Running => started.get(&task.id).copied(),
+        _ => None,
+    }
 }
 
-/// What the kernel of this node should hold, from the latest session message.
-pub fn desired_host(node_id: &str, message: &SessionMessage) -> Option<HostDesired> {
+/// What the kernel of this node should hold, from the latest session message and the
+/// containers started since.
+pub fn desired_host(
+    node_id: &str,
+    message: &SessionMessage,
+    started: &Started,
+) -> Option<HostDesired> {
     let underlay_addr: Ipv4Addr = message.node.as_ref()?.status.as_ref()?.addr.parse().ok()?;
     let mut locals: BTreeMap<&str, Vec<LocalEndpoint>> = BTreeMap::new();
     for task in &message.tasks {
-        let Some(pid) = wireable(task) else { continue };
+        let Some(pid) = wireable(task, started) else {
+            continue;
+        };
         for (index, attachment) in task.networks.iter().enumerate() {
             let Some((ip, _)) = ip_and_net(&attachment.addr) else {
                 continue;
@@ -117,66 +139,142 @@ pub fn desired_host(node_id: &str, message: &SessionMessage) -> Option<HostDesir
     })
 }
 
-/// Runs until shutdown. Sandboxes outlive it: traffic keeps flowing while the node restarts.
-pub async fn run_overlay(
+/// This node's overlay: reconciles the kernel on every session message and periodically,
+/// and wires each container the agent starts before the task reports RUNNING.
+pub struct Overlay {
     driver: Arc<OverlayDriver>,
     node_id: String,
-    mut sessions: watch::Receiver<Option<SessionMessage>>,
-    reports: mpsc::Sender<TaskStatusUpdate>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let span = tracing::info_span!("overlay", node.id = %node_id);
-    async move {
-        loop {
-            let message = sessions.borrow_and_update().clone();
-            if let Some(desired) = message.as_ref().and_then(|m| desired_host(&node_id, m)) {
-                reconcile_once(&driver, &desired, &reports).await;
-            }
-            tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
-                changed = sessions.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(RESYNC) => {}
-            }
-        }
-    }
-    .instrument(span)
-    .await
+    sessions: watch::Receiver<Option<SessionMessage>>,
+    started: Mutex<Started>,
+    /// One reconcile at a time: the loop's and the agent's would undo each other's plans.
+    reconciling: tokio::sync::Mutex<()>,
 }
 
-async fn reconcile_once(
-    driver: &OverlayDriver,
-    desired: &HostDesired,
-    reports: &mpsc::Sender<TaskStatusUpdate>,
-) {
-    let report = match driver.reconcile(desired).await {
-        Ok(report) => report,
-        Err(e) => {
-            warn!(error = %e, "overlay reconcile failed; retrying");
-            return;
+impl Overlay {
+    pub fn new(
+        driver: Arc<OverlayDriver>,
+        node_id: String,
+        sessions: watch::Receiver<Option<SessionMessage>>,
+    ) -> Self {
+        Overlay {
+            driver,
+            node_id,
+            sessions,
+            started: Mutex::new(Started::new()),
+            reconciling: tokio::sync::Mutex::new(()),
         }
-    };
-    if !report.changes.is_empty() {
-        info!(changes = report.changes.len(), "overlay updated");
     }
-    for cleanup in &report.failed_cleanups {
-        warn!(what = %cleanup, "could not remove stale overlay state; will retry");
+
+    fn started(&self) -> std::sync::MutexGuard<'_, Started> {
+        // The map stays consistent whatever panicked while holding it.
+        self.started.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    for (task_id, reason) in report.failed_endpoints {
-        warn!(task.id = %task_id, %reason, "could not wire the task's container");
-        let status = TaskStatus {
-            state: TaskState::Failed as i32,
-            message: "network attach failed".into(),
-            error: format!("network: {reason}"),
-            timestamp: now_millis(),
-            ..Default::default()
+
+    /// Reconciles the kernel to the latest session message; the endpoints that could not
+    /// be wired, with the reasons.
+    async fn reconcile(&self) -> Vec<(String, String)> {
+        let _guard = self.reconciling.lock().await;
+        let message = self.sessions.borrow().clone();
+        let Some(message) = message else {
+            return Vec::new();
         };
-        let _ = reports
-            .send(TaskStatusUpdate {
-                task_id,
-                status: Some(status),
-            })
-            .await;
+        let desired = {
+            let mut started = self.started();
+            // Once the session shows a task RUNNING (or gone) its own PID rules.
+            started.retain(|id, _| {
+                message.tasks.iter().any(|t| {
+                    t.id == *id
+                        && t.desired_state() == TaskState::Running
+                        && t.status
+                            .as_ref()
+                            .is_some_and(|s| s.state() < TaskState::Running)
+                })
+            });
+            desired_host(&self.node_id, &message, &started)
+        };
+        let Some(desired) = desired else {
+            return Vec::new();
+        };
+        let report = match self.driver.reconcile(&desired).await {
+            Ok(report) => report,
+            Err(e) => {
+                warn!(error = %e, "overlay reconcile failed; retrying");
+                return Vec::new();
+            }
+        };
+        if !report.changes.is_empty() {
+            info!(changes = report.changes.len(), "overlay updated");
+        }
+        for cleanup in &report.failed_cleanups {
+            warn!(what = %cleanup, "could not remove stale overlay state; will retry");
+        }
+        report.failed_endpoints.into_iter().collect()
     }
+
+    /// Runs until shutdown. Sandboxes outlive it: traffic keeps flowing while the node
+    /// restarts.
+    pub async fn run(
+        self: Arc<Self>,
+        reports: mpsc::Sender<TaskStatusUpdate>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let span = tracing::info_span!("overlay", node.id = %self.node_id);
+        let mut sessions = self.sessions.clone();
+        async move {
+            loop {
+                sessions.borrow_and_update();
+                for (task_id, reason) in self.reconcile().await {
+                    report_failed(&reports, task_id, reason).await;
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    changed = sessions.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(RESYNC) => {}
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl NetworkAttach for Overlay {
+    fn attach<'a>(&'a self, task_id: &'a str, pid: u32) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let networked = self.sessions.borrow().as_ref().is_some_and(|m| {
+                m.tasks
+                    .iter()
+                    .any(|t| t.id == task_id && !t.networks.is_empty())
+            });
+            if !networked {
+                return Ok(());
+            }
+            self.started().insert(task_id.to_string(), pid);
+            // Another task's failure is the loop's to report; this one's is the caller's.
+            let failed = self.reconcile().await;
+            match failed.into_iter().find(|(id, _)| id == task_id) {
+                Some((_, reason)) => Err(reason),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+async fn report_failed(reports: &mpsc::Sender<TaskStatusUpdate>, task_id: String, reason: String) {
+    warn!(task.id = %task_id, %reason, "could not wire the task's container");
+    let status = TaskStatus {
+        state: TaskState::Failed as i32,
+        message: "network attach failed".into(),
+        error: format!("network: {reason}"),
+        timestamp: now_millis(),
+        ..Default::default()
+    };
+    let _ = reports
+        .send(TaskStatusUpdate {
+            task_id,
+            status: Some(status),
+        })
+        .await;
 }
 
 #[cfg(test)]
@@ -252,7 +350,8 @@ mod tests {
             ),
             task("b", TaskState::Starting, 0, &[("front", "10.0.0.3/24")]),
         ];
-        let host = desired_host("abcdefghijklmnop", &message(tasks)).expect("desired");
+        let host =
+            desired_host("abcdefghijklmnop", &message(tasks), &Started::new()).expect("desired");
         assert_eq!(host.node_short_id, "abcdefghijkl");
         assert_eq!(host.underlay_addr, Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(host.networks.len(), 2);
@@ -277,7 +376,7 @@ mod tests {
             42,
             &[("back", "10.0.1.2/24")],
         )];
-        let host = desired_host("n", &message(tasks)).expect("desired");
+        let host = desired_host("n", &message(tasks), &Started::new()).expect("desired");
         assert_eq!(host.networks.len(), 1);
         assert_eq!(host.networks[0].network_id, "back");
     }

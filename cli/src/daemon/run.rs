@@ -12,7 +12,7 @@ use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
 use swarmr_worker::executor::{DockerExecutor, Executor};
-use swarmr_worker::overlay::{self, run_overlay};
+use swarmr_worker::overlay::{self, Overlay};
 use swarmr_worker::{Agent, LogsService};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -205,18 +205,17 @@ async fn run_once(
     }
     let (updates_tx, mut updates_rx) = watch::channel::<Option<SessionMessage>>(None);
     let (reports_tx, reports_rx) = mpsc::channel(1024);
-    let agent = Agent::new(executor.clone(), identity.node_id.clone());
-    tasks.spawn(agent.run(updates_rx.clone(), reports_tx.clone(), halt_rx.clone()));
+    let mut agent = Agent::new(executor.clone(), identity.node_id.clone());
     if let Some(driver) = &overlay {
-        let node_id = identity.node_id.clone();
-        tasks.spawn(run_overlay(
+        let overlay = Arc::new(Overlay::new(
             driver.clone(),
-            node_id,
+            identity.node_id.clone(),
             updates_rx.clone(),
-            reports_tx,
-            halt_rx.clone(),
         ));
+        agent = agent.with_network_attach(overlay.clone());
+        tasks.spawn(overlay.run(reports_tx.clone(), halt_rx.clone()));
     }
+    tasks.spawn(agent.run(updates_rx.clone(), reports_tx, halt_rx.clone()));
     let leaving = Arc::new(AtomicBool::new(false));
     let local = LocalControl::new(
         manager.as_ref().map(|m| m.control_service()),

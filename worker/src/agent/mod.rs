@@ -32,6 +32,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use swarmr_proto::{SessionMessage, TaskStatusUpdate};
 use tokio::sync::{mpsc, watch};
 use tracing::{info_span, Instrument};
@@ -59,11 +60,21 @@ impl Default for AgentConfig {
     }
 }
 
+/// Wires a just-started container onto its task's networks. The agent awaits it before
+/// reporting RUNNING, so that RUNNING means reachable from every host (peers learn of the
+/// endpoint at allocation time, before the start).
+pub trait NetworkAttach: Send + Sync + 'static {
+    /// Wires the container of `task_id`, whose process is `pid`; the error is the reason
+    /// the task fails with.
+    fn attach<'a>(&'a self, task_id: &'a str, pid: u32) -> BoxFuture<'a, Result<(), String>>;
+}
+
 /// The task agent of one node.
 pub struct Agent<E: Executor> {
     executor: Arc<E>,
     node_id: String,
     config: AgentConfig,
+    network: Option<Arc<dyn NetworkAttach>>,
 }
 
 impl<E: Executor> Agent<E> {
@@ -72,7 +83,14 @@ impl<E: Executor> Agent<E> {
             executor,
             node_id: node_id.into(),
             config: AgentConfig::default(),
+            network: None,
         }
+    }
+
+    /// Wires each started container through `network` before its task reports RUNNING.
+    pub fn with_network_attach(mut self, network: Arc<dyn NetworkAttach>) -> Self {
+        self.network = Some(network);
+        self
     }
 
     /// Changes how often the agent reconciles without a reason.
@@ -98,7 +116,14 @@ impl<E: Executor> Agent<E> {
     ) {
         let span = info_span!("agent", node.id = %self.node_id);
         let (op_tx, op_rx) = mpsc::unbounded_channel();
-        let runner = runner::Runner::new(self.executor, self.node_id, self.config, reports, op_tx);
+        let runner = runner::Runner::new(
+            self.executor,
+            self.network,
+            self.node_id,
+            self.config,
+            reports,
+            op_tx,
+        );
         runner.run(sessions, op_rx, shutdown).instrument(span).await;
     }
 }

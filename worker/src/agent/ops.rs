@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::task::{failure, running, status};
+use super::NetworkAttach;
 use crate::error::AgentError;
 use crate::executor::{ContainerSpec, Executor, ExecutorError};
 
@@ -36,6 +37,7 @@ pub enum OpEvent {
 /// What an operation needs: the executor and its way back to the loop.
 pub struct OpCtx<E> {
     pub executor: Arc<E>,
+    pub network: Option<Arc<dyn NetworkAttach>>,
     pub key: String,
     pub op: u64,
     pub tx: mpsc::UnboundedSender<OpMsg>,
@@ -82,7 +84,8 @@ impl<E: Executor> OpCtx<E> {
 }
 
 /// ACCEPTED, PREPARING (the image, pulled if missing; failure is REJECTED), STARTING
-/// (create and start; failure is FAILED), then RUNNING with the container's id and PID.
+/// (create, start and wire onto the networks; failure is FAILED), then RUNNING with the
+/// container's id and PID.
 async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
     ctx.report(status(TaskState::Accepted, "accepted"));
     ctx.report(status(TaskState::Preparing, "preparing"));
@@ -92,16 +95,25 @@ async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
         return true;
     }
     ctx.report(status(TaskState::Starting, "starting"));
-    match create_and_start(ctx.executor.as_ref(), &spec).await {
-        Ok(container) => {
-            info!(container.id = %container.container_id, pid = ?container.pid, "task running");
-            ctx.report(running(&container));
-        }
+    let container = match create_and_start(ctx.executor.as_ref(), &spec).await {
+        Ok(container) => container,
         Err(err) => {
             warn!(error = %err.report(), "task failed to start");
             ctx.report(failure(TaskState::Failed, "starting", err.report()));
+            return true;
+        }
+    };
+    if let (Some(network), Some(pid)) = (&ctx.network, container.pid) {
+        if let Err(reason) = network.attach(&ctx.key, pid).await {
+            warn!(%reason, "task failed: its container could not be wired");
+            let mut status = failure(TaskState::Failed, "starting", format!("network: {reason}"));
+            status.container_id = container.container_id.clone();
+            ctx.report(status);
+            return true;
         }
     }
+    info!(container.id = %container.container_id, pid = ?container.pid, "task running");
+    ctx.report(running(&container));
     true
 }
 

@@ -18,7 +18,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::ops::{perform, OpCtx, OpEvent, OpMsg, Work};
 use super::plan::{advances, known_state, plan, Action, OpKind, View};
 use super::task::now_millis;
-use super::AgentConfig;
+use super::{AgentConfig, NetworkAttach};
 use crate::error::AgentError;
 use crate::executor::{ContainerEvent, ContainerEventKind, Executor, ExecutorError};
 
@@ -30,6 +30,7 @@ type Events = BoxStream<'static, Result<ContainerEvent, ExecutorError>>;
 /// The agent's state between reconciles. Dropping it aborts the operations in flight.
 pub struct Runner<E: Executor> {
     executor: Arc<E>,
+    network: Option<Arc<dyn NetworkAttach>>,
     node_id: String,
     config: AgentConfig,
     /// The latest session message's tasks; `None` before the first message.
@@ -56,6 +57,7 @@ pub fn error_policy(err: &AgentError) -> Duration {
 impl<E: Executor> Runner<E> {
     pub fn new(
         executor: Arc<E>,
+        network: Option<Arc<dyn NetworkAttach>>,
         node_id: String,
         config: AgentConfig,
         reports: mpsc::Sender<TaskStatusUpdate>,
@@ -63,6 +65,7 @@ impl<E: Executor> Runner<E> {
     ) -> Self {
         Runner {
             executor,
+            network,
             node_id,
             config,
             tasks: None,
@@ -218,6 +221,7 @@ impl<E: Executor> Runner<E> {
         self.next_op += 1;
         let ctx = OpCtx {
             executor: self.executor.clone(),
+            network: self.network.clone(),
             key: key.clone(),
             op: self.next_op,
             tx: self.op_tx.clone(),
