@@ -1,5 +1,6 @@
 //! Cluster core with real `swarmr` processes on loopback addresses.
 
+mod deploy;
 mod errors;
 mod failover;
 mod membership;
