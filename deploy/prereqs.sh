@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what swarmr's tests, quickstart and benchmarks need on Debian:
 # iproute2, util-linux (nsenter, unshare), busybox-static, iperf3, nftables, systemd-analyze
-# (to check the unit), and a running
-# Docker engine. Safe to run again.
+# (to check the unit), and a running Docker engine. Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
