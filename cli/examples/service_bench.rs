@@ -5,7 +5,10 @@
 //! `CreateService` call until the service reports running == desired (polled every 20 ms),
 //! over TRIALS (default 5) trials; between trials the service is removed and the next trial
 //! waits until none of its containers remain. Prints per-trial times, medians and the ratio
-//! to Docker Swarm's figures measured on this kind of machine (SWARM-FACTS.md).
+//! to Docker Swarm's figures measured on this kind of machine (SWARM-FACTS.md). Each trial is
+//! paired with a Docker floor measured in the same run: as many containers created and
+//! started at once straight through the worker's executor (the same bollard calls), with
+//! no orchestration, so the figures say how much of the time is swarmr's own.
 //!
 //! Run through `deploy/bench/services.sh` (release build, root and Docker). Prints figures,
 //! asserts nothing. The nodes and every container labelled with their node ids are removed
@@ -13,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use swarmr_proto::control_client::ControlClient;
@@ -20,6 +24,10 @@ use swarmr_proto::{
     ContainerSpec, CreateServiceRequest, GetServiceRequest, JoinTokenRequest, ListNodesRequest,
     NodeState, RemoveServiceRequest, ServiceSpec,
 };
+use swarmr_worker::executor::{
+    ContainerSpec as WorkerContainerSpec, DockerExecutor, Executor as _,
+};
+use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
 const IMAGE: &str = "swarmr/busybox:latest";
@@ -39,6 +47,11 @@ struct Cluster {
     nodes: Vec<Node>,
     manager: String,
     root: Option<tempfile::TempDir>,
+}
+
+/// The node id the floor's containers are labelled with, so cleanup finds them.
+fn floor_node_id() -> String {
+    format!("bench-floor-{}", std::process::id())
 }
 
 impl Cluster {
@@ -77,6 +90,7 @@ impl Drop for Cluster {
                 node_ids.extend(value["node_id"].as_str().map(String::from));
             }
         }
+        node_ids.push(floor_node_id());
         for id in node_ids {
             let ids = docker_ps(&format!("label=com.swarmr.node.id={id}"));
             if !ids.is_empty() {
@@ -245,6 +259,42 @@ async fn trial(c: &mut ControlClient<Channel>, name: &str, replicas: u64) -> f64
     took
 }
 
+/// The Docker floor: `replicas` containers created and started at once through the worker's
+/// executor, timed until all run, then removed.
+async fn docker_floor(executor: &Arc<DockerExecutor>, tag: &str, replicas: u64) -> f64 {
+    let node_id = floor_node_id();
+    let start = Instant::now();
+    let mut starts = JoinSet::new();
+    for slot in 0..replicas {
+        let executor = executor.clone();
+        let spec = WorkerContainerSpec {
+            name: format!("{tag}.{slot}"),
+            image: IMAGE.into(),
+            command: vec!["sleep".into(), "600".into()],
+            node_id: node_id.clone(),
+            task_id: format!("{tag}-{slot}"),
+            ..Default::default()
+        };
+        starts.spawn(async move {
+            let id = executor.create(&spec).await?;
+            executor.start(&id).await
+        });
+    }
+    while let Some(started) = starts.join_next().await {
+        started
+            .expect("floor start task")
+            .expect("floor container start");
+    }
+    let took = start.elapsed().as_secs_f64();
+    let ids = docker_ps(&format!("label=com.swarmr.node.id={node_id}"));
+    let _ = Command::new("docker")
+        .args(["rm", "-f"])
+        .args(&ids)
+        .output();
+    println!("  {tag}: {replicas:2} containers straight through Docker after {took:.3} s");
+    took
+}
+
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     let n = times.len();
@@ -275,21 +325,26 @@ async fn main() {
     let cluster = start_cluster(&bin).await;
     let mut c = client(&cluster.manager).await.expect("manager client");
     println!("== service convergence (1 manager + 2 workers on loopback, real Docker, {IMAGE} sleep 600)");
+    let executor = Arc::new(DockerExecutor::connect().await.expect("Docker"));
     let mut summary = Vec::new();
     for (replicas, swarm) in [(3u64, SWARM_3), (30, SWARM_30)] {
         let mut times = Vec::new();
+        let mut floors = Vec::new();
         for t in 0..trials {
             let name = format!("bench-{replicas}-{t}-{}", std::process::id());
             times.push(trial(&mut c, &name, replicas).await);
+            floors.push(docker_floor(&executor, &format!("floor-{replicas}-{t}"), replicas).await);
         }
         let (min, max) = times
             .iter()
             .fold((f64::MAX, 0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
         let med = median(&mut times);
+        let floor = median(&mut floors);
         summary.push(format!(
-            "converge {replicas:2} replicas: median {med:.3} s ({min:.3}-{max:.3}) over {trials} trials; Docker Swarm {swarm} s, ratio {:.2} ({:.1}x faster)",
+            "converge {replicas:2} replicas: median {med:.3} s ({min:.3}-{max:.3}) over {trials} trials; Docker Swarm {swarm} s, ratio {:.2} ({:.1}x faster); Docker floor (same containers, no orchestration) {floor:.3} s, swarmr/floor {:.2}",
             med / swarm,
-            swarm / med
+            swarm / med,
+            med / floor
         ));
     }
     for line in summary {
