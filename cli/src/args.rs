@@ -8,11 +8,26 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarmr";
 
+/// Shown under `swarmr --help`, so a newcomer needs no README.
+const GETTING_STARTED: &str = "\
+Getting started (as root, Docker running; ports 2377/tcp and 4789/udp open between nodes):
+  swarmr init --advertise-addr 10.1.0.11                  # first manager, runs in the foreground
+  swarmr join-token worker                                # on a manager: the join command
+  swarmr join --token SWMTKN-1-... 10.1.0.11:2377         # on another machine
+  swarmr network create --driver overlay my-overlay
+  swarmr service create --network my-overlay --replicas 3 --name web my-service
+  swarmr service ps web
+  swarmr network inspect my-overlay                       # every container, on every node
+
+Every client command talks to the local node's socket unless -H names another.
+Running deploy/systemd/swarmr.service and operating a cluster: deploy/OPERATIONS.md.";
+
 #[derive(Parser)]
 #[command(
     name = "swarmr",
     version,
-    about = "A Swarm-like container orchestrator with a built-in VXLAN overlay"
+    about = "A Swarm-like container orchestrator with a built-in VXLAN overlay",
+    after_help = GETTING_STARTED
 )]
 pub struct Cli {
     /// Node to talk to: unix:///path/swarmr.sock, or IP:PORT of a manager.
