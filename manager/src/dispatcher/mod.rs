@@ -11,9 +11,13 @@
 //! Invariant: a node is Ready only while it holds a live session with the leader.
 
 mod assignments;
+mod feed;
 mod health;
+mod index;
 mod join;
 mod session;
+#[cfg(test)]
+mod tests_index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,10 +42,12 @@ pub struct DispatcherService {
     sessions: Sessions,
 }
 
-/// Live sessions on this leader: node id → (session id, deadline).
+/// Live sessions on this leader: node id → (session id, deadline); and the index their
+/// messages are built from.
 #[derive(Clone, Default)]
 pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    index: feed::Index,
 }
 
 impl Sessions {
