@@ -1,26 +1,19 @@
 //! What a worker is told: its tasks (ASSIGNED or later) and, for every network they use,
 //! every endpoint of that network on other nodes. Endpoints are known from the moment an
 //! address is allocated and a node chosen, so peers learn of a task before it starts.
-//! Workers report task states back here; a state only moves forward.
+//! Workers report task states back (`report.rs`); a state only moves forward.
 
 use std::collections::BTreeSet;
 
-use swarmr_proto::{NetworkAssignment, RemoteEndpoint, Task, TaskState, TaskStatusUpdate};
-use tonic::Status;
-use tracing::debug;
-
-use crate::core::{update_action, Core};
-use crate::error::ProposeError;
-use crate::store::apply::CONFLICT;
-use crate::store::Object;
+use swarmr_proto::{NetworkAssignment, RemoteEndpoint, Task, TaskState};
 
 use super::index::View;
 
-fn is_terminal(state: TaskState) -> bool {
+pub(super) fn is_terminal(state: TaskState) -> bool {
     state > TaskState::Running
 }
 
-fn state_of(task: &Task) -> TaskState {
+pub(super) fn state_of(task: &Task) -> TaskState {
     task.status.as_ref().map_or(TaskState::New, |s| s.state())
 }
 
@@ -69,40 +62,4 @@ pub fn for_node(view: &View, node_id: &str) -> (Vec<Task>, Vec<NetworkAssignment
         })
         .collect();
     (mine.into_iter().cloned().collect(), assignments)
-}
-
-/// Records what a worker reports, as one proposal; only forward moves of its own tasks.
-pub async fn record(
-    core: &Core,
-    node_id: &str,
-    updates: &[TaskStatusUpdate],
-) -> Result<(), Status> {
-    for _ in 0..5 {
-        let mut actions = Vec::new();
-        for update in updates {
-            let Some(status) = &update.status else {
-                continue;
-            };
-            let Some(task) = core.store().get::<Task>(&update.task_id)? else {
-                continue;
-            };
-            let current = state_of(&task);
-            if task.node_id != node_id || status.state() <= current || is_terminal(current) {
-                debug!(task.id = %task.id, from = ?current, to = ?status.state(), "ignored task status report");
-                continue;
-            }
-            let version = task.version();
-            let mut updated = task;
-            updated.status = Some(status.clone());
-            actions.push(update_action(updated, version));
-        }
-        if actions.is_empty() {
-            return Ok(());
-        }
-        match core.propose(actions).await {
-            Err(ProposeError::Rejected(reason)) if reason.contains(CONFLICT) => continue,
-            other => return other.map(|_| ()).map_err(Status::from),
-        }
-    }
-    Err(Status::aborted("task status kept changing; report again"))
 }

@@ -15,6 +15,7 @@ mod feed;
 mod health;
 mod index;
 mod join;
+mod report;
 mod session;
 #[cfg(test)]
 mod tests_index;
@@ -42,12 +43,13 @@ pub struct DispatcherService {
     sessions: Sessions,
 }
 
-/// Live sessions on this leader: node id → (session id, deadline); and the index their
-/// messages are built from.
+/// Live sessions on this leader: node id → (session id, deadline); the index their
+/// messages are built from; the queue their status reports are committed from.
 #[derive(Clone, Default)]
 pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     index: feed::Index,
+    reports: report::Reports,
 }
 
 impl Sessions {
@@ -143,7 +145,10 @@ impl Dispatcher for DispatcherService {
     ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
         self.require_leader()?;
         let req = req.into_inner();
-        assignments::record(&self.core, &req.node_id, &req.updates).await?;
+        self.sessions
+            .reports
+            .record(&self.core, &req.node_id, req.updates)
+            .await?;
         Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 
