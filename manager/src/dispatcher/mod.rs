@@ -1,10 +1,14 @@
 //! The dispatcher: the leader's side of every node's session.
 //!
 //! - `Join` admits a node by token and commits its `Node` object.
-//! - `Session` streams to a node its own object and the manager list, first in full and
-//!   again whenever either changes. Only the leader serves sessions; a follower answers
-//!   with where the leader is, and a session ends when its manager stops leading, so
-//!   workers always follow the leader.
+//! - `Session` streams to a node its own object, the manager list and its assignments
+//!   (`assignments`), first in full and again whenever they change. Messages are built
+//!   from one in-memory index per manager (`index`), kept current from the store's change
+//!   feed, which wakes only the sessions a change concerns (`feed`). Only the leader
+//!   serves sessions; a follower answers with where the leader is, and a session ends when
+//!   its manager stops leading, so workers always follow the leader.
+//! - `UpdateTaskStatus` records task states; reports arriving together are committed as
+//!   one proposal (`report`).
 //! - `Heartbeat` pushes the node's deadline forward; `health` marks nodes whose deadline
 //!   passed Down.
 //!

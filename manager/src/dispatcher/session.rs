@@ -1,6 +1,6 @@
-//! One node's session: mark it Ready, then push its object and the manager list whenever
-//! they change, until the node goes away, opens a newer session, or this manager stops
-//! leading.
+//! One node's session: mark it Ready, then push its object, the manager list and its
+//! assignments whenever they change, until the node goes away, opens a newer session, or
+//! this manager stops leading.
 
 use std::time::Instant;
 
