@@ -1,19 +1,28 @@
 //! The dispatcher: the leader's side of every node's session.
 //!
 //! - `Join` admits a node by token and commits its `Node` object.
-//! - `Session` streams to a node its own object and the manager list, first in full and
-//!   again whenever either changes. Only the leader serves sessions; a follower answers
-//!   with where the leader is, and a session ends when its manager stops leading, so
-//!   workers always follow the leader.
+//! - `Session` streams to a node its own object, the manager list and its assignments
+//!   (`assignments`), first in full and again whenever they change. Messages are built
+//!   from one in-memory index per manager (`index`), kept current from the store's change
+//!   feed, which wakes only the sessions a change concerns (`feed`). Only the leader
+//!   serves sessions; a follower answers with where the leader is, and a session ends when
+//!   its manager stops leading, so workers always follow the leader.
+//! - `UpdateTaskStatus` records task states; reports arriving together are committed as
+//!   one proposal (`report`).
 //! - `Heartbeat` pushes the node's deadline forward; `health` marks nodes whose deadline
 //!   passed Down.
 //!
 //! Invariant: a node is Ready only while it holds a live session with the leader.
 
 mod assignments;
+mod feed;
 mod health;
+mod index;
 mod join;
+mod report;
 mod session;
+#[cfg(test)]
+mod tests_index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,10 +47,13 @@ pub struct DispatcherService {
     sessions: Sessions,
 }
 
-/// Live sessions on this leader: node id → (session id, deadline).
+/// Live sessions on this leader: node id → (session id, deadline); the index their
+/// messages are built from; the queue their status reports are committed from.
 #[derive(Clone, Default)]
 pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    index: feed::Index,
+    reports: report::Reports,
 }
 
 impl Sessions {
@@ -137,7 +149,10 @@ impl Dispatcher for DispatcherService {
     ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
         self.require_leader()?;
         let req = req.into_inner();
-        assignments::record(&self.core, &req.node_id, &req.updates).await?;
+        self.sessions
+            .reports
+            .record(&self.core, &req.node_id, req.updates)
+            .await?;
         Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 

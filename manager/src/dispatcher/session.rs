@@ -1,6 +1,6 @@
-//! One node's session: mark it Ready, then push its object and the manager list whenever
-//! they change, until the node goes away, opens a newer session, or this manager stops
-//! leading.
+//! One node's session: mark it Ready, then push its object, the manager list and its
+//! assignments whenever they change, until the node goes away, opens a newer session, or
+//! this manager stops leading.
 
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use swarmr_proto::convert::now_millis;
 use swarmr_proto::{
     ManagerPeer, Node, NodeRole, NodeState, NodeStatus, SessionMessage, SessionRequest,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{debug, info, Instrument};
@@ -17,7 +17,6 @@ use super::join::host_of;
 use super::{heartbeat_period, Sessions, GRACE_PERIODS};
 use crate::ca;
 use crate::core::Core;
-use crate::store::StoreEvent;
 
 pub type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
 
@@ -81,34 +80,25 @@ async fn mark_ready(core: &Core, req: &SessionRequest) -> Result<(), Status> {
 
 /// The managers as a node should know them, leader flagged.
 pub fn managers(core: &Core) -> Result<Vec<ManagerPeer>, Status> {
-    let leader = core.leader().map(|(id, _)| id);
     let nodes: Vec<Node> = core.store().list()?;
-    Ok(nodes
+    Ok(manager_peers(core, &nodes))
+}
+
+fn manager_peers<'a>(core: &Core, nodes: impl IntoIterator<Item = &'a Node>) -> Vec<ManagerPeer> {
+    let leader = core.leader().map(|(id, _)| id);
+    nodes
         .into_iter()
         .filter(|n| n.role() == NodeRole::Manager)
         .map(|n| ManagerPeer {
             leader: Some(n.raft_id) == leader,
-            node_id: n.id,
-            api_addr: n.api_addr,
+            node_id: n.id.clone(),
+            api_addr: n.api_addr.clone(),
         })
-        .collect())
+        .collect()
 }
 
-/// Whether an event can change what this node's session carries: any node (the manager
-/// list), any network, this node's own tasks, and tasks on networks (they may be peers).
-/// Other nodes' network-less tasks, services and the cluster object cannot.
-fn touches_session(event: &StoreEvent, node_id: &str) -> bool {
-    use swarmr_proto::store_action::Target;
-    match event {
-        StoreEvent::Reset { .. } => true,
-        StoreEvent::Applied { actions, .. } => actions.iter().any(|a| match &a.target {
-            Some(Target::Node(_) | Target::Network(_)) => true,
-            Some(Target::Task(task)) => task.node_id == node_id || !task.networks.is_empty(),
-            Some(Target::Service(_) | Target::Cluster(_)) | None => false,
-        }),
-    }
-}
-
+/// Sends the node its message whenever the index says a change concerns it, or the
+/// leader changes (the manager list flags it); a burst of changes yields one message.
 async fn push(
     core: Core,
     sessions: Sessions,
@@ -116,8 +106,8 @@ async fn push(
     session_id: String,
     tx: mpsc::Sender<Result<SessionMessage, Status>>,
 ) {
-    let mut events = core.store().subscribe();
-    let mut metrics = core.raft().metrics();
+    let wake = sessions.index.watch(&node_id, &session_id);
+    let mut server = core.raft().server_metrics();
     let mut leader = core.leader();
     let mut last_sent: Option<SessionMessage> = None;
     let mut dirty = true;
@@ -127,7 +117,7 @@ async fn push(
             break;
         }
         if dirty {
-            let message = match message(&core, &node_id, &session_id) {
+            let message = match message(&core, &sessions, &node_id, &session_id) {
                 Ok(message) => message,
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
@@ -141,35 +131,39 @@ async fn push(
                 last_sent = Some(message);
             }
         }
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => dirty = touches_session(&event, &node_id),
-                Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            changed = metrics.changed() => {
+        dirty = tokio::select! {
+            () = wake.notified() => true,
+            changed = server.changed() => {
                 if changed.is_err() { break; }
-                // Metrics change on every commit; only a new leader moves the flag in the
-                // manager list.
                 let now = core.leader();
-                dirty = now != leader;
+                let moved = now != leader;
                 leader = now;
+                moved
             }
             _ = tx.closed() => break,
-        }
+        };
     }
+    sessions.index.unwatch(&node_id, &session_id);
     debug!("session stream ended");
 }
 
-fn message(core: &Core, node_id: &str, session_id: &str) -> Result<SessionMessage, Status> {
-    let node: Node = core.store().get(node_id)?.ok_or_else(|| removed(node_id))?;
-    let (tasks, networks) = super::assignments::for_node(core, node_id)?;
-    Ok(SessionMessage {
-        session_id: session_id.to_string(),
-        node: Some(node),
-        managers: managers(core)?,
-        heartbeat_period_ms: heartbeat_period(core).as_millis() as u64,
-        tasks,
-        networks,
-    })
+fn message(
+    core: &Core,
+    sessions: &Sessions,
+    node_id: &str,
+    session_id: &str,
+) -> Result<SessionMessage, Status> {
+    let heartbeat_period_ms = heartbeat_period(core).as_millis() as u64;
+    sessions.index.read(core, |view| {
+        let node = view.node(node_id).ok_or_else(|| removed(node_id))?;
+        let (tasks, networks) = super::assignments::for_node(view, node_id);
+        Ok(SessionMessage {
+            session_id: session_id.to_string(),
+            node: Some(node.clone()),
+            managers: manager_peers(core, view.nodes()),
+            heartbeat_period_ms,
+            tasks,
+            networks,
+        })
+    })?
 }

@@ -82,6 +82,21 @@ impl Store {
         self.events.subscribe()
     }
 
+    /// Subscribes and runs `read` at one point of the commit order: the receiver gets every
+    /// change applied after what `read` saw, and none before. Entries are applied and
+    /// published under the write lock, so holding it makes the two one step.
+    pub fn subscribe_with<R>(
+        &self,
+        read: impl FnOnce(&Store) -> R,
+    ) -> (broadcast::Receiver<Arc<StoreEvent>>, R) {
+        let _guard = match self.write_lock.lock() {
+            Ok(guard) => guard,
+            // A panic mid-apply left nothing half-written (one sled batch per entry).
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (self.events.subscribe(), read(self))
+    }
+
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
     }
