@@ -11,6 +11,7 @@ use swarmr_proto::dispatcher_server::DispatcherServer;
 use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
+use swarmr_worker::discovery::run_discovery;
 use swarmr_worker::executor::{DockerExecutor, Executor};
 use swarmr_worker::overlay::{self, run_overlay};
 use swarmr_worker::{Agent, LogsService};
@@ -207,6 +208,14 @@ async fn run_once(
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let agent = Agent::new(executor.clone(), identity.node_id.clone());
     tasks.spawn(agent.run(updates_rx.clone(), reports_tx.clone(), halt_rx.clone()));
+    if overlay.is_some() {
+        tasks.spawn(run_discovery(
+            identity.node_id.clone(),
+            updates_rx.clone(),
+            settings.dns_upstreams.clone(),
+            halt_rx.clone(),
+        ));
+    }
     if let Some(driver) = &overlay {
         let node_id = identity.node_id.clone();
         tasks.spawn(run_overlay(

@@ -11,6 +11,7 @@
 //! Invariant: a node is Ready only while it holds a live session with the leader.
 
 mod assignments;
+mod discovery;
 mod health;
 mod join;
 mod session;

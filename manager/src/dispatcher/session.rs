@@ -95,16 +95,17 @@ pub fn managers(core: &Core) -> Result<Vec<ManagerPeer>, Status> {
 }
 
 /// Whether an event can change what this node's session carries: any node (the manager
-/// list), any network, this node's own tasks, and tasks on networks (they may be peers).
-/// Other nodes' network-less tasks, services and the cluster object cannot.
+/// list), any network, any service (the discovery directory), this node's own tasks, and
+/// tasks on networks (they may be peers or DNS answers). Other nodes' network-less tasks
+/// and the cluster object cannot.
 fn touches_session(event: &StoreEvent, node_id: &str) -> bool {
     use swarmr_proto::store_action::Target;
     match event {
         StoreEvent::Reset { .. } => true,
         StoreEvent::Applied { actions, .. } => actions.iter().any(|a| match &a.target {
-            Some(Target::Node(_) | Target::Network(_)) => true,
+            Some(Target::Node(_) | Target::Network(_) | Target::Service(_)) => true,
             Some(Target::Task(task)) => task.node_id == node_id || !task.networks.is_empty(),
-            Some(Target::Service(_) | Target::Cluster(_)) | None => false,
+            Some(Target::Cluster(_)) | None => false,
         }),
     }
 }
@@ -164,6 +165,7 @@ async fn push(
 fn message(core: &Core, node_id: &str, session_id: &str) -> Result<SessionMessage, Status> {
     let node: Node = core.store().get(node_id)?.ok_or_else(|| removed(node_id))?;
     let (tasks, networks) = super::assignments::for_node(core, node_id)?;
+    let discovery = super::discovery::for_networks(core, &networks)?;
     Ok(SessionMessage {
         session_id: session_id.to_string(),
         node: Some(node),
@@ -171,5 +173,6 @@ fn message(core: &Core, node_id: &str, session_id: &str) -> Result<SessionMessag
         heartbeat_period_ms: heartbeat_period(core).as_millis() as u64,
         tasks,
         networks,
+        discovery,
     })
 }
