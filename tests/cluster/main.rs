@@ -1,5 +1,6 @@
 //! Cluster core with real `swarmr` processes on loopback addresses.
 
+mod discovery;
 mod errors;
 mod failover;
 mod membership;
