@@ -103,7 +103,7 @@ pub async fn run_discovery(
             if let Some(message) = message {
                 directory_tx.send_replace(Arc::new(message.discovery.clone()));
                 state.reconcile_listeners(&message).await;
-                if round % FULL_RESYNC == 0 {
+                if round.is_multiple_of(FULL_RESYNC) {
                     state.applied.clear();
                 }
                 state.reconcile_vips(&message).await;
