@@ -132,39 +132,44 @@ fn response_info(metadata: Metadata) -> ResponseInfo {
     })
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response: R,
-    ) -> ResponseInfo {
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.recursion_available = true;
-        let builder = MessageResponseBuilder::from_message_request(request);
+/// What goes back for one query, before it is framed for the asker.
+#[derive(Default)]
+struct Reply {
+    code: ResponseCode,
+    /// Set for cluster names: this server is their authority.
+    authoritative: bool,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    additionals: Vec<Record>,
+}
+
+impl Reply {
+    fn code(code: ResponseCode, authoritative: bool) -> Self {
+        Reply {
+            code,
+            authoritative,
+            ..Default::default()
+        }
+    }
+}
+
+impl Handler {
+    async fn reply(&self, request: &Request) -> Reply {
         let (query, source) = match (request.request_info(), request.src().ip()) {
             (Ok(info), IpAddr::V4(source)) => (info.query.clone(), source),
-            _ => {
-                metadata.response_code = ResponseCode::FormErr;
-                let msg = builder.error_msg(&request.metadata, ResponseCode::FormErr);
-                return response
-                    .send_response(msg)
-                    .await
-                    .unwrap_or(response_info(metadata));
-            }
+            _ => return Reply::code(ResponseCode::FormErr, false),
         };
         let directory = self.directory.borrow().clone();
-        let answer = resolve(
+        match resolve(
             &directory,
             &self.network_id,
             source,
             &query.name().to_string(),
-        );
-        let sent = match answer {
+        ) {
             Answer::Records(addrs) => {
-                metadata.authoritative = true;
                 let name = query.original().name().clone();
-                let records: Vec<Record> = if query.query_type() == RecordType::A {
+                // Cluster names have A records only: other types get an empty NOERROR.
+                let answers = if query.query_type() == RecordType::A {
                     addrs
                         .into_iter()
                         .map(|ip| Record::from_rdata(name.clone(), TTL, RData::A(A(ip))))
@@ -172,37 +177,46 @@ impl RequestHandler for Handler {
                 } else {
                     Vec::new()
                 };
-                let msg = builder.build(metadata, &records, [], [], []);
-                response.send_response(msg).await
+                Reply {
+                    answers,
+                    ..Reply::code(ResponseCode::NoError, true)
+                }
             }
-            Answer::NxDomain => {
-                metadata.authoritative = true;
-                metadata.response_code = ResponseCode::NXDomain;
-                response
-                    .send_response(builder.build_no_records(metadata))
-                    .await
-            }
+            Answer::NxDomain => Reply::code(ResponseCode::NXDomain, true),
             Answer::Forward => match self.forward(request.as_slice()).await {
-                Some(reply) => {
-                    metadata.response_code = reply.metadata.response_code;
-                    let msg = builder.build(
-                        metadata,
-                        &reply.answers,
-                        &reply.authorities,
-                        [],
-                        &reply.additionals,
-                    );
-                    response.send_response(msg).await
-                }
-                None => {
-                    metadata.response_code = ResponseCode::ServFail;
-                    response
-                        .send_response(builder.build_no_records(metadata))
-                        .await
-                }
+                Some(upstream) => Reply {
+                    code: upstream.metadata.response_code,
+                    authoritative: false,
+                    answers: upstream.answers,
+                    authorities: upstream.authorities,
+                    additionals: upstream.additionals,
+                },
+                None => Reply::code(ResponseCode::ServFail, false),
             },
-        };
-        sent.unwrap_or_else(|e| {
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let reply = self.reply(request).await;
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.recursion_available = true;
+        metadata.authoritative = reply.authoritative;
+        metadata.response_code = reply.code;
+        let message = MessageResponseBuilder::from_message_request(request).build(
+            metadata,
+            &reply.answers,
+            &reply.authorities,
+            [],
+            &reply.additionals,
+        );
+        response.send_response(message).await.unwrap_or_else(|e| {
             debug!(error = %e, "could not send a DNS response");
             response_info(metadata)
         })
