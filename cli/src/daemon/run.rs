@@ -208,15 +208,14 @@ async fn run_once(
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let agent = Agent::new(executor.clone(), identity.node_id.clone());
     tasks.spawn(agent.run(updates_rx.clone(), reports_tx.clone(), halt_rx.clone()));
-    if overlay.is_some() {
+    if let Some(driver) = &overlay {
+        // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
         tasks.spawn(run_discovery(
             identity.node_id.clone(),
             updates_rx.clone(),
             settings.dns_upstreams.clone(),
             halt_rx.clone(),
         ));
-    }
-    if let Some(driver) = &overlay {
         let node_id = identity.node_id.clone();
         tasks.spawn(run_overlay(
             driver.clone(),
