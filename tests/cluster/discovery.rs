@@ -122,6 +122,8 @@ fn vip_and_tasks_names_resolve_and_connections_spread_then_follow_scale_down() {
         !replicas.contains(""),
         "every request was answered: {replicas:?}"
     );
+    let udp = udp_replies(&m1, &client, &vip);
+    assert_eq!(udp.len(), 3, "30 UDP flows reach all 3 replicas: {udp:?}");
 
     ok(&["-H", &m1, "service", "scale", "web=1"]);
     wait_until("tasks.web has 1 IP", || {
@@ -137,6 +139,102 @@ fn vip_and_tasks_names_resolve_and_connections_spread_then_follow_scale_down() {
         replicas.is_superset(&left),
         "{left:?} is one of {replicas:?}"
     );
+}
+
+fn pid_of(container: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", container])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Kills the UDP responders it holds when dropped, also on a failed assertion.
+struct Responders(Vec<std::process::Child>);
+
+impl Drop for Responders {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+const UDP_RESPONDER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9999))
+while True:
+    d, a = s.recvfrom(64)
+    s.sendto(sys.argv[1].encode(), a)
+"#;
+
+const UDP_SENDER: &str = r#"
+import socket, sys
+for _ in range(30):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1)
+    s.sendto(b"x", (sys.argv[1], 9999))
+    try:
+        print(s.recvfrom(64)[0].decode())
+    except OSError:
+        print("-")
+    s.close()
+"#;
+
+/// The answers to 30 UDP flows (one socket each) from the client to `vip`, each web
+/// container answering with its container id through a responder in its namespace.
+fn udp_replies(host: &str, client: &str, vip: &str) -> BTreeSet<String> {
+    let inspect: Value =
+        serde_json::from_str(&ok(&["-H", host, "service", "inspect", "web"])).expect("JSON");
+    let filter = format!(
+        "label=com.swarmr.service.id={}",
+        inspect[0]["ID"].as_str().expect("id")
+    );
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--filter", &filter])
+        .output()
+        .expect("docker ps");
+    let webs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    let _responders = Responders(
+        webs.iter()
+            .map(|web| {
+                Command::new("nsenter")
+                    .args([
+                        "-t",
+                        &pid_of(web),
+                        "-n",
+                        "python3",
+                        "-c",
+                        UDP_RESPONDER,
+                        web,
+                    ])
+                    .spawn()
+                    .expect("start a UDP responder")
+            })
+            .collect(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid_of(client),
+            "-n",
+            "python3",
+            "-c",
+            UDP_SENDER,
+            vip,
+        ])
+        .output()
+        .expect("send UDP");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 #[test]
