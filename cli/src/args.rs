@@ -84,6 +84,10 @@ pub struct NodeArgs {
     /// Raft entries between snapshots; the log before a snapshot is purged.
     #[arg(long, default_value_t = 1000, hide = true)]
     pub snapshot_interval: u64,
+    /// Resolvers the embedded DNS forwards non-cluster names to (IP or IP:PORT, repeatable
+    /// or comma-separated; default: the nameservers of this host's /etc/resolv.conf).
+    #[arg(long = "dns-upstream", value_delimiter = ',')]
+    pub dns_upstream: Vec<String>,
 }
 
 #[derive(Args)]

@@ -1,6 +1,7 @@
 //! Cluster core with real `swarmr` processes on loopback addresses.
 
 mod deploy;
+mod discovery;
 mod errors;
 mod failover;
 mod membership;

@@ -9,10 +9,13 @@
 //! - `logs`: the `Logs` gRPC service, streaming a task's container output.
 //! - `overlay`: wires this node's running task containers onto their overlay networks
 //!   through netdriver, from the endpoints the dispatcher pushes.
+//! - `discovery`: the embedded DNS (one server per sandbox, on the gateway address) and
+//!   the VIP load balancing (nftables in each task container), from the pushed directory.
 //! - `executor`: runs tasks as Docker containers (bollard), idempotently, touching only
 //!   containers labelled with this node; an in-memory stand-in for simulations.
 
 pub mod agent;
+pub mod discovery;
 pub mod error;
 pub mod executor;
 pub mod logs;

@@ -11,6 +11,7 @@ use swarmr_proto::dispatcher_server::DispatcherServer;
 use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
+use swarmr_worker::discovery::run_discovery;
 use swarmr_worker::executor::{DockerExecutor, Executor};
 use swarmr_worker::overlay::{self, Overlay};
 use swarmr_worker::{Agent, LogsService};
@@ -207,6 +208,13 @@ async fn run_once(
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let mut agent = Agent::new(executor.clone(), identity.node_id.clone());
     if let Some(driver) = &overlay {
+        // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
+        tasks.spawn(run_discovery(
+            identity.node_id.clone(),
+            updates_rx.clone(),
+            settings.dns_upstreams.clone(),
+            halt_rx.clone(),
+        ));
         let overlay = Arc::new(Overlay::new(
             driver.clone(),
             identity.node_id.clone(),

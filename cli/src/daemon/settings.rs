@@ -14,6 +14,8 @@ pub struct Settings {
     pub api_addr: String,
     pub hostname: String,
     pub snapshot_interval: u64,
+    /// Where the embedded DNS forwards names that are not the cluster's.
+    pub dns_upstreams: Vec<SocketAddr>,
 }
 
 impl Settings {
@@ -36,6 +38,14 @@ impl Settings {
                 None => system_hostname(),
             },
             snapshot_interval: args.snapshot_interval,
+            dns_upstreams: if args.dns_upstream.is_empty() {
+                swarmr_worker::discovery::host_resolvers()
+            } else {
+                args.dns_upstream
+                    .iter()
+                    .map(|text| parse_upstream(text))
+                    .collect::<anyhow::Result<_>>()?
+            },
         })
     }
 }
@@ -53,6 +63,16 @@ fn parse_advertise(text: &str, default_port: u16) -> anyhow::Result<SocketAddr> 
         );
     }
     Ok(SocketAddr::new(ip, default_port))
+}
+
+fn parse_upstream(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let ip: IpAddr = text.parse().map_err(|_| {
+        anyhow!("invalid --dns-upstream {text:?}: use an IP address, optionally with :PORT")
+    })?;
+    Ok(SocketAddr::new(ip, 53))
 }
 
 /// The source address the kernel would use for an outside destination. Connecting a UDP

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use swarmr_proto::store_action::{Kind, Target};
-use swarmr_proto::{Network, Node, NodeRole, StoreAction, Task};
+use swarmr_proto::{Network, Node, NodeRole, Service, StoreAction, Task};
 
 use super::assignments::{is_live_endpoint, is_node_task};
 use crate::error::StoreError;
@@ -56,6 +56,8 @@ pub struct View {
     /// Network id → ids of the live endpoints attached to it (`is_live_endpoint`).
     by_network: HashMap<String, BTreeSet<String>>,
     networks: BTreeMap<String, Network>,
+    /// Every service, for the discovery directory of the networks it is attached to.
+    services: BTreeMap<String, Service>,
     /// Ordered by id, as the store lists them, so the manager list keeps its order.
     nodes: BTreeMap<String, Node>,
 }
@@ -69,6 +71,9 @@ impl View {
         }
         for network in store.list::<Network>()? {
             view.networks.insert(network.id.clone(), network);
+        }
+        for service in store.list::<Service>()? {
+            view.services.insert(service.id.clone(), service);
         }
         for task in store.list::<Task>()? {
             view.insert_task(task);
@@ -92,9 +97,12 @@ impl View {
                         self.networks.insert(network.id.clone(), network.clone());
                     }
                 }
+                Some(Target::Service(service)) => {
+                    affected.merge(self.apply_service(service, delete));
+                }
                 // The heartbeat period is in every message.
                 Some(Target::Cluster(_)) => affected = Affected::Everyone,
-                Some(Target::Service(_)) | None => {}
+                None => {}
             }
         }
         affected
@@ -117,6 +125,26 @@ impl View {
                     .for_each(|a| affected.merge(self.on_network(&a.network_id)));
             }
         }
+        affected
+    }
+
+    /// A service is in the directory of every network it was or is attached to.
+    fn apply_service(&mut self, service: &Service, delete: bool) -> Affected {
+        let old = if delete {
+            self.services.remove(&service.id)
+        } else {
+            self.services.insert(service.id.clone(), service.clone())
+        };
+        let new = (!delete).then_some(service);
+        let networks: BTreeSet<String> = old
+            .iter()
+            .chain(new)
+            .flat_map(|s| s.spec.iter().flat_map(|spec| spec.networks.iter().cloned()))
+            .collect();
+        let mut affected = Affected::Nobody;
+        networks
+            .iter()
+            .for_each(|n| affected.merge(self.on_network(n)));
         affected
     }
 
@@ -217,6 +245,15 @@ impl View {
 
     pub fn network(&self, id: &str) -> Option<&Network> {
         self.networks.get(id)
+    }
+
+    /// The services attached to `network_id`.
+    pub fn services_on<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Service> {
+        self.services.values().filter(move |s| {
+            s.spec
+                .as_ref()
+                .is_some_and(|spec| spec.networks.iter().any(|n| n == network_id))
+        })
     }
 
     pub fn node(&self, id: &str) -> Option<&Node> {

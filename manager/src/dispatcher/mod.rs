@@ -16,6 +16,7 @@
 
 mod assignments;
 mod feed;
+mod discovery;
 mod health;
 mod index;
 mod join;

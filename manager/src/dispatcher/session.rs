@@ -157,6 +157,7 @@ fn message(
     sessions.index.read(core, |view| {
         let node = view.node(node_id).ok_or_else(|| removed(node_id))?;
         let (tasks, networks) = super::assignments::for_node(view, node_id);
+        let discovery = super::discovery::for_networks(view, &networks);
         Ok(SessionMessage {
             session_id: session_id.to_string(),
             node: Some(node.clone()),
@@ -164,6 +165,7 @@ fn message(
             heartbeat_period_ms,
             tasks,
             networks,
+            discovery,
         })
     })?
 }

@@ -1,8 +1,10 @@
 //! Conversions between the generated types and what users type and read.
 
 mod node;
+mod task;
 
 pub use node::{parse_availability, parse_role};
+pub use task::container_name;
 
 /// Unix time in milliseconds, the unit of every timestamp in the objects.
 pub fn now_millis() -> i64 {

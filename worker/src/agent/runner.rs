@@ -35,6 +35,8 @@ pub struct Runner<E: Executor> {
     config: AgentConfig,
     /// The latest session message's tasks; `None` before the first message.
     tasks: Option<BTreeMap<String, Task>>,
+    /// The nameserver (its network's DNS) each networked task's container is created with.
+    nameservers: HashMap<String, String>,
     /// The latest state reported per task of the session.
     reported: HashMap<String, TaskState>,
     busy: HashMap<String, OpKind>,
@@ -69,6 +71,7 @@ impl<E: Executor> Runner<E> {
             node_id,
             config,
             tasks: None,
+            nameservers: HashMap::new(),
             reported: HashMap::new(),
             busy: HashMap::new(),
             handles: HashMap::new(),
@@ -139,6 +142,7 @@ impl<E: Executor> Runner<E> {
 
     /// Takes a session message's tasks as the desired state.
     fn set_session(&mut self, message: SessionMessage) {
+        self.nameservers = crate::discovery::nameservers(&message);
         let tasks: BTreeMap<String, Task> = message
             .tasks
             .into_iter()
@@ -191,7 +195,9 @@ impl<E: Executor> Runner<E> {
     async fn apply(&mut self, action: Action) {
         match action {
             Action::Report { task_id, status } => self.report(task_id, status).await,
-            Action::Start { spec } => {
+            Action::Start { mut spec } => {
+                spec.dns
+                    .extend(self.nameservers.get(&spec.task_id).cloned());
                 self.spawn(spec.task_id.clone(), OpKind::Start, Work::Start(spec));
             }
             Action::Stop {

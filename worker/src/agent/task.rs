@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use swarmr_proto::convert::container_name;
 use swarmr_proto::{Task, TaskState, TaskStatus};
 
 use crate::executor::{ContainerSpec, ContainerStatus};
@@ -19,17 +20,6 @@ pub fn session_state(task: &Task) -> TaskState {
         .map_or(TaskState::New, |status| status.state())
 }
 
-/// The container name of a task: `<service>.<slot>.<task id>`, with the node id in place of
-/// the slot for a global service's task (slot 0), as Docker Swarm names them.
-pub fn container_name(task: &Task) -> String {
-    let slot = if task.slot == 0 {
-        task.node_id.clone()
-    } else {
-        task.slot.to_string()
-    };
-    format!("{}.{}.{}", task.service_name, slot, task.id)
-}
-
 /// What the executor should run for a task on this node; `None` if the task carries no
 /// container spec (the manager never sends such a task; it is rejected).
 pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
@@ -44,6 +34,7 @@ pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
         service_id: task.service_id.clone(),
         task_id: task.id.clone(),
         hostname: None,
+        dns: Vec::new(),
     })
 }
 

@@ -139,6 +139,7 @@ fn an_assigned_task_is_started_with_its_spec() {
         service_id: "s1".into(),
         task_id: "t1".into(),
         hostname: None,
+        dns: Vec::new(),
     };
     assert_eq!(actions, [Action::Start { spec: expected }]);
 }

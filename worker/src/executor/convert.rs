@@ -33,6 +33,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 maximum_retry_count: None,
             }),
             init: Some(false),
+            dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
             ..Default::default()
         }),
         ..Default::default()
@@ -208,6 +209,7 @@ mod tests {
             service_id: "s1".into(),
             task_id: "t1".into(),
             hostname: Some("web-1".into()),
+            dns: vec!["10.0.0.1".into()],
         }
     }
 
@@ -224,6 +226,7 @@ mod tests {
         assert_eq!(body.hostname.as_deref(), Some("web-1"));
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.dns.clone().unwrap_or_default(), ["10.0.0.1"]);
         assert_eq!(
             host.restart_policy.unwrap().name,
             Some(RestartPolicyNameEnum::NO)

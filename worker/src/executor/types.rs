@@ -26,6 +26,8 @@ pub struct ContainerSpec {
     pub service_id: String,
     pub task_id: String,
     pub hostname: Option<String>,
+    /// Nameservers for the container's resolv.conf; empty keeps Docker's default.
+    pub dns: Vec<String>,
 }
 
 impl ContainerSpec {

@@ -35,6 +35,7 @@ impl TestNode {
             service_id: "svc".to_string(),
             task_id,
             hostname: Some(task.to_string()),
+            dns: Vec::new(),
         }
     }
 

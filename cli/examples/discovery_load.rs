@@ -1,0 +1,115 @@
+//! Load generator for `deploy/bench/discovery.sh`, run inside a container's network
+//! namespace (`nsenter -t <pid> -n`), so it sees exactly what the container sees. Std only:
+//! it must not resolve names itself.
+//!
+//! - `dns SERVER NAME COUNT`: COUNT A queries for NAME to SERVER:53, one at a time over UDP;
+//!   prints `qps=<n> p50_ms=<n> p99_ms=<n> errors=<n>`.
+//! - `connect IP:PORT COUNT`: COUNT TCP connections opened and closed one after another;
+//!   prints `cps=<n> p99_ms=<n> errors=<n>`.
+//!
+//! Prints figures, asserts nothing.
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["dns", server, name, count] => count.parse().ok().map(|n| dns(server, name, n)),
+        ["connect", target, count] => count.parse().ok().map(|n| connect(target, n)),
+        _ => None,
+    };
+    if parsed.is_none() {
+        eprintln!("usage: discovery_load dns SERVER NAME COUNT | connect IP:PORT COUNT");
+        std::process::exit(2);
+    }
+}
+
+/// A one-question A query for `name` with id `id`.
+fn query(id: u16, name: &str) -> Vec<u8> {
+    let mut packet = id.to_be_bytes().to_vec();
+    packet.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        packet.push(label.len() as u8);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.extend_from_slice(&[0, 0, 1, 0, 1]);
+    packet
+}
+
+/// The q-quantile of sorted latencies, in ms.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+fn dns(server: &str, name: &str, count: u32) {
+    let Ok(server) = format!("{server}:53").parse::<SocketAddr>() else {
+        eprintln!("bad server address {server}");
+        std::process::exit(2);
+    };
+    let socket = UdpSocket::bind("0.0.0.0:0").expect("bind a UDP socket");
+    socket.set_read_timeout(Some(TIMEOUT)).expect("set timeout");
+    socket.connect(server).expect("connect the UDP socket");
+    let (mut latencies, mut errors) = (Vec::new(), 0u32);
+    let mut buf = [0u8; 1500];
+    let start = Instant::now();
+    for i in 0..count {
+        let id = i as u16;
+        let sent = Instant::now();
+        let answered = socket.send(&query(id, name)).is_ok()
+            && loop {
+                match socket.recv(&mut buf) {
+                    // A late answer to an earlier query: keep waiting for ours.
+                    Ok(len) if len >= 4 && buf[..2] != id.to_be_bytes() => continue,
+                    // Ours, with rcode NOERROR.
+                    Ok(len) => break len >= 4 && buf[3] & 0x0f == 0,
+                    Err(_) => break false,
+                }
+            };
+        if answered {
+            latencies.push(sent.elapsed());
+        } else {
+            errors += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    println!(
+        "qps={:.0} p50_ms={:.3} p99_ms={:.3} errors={errors}",
+        latencies.len() as f64 / elapsed,
+        quantile_ms(&latencies, 0.50),
+        quantile_ms(&latencies, 0.99)
+    );
+}
+
+fn connect(target: &str, count: u32) {
+    let Ok(target) = target.parse::<SocketAddr>() else {
+        eprintln!("bad target {target}");
+        std::process::exit(2);
+    };
+    let (mut latencies, mut errors) = (Vec::new(), 0u32);
+    let start = Instant::now();
+    for _ in 0..count {
+        let began = Instant::now();
+        match TcpStream::connect_timeout(&target, TIMEOUT) {
+            Ok(stream) => {
+                latencies.push(began.elapsed());
+                drop(stream);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    println!(
+        "cps={:.0} p99_ms={:.3} errors={errors}",
+        latencies.len() as f64 / elapsed,
+        quantile_ms(&latencies, 0.99)
+    );
+}
