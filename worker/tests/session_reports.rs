@@ -77,6 +77,13 @@ impl Dispatcher for FakeDispatcher {
         Err(Status::unimplemented("leave"))
     }
 
+    async fn renew_certificate(
+        &self,
+        _: Request<RenewCertificateRequest>,
+    ) -> Result<Response<RenewCertificateResponse>, Status> {
+        Err(Status::unimplemented("renew"))
+    }
+
     async fn update_task_status(
         &self,
         request: Request<UpdateTaskStatusRequest>,
@@ -123,6 +130,14 @@ fn start_session(addr: String) -> (mpsc::Sender<TaskStatusUpdate>, watch::Sender
         api_addr: "127.0.0.1:1".into(),
         description: Default::default(),
         managers: vec![addr],
+        // The fake serves plaintext; the node's mutual TLS is tested with real processes.
+        connect: std::sync::Arc::new(|addr: &str| {
+            Ok(
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+                    .connect_lazy(),
+            )
+        }),
     };
     let (updates, _) = watch::channel(None);
     let (reports, reports_rx) = mpsc::channel(16);

@@ -141,6 +141,17 @@ impl Dispatcher for DispatcherService {
         Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 
+    async fn renew_certificate(
+        &self,
+        req: Request<RenewCertificateRequest>,
+    ) -> Result<Response<RenewCertificateResponse>, Status> {
+        let peer = req
+            .peer_certs()
+            .and_then(|certs| crate::ca::PeerIdentity::from_der(certs.first()?).ok());
+        let cert_pem = join::renew(&self.core, peer, &req.get_ref().csr_pem)?;
+        Ok(Response::new(RenewCertificateResponse { cert_pem }))
+    }
+
     async fn leave_cluster(
         &self,
         req: Request<LeaveClusterRequest>,
