@@ -5,5 +5,6 @@ mod failover;
 mod membership;
 mod networks;
 mod overlay;
+mod security;
 mod services;
 mod util;

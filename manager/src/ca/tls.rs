@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use rustls::client::ResolvesClientCert;
+use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -69,12 +69,17 @@ impl NodeTls {
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(current.clone());
         server.alpn_protocols = vec![b"h2".to_vec()];
+        // No session resumption: a resumed session carries the client certificate of the
+        // first handshake, so a renewed or re-issued certificate would go unseen.
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
         let mut client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(CaError::Tls)?
             .with_root_certificates(roots)
             .with_client_cert_resolver(current.clone());
         client.alpn_protocols = vec![b"h2".to_vec()];
+        client.resumption = Resumption::disabled();
         Ok(Self {
             inner: Arc::new(Inner {
                 ca_pem: ca_pem.to_string(),
@@ -190,6 +195,7 @@ pub fn anonymous_client(ca_pem: &str) -> Result<Arc<ClientConfig>, CaError> {
         .with_root_certificates(roots(ca_pem)?)
         .with_no_client_auth();
     client.alpn_protocols = vec![b"h2".to_vec()];
+    client.resumption = Resumption::disabled();
     Ok(Arc::new(client))
 }
 
@@ -207,6 +213,7 @@ pub fn client_with_cert(
         .with_root_certificates(roots(ca_pem)?)
         .with_client_cert_resolver(Arc::new(Current(RwLock::new(loaded))));
     client.alpn_protocols = vec![b"h2".to_vec()];
+    client.resumption = Resumption::disabled();
     Ok(Arc::new(client))
 }
 
