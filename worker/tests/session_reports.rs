@@ -10,8 +10,9 @@ use futures::StreamExt;
 use swarmr_proto::dispatcher_server::{Dispatcher, DispatcherServer};
 use swarmr_proto::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveClusterRequest,
-    LeaveClusterResponse, ManagerPeer, SessionMessage, SessionRequest, TaskState, TaskStatus,
-    TaskStatusUpdate, UpdateTaskStatusRequest, UpdateTaskStatusResponse,
+    LeaveClusterResponse, ManagerPeer, RenewCertificateRequest, RenewCertificateResponse,
+    SessionMessage, SessionRequest, TaskState, TaskStatus, TaskStatusUpdate,
+    UpdateTaskStatusRequest, UpdateTaskStatusResponse,
 };
 use swarmr_worker::{run_session, SessionConfig};
 use tokio::net::TcpListener;

@@ -109,7 +109,7 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
                 root,
                 cert_expiry: args.cert_expiry,
             };
-            (identity, Boot::Bootstrap(params))
+            (identity, Boot::Bootstrap(Box::new(params)))
         }
     };
     if args.dispatcher_heartbeat < Duration::from_millis(100) {

@@ -29,7 +29,7 @@ use crate::commands::swarm::join_instructions;
 
 /// How a run starts.
 pub enum Boot {
-    Bootstrap(ClusterParams),
+    Bootstrap(Box<ClusterParams>),
     ForceNewCluster,
     /// Just joined with the manager role: ask to become a Raft voter.
     JoinedManager,

@@ -169,7 +169,7 @@ mod tests {
         let worker = || Some(peer(CertRole::Worker, "w"));
         let manager = || Some(peer(CertRole::Manager, "m"));
         let client = || Some(peer(CertRole::Client, "cli"));
-        use tonic::Code::*;
+        use tonic::Code::{PermissionDenied, Unauthenticated};
         let table = [
             ("/swarmr.Dispatcher/Join", None, Ok(())),
             ("/swarmr.Dispatcher/Session", None, Err(Unauthenticated)),
