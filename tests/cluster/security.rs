@@ -157,6 +157,15 @@ fn a_worker_certificate_cannot_call_manager_rpcs() {
             .expect_err("a worker may not call Raft");
         assert_eq!(err.code(), Code::PermissionDenied, "{err}");
         assert!(err.message().contains("swarm-worker"), "{err}");
+        // Nor may it speak for another node on the Dispatcher it may call.
+        let err = DispatcherClient::new(channel_as(&w1_dir, &addr))
+            .heartbeat(HeartbeatRequest {
+                node_id: "someone-else".into(),
+                session_id: String::new(),
+            })
+            .await
+            .expect_err("a worker speaks only for itself");
+        assert_eq!(err.code(), Code::PermissionDenied, "{err}");
     });
 }
 
