@@ -59,13 +59,12 @@ pub async fn channel(host: &str) -> anyhow::Result<Channel> {
             "talking to {addr} needs a client certificate: on a manager run `swarmr ca issue-client --out DIR`, copy DIR here, and pass --tls-dir DIR (or set SWARMR_TLS_DIR)"
         );
     };
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
-    };
-    let config =
-        swarmr_manager::ca::client_with_cert(&read(CA_FILE)?, &read(CERT_FILE)?, &read(KEY_FILE)?)
-            .with_context(|| format!("load the client certificate in {}", dir.display()))?;
+    let config = swarmr_manager::ca::load_client(
+        &dir.join(CA_FILE),
+        &dir.join(CERT_FILE),
+        &dir.join(KEY_FILE),
+    )
+    .with_context(|| format!("load the client certificate in {}", dir.display()))?;
     Ok(swarmr_manager::ca::channel_with(
         config,
         addr,

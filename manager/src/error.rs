@@ -78,6 +78,8 @@ pub enum CaError {
     Tls(#[source] rustls::Error),
     #[error("invalid TLS server name")]
     ServerName,
+    #[error("read {0}")]
+    Read(std::path::PathBuf, #[source] std::io::Error),
     #[error("invalid address {0}: use IP:PORT")]
     Address(String),
 }

@@ -35,8 +35,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// A channel to `addr` that presents the node certificate in `data_dir`.
 fn channel_as(data_dir: &Path, addr: &str) -> Channel {
-    let read = |name: &str| std::fs::read_to_string(data_dir.join(name)).expect(name);
-    let config = ca::client_with_cert(&read("ca.crt"), &read("node.crt"), &read("node.key"))
+    let file = |name: &str| data_dir.join(name);
+    let config = ca::load_client(&file("ca.crt"), &file("node.crt"), &file("node.key"))
         .expect("client config");
     ca::channel_with(config, addr, ca::MANAGER_NAME).expect("channel")
 }

@@ -23,7 +23,7 @@ pub use issue::{
 };
 pub use peer::PeerIdentity;
 pub use pin::{fetch_pinned_ca, PinError};
-pub use tls::{anonymous_client, channel_with, client_with_cert, NodeTls};
+pub use tls::{anonymous_client, channel_with, client_with_cert, load_client, NodeTls};
 pub use token::{check_token, new_token, new_token_with_digest, parse_token, TokenCheck};
 
 use sha2::{Digest, Sha256};

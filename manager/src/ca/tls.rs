@@ -217,6 +217,18 @@ pub fn client_with_cert(
     Ok(Arc::new(client))
 }
 
+/// [`client_with_cert`] from files: a remote CLI's `--tls-dir`, or a node's data dir.
+pub fn load_client(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<ClientConfig>, CaError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| CaError::Read(path.to_path_buf(), e))
+    };
+    client_with_cert(&read(ca)?, &read(cert)?, &read(key)?)
+}
+
 fn roots(ca_pem: &str) -> Result<RootCertStore, CaError> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
