@@ -113,7 +113,16 @@ impl NodeTls {
     /// of this cluster naming `server_name` ([`super::MANAGER_NAME`] or
     /// [`super::NODE_NAME`]).
     pub fn channel(&self, addr: &str, server_name: &'static str) -> Result<Channel, CaError> {
-        channel_with(self.inner.client.clone(), addr, server_name)
+        // Between nodes, a dead peer must show within seconds (failover, sessions).
+        let endpoint = endpoint(addr)?
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2));
+        Ok(connect_lazy(
+            endpoint,
+            self.inner.client.clone(),
+            addr,
+            server_name,
+        )?)
     }
 
     /// TLS connections accepted on `listener`, handshakes done off the accept loop so
@@ -155,19 +164,30 @@ impl NodeTls {
     }
 }
 
-/// A channel that speaks TLS with `config`, verifying the server as `server_name`.
+/// A channel that speaks TLS with `config`, verifying the server as `server_name`: for a
+/// CLI or a joining node, whose calls may wait on a busy manager (no keep-alive probes).
 pub fn channel_with(
     config: Arc<ClientConfig>,
     addr: &str,
     server_name: &'static str,
 ) -> Result<Channel, CaError> {
-    let name = ServerName::try_from(server_name).map_err(|_| CaError::ServerName)?;
-    // The URI only labels the channel: the connector below dials `addr` itself.
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+    connect_lazy(endpoint(addr)?, config, addr, server_name)
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, CaError> {
+    // The URI only labels the channel: the connector dials `addr` itself.
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|_| CaError::Address(addr.to_string()))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(2));
+        .connect_timeout(CONNECT_TIMEOUT))
+}
+
+fn connect_lazy(
+    endpoint: Endpoint,
+    config: Arc<ClientConfig>,
+    addr: &str,
+    server_name: &'static str,
+) -> Result<Channel, CaError> {
+    let name = ServerName::try_from(server_name).map_err(|_| CaError::ServerName)?;
     let addr = addr.to_string();
     let connector = tower::service_fn(move |_: Uri| {
         let (config, name, addr) = (config.clone(), name.clone(), addr.clone());
