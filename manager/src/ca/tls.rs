@@ -117,12 +117,7 @@ impl NodeTls {
         let endpoint = endpoint(addr)?
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(2));
-        Ok(connect_lazy(
-            endpoint,
-            self.inner.client.clone(),
-            addr,
-            server_name,
-        )?)
+        connect_lazy(endpoint, self.inner.client.clone(), addr, server_name)
     }
 
     /// TLS connections accepted on `listener`, handshakes done off the accept loop so
