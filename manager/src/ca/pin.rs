@@ -76,11 +76,13 @@ fn pem(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
 }
 
-pub fn digest36(der: &[u8]) -> String {
+fn digest36(der: &[u8]) -> String {
     let digest: [u8; 32] = Sha256::digest(der).into();
     base36(&digest, 50)
 }
 
+/// What the verifier saw: the pinned CA (DER), or a CA with another digest.
+#[derive(Debug)]
 enum Pinned {
     Ca(Vec<u8>),
     Mismatch,
@@ -91,15 +93,6 @@ struct PinnedCa {
     digest36: String,
     provider: Arc<CryptoProvider>,
     outcome: Mutex<Option<Pinned>>,
-}
-
-impl std::fmt::Debug for Pinned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Pinned::Ca(_) => "Ca",
-            Pinned::Mismatch => "Mismatch",
-        })
-    }
 }
 
 impl PinnedCa {
