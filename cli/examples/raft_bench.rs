@@ -54,12 +54,23 @@ impl Drop for Manager {
     }
 }
 
+/// The first manager's data dir: its node certificate (OU swarm-manager) opens the
+/// Control API of every manager, which only speaks mutual TLS.
+static CERTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A Control client once the manager at `addr` answers.
 async fn client(addr: &str) -> Option<ControlClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    use swarmr_manager::ca;
+    let dir = CERTS.get()?;
+    let file = |name: &str| dir.join(name);
+    let config = ca::load_client(&file("ca.crt"), &file("node.crt"), &file("node.key")).ok()?;
+    let mut c = ControlClient::new(ca::channel_with(config, addr, ca::MANAGER_NAME).ok()?);
+    let probe = c.list_nodes(swarmr_proto::ListNodesRequest {});
+    tokio::time::timeout(Duration::from_secs(15), probe)
+        .await
         .ok()?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(15));
-    endpoint.connect().await.ok().map(ControlClient::new)
+        .ok()?;
+    Some(c)
 }
 
 /// A write that always changes the node (an unchanged update commits nothing).
@@ -171,6 +182,7 @@ async fn start_cluster(bin: &Path, root: &Path) -> Vec<Manager> {
     };
     managers[0].args = [vec!["init".to_string()], common(&managers[0])].concat();
     managers[0].start(bin);
+    let _ = CERTS.set(managers[0].dir.clone());
     let first = managers[0].addr();
     wait_for("first manager", async || client(&first).await.is_some()).await;
     let mut c = client(&first).await.expect("client");

@@ -120,12 +120,23 @@ fn docker_ps(filter: &str) -> Vec<String> {
         .collect()
 }
 
+/// The first manager's data dir: its node certificate (OU swarm-manager) opens the
+/// Control API of every manager, which only speaks mutual TLS.
+static CERTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A Control client once the manager at `addr` answers.
 async fn client(addr: &str) -> Option<ControlClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    use swarmr_manager::ca;
+    let dir = CERTS.get()?;
+    let file = |name: &str| dir.join(name);
+    let config = ca::load_client(&file("ca.crt"), &file("node.crt"), &file("node.key")).ok()?;
+    let mut c = ControlClient::new(ca::channel_with(config, addr, ca::MANAGER_NAME).ok()?);
+    let probe = c.list_nodes(swarmr_proto::ListNodesRequest {});
+    tokio::time::timeout(Duration::from_secs(15), probe)
+        .await
         .ok()?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(15));
-    endpoint.connect().await.ok().map(ControlClient::new)
+        .ok()?;
+    Some(c)
 }
 
 async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
@@ -166,6 +177,7 @@ async fn start_cluster(bin: &Path) -> Cluster {
     };
     let init = ["init", "--dispatcher-heartbeat", "500ms"];
     cluster.spawn(bin, "m1", &ip(1), &init, &[]);
+    let _ = CERTS.set(cluster.root_path().join("m1"));
     let manager = cluster.manager.clone();
     wait_for("the manager", Duration::from_secs(60), async || {
         client(&manager).await.is_some()

@@ -40,6 +40,11 @@ pub struct Cli {
     )]
     pub host: String,
 
+    /// Directory with ca.crt, client.crt and client.key (from `swarmr ca issue-client`),
+    /// for talking to a manager's IP:PORT over mutual TLS.
+    #[arg(long, global = true, env = "SWARMR_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,6 +68,9 @@ pub enum Command {
     /// Manage services.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// The cluster CA: certificates for remote CLI access.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completion { shell: clap_complete::Shell },
 }
@@ -110,6 +118,20 @@ pub struct InitArgs {
     /// Prefix length of the subnets cut from the pools.
     #[arg(long = "default-addr-pool-mask-length", default_value_t = 24)]
     pub default_addr_pool_mask_length: u8,
+    /// Lifetime of node certificates; nodes renew theirs half-way through.
+    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+    pub cert_expiry: Duration,
+}
+
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// Issue a client certificate for remote CLI access (run on a manager) and write
+    /// ca.crt, client.crt and client.key (0600) to DIR; then use
+    /// `swarmr --tls-dir DIR -H <manager IP:2377> ...`.
+    IssueClient {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]

@@ -17,6 +17,7 @@ use args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    client::use_tls_dir(cli.tls_dir.clone());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -42,6 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(cmd) => commands::node::run(&cli.host, cmd).await,
         Command::Network(cmd) => commands::network::run(&cli.host, cmd).await,
         Command::Service(cmd) => commands::service::run(&cli.host, cmd).await,
+        Command::Ca(cmd) => commands::ca::run(&cli.host, cmd).await,
         Command::Completion { shell } => {
             args::print_completions(shell);
             Ok(())

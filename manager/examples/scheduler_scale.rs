@@ -194,12 +194,11 @@ async fn watch_progress(
 
 /// Reports the ASSIGNED tasks of nodes without a session RUNNING, one call per node.
 async fn sessionless_reporter(
-    manager_addr: String,
+    channel: tonic::transport::Channel,
     store: swarmr_manager::store::Store,
     nodes: HashSet<String>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let channel = swarmr_manager::peer_channel(&manager_addr).expect("dispatcher channel");
     let mut client = DispatcherClient::new(channel);
     let mut events = store.subscribe();
     loop {
@@ -257,12 +256,26 @@ async fn main() {
         .await
         .expect("listen");
     let addr = listener.local_addr().expect("local addr").to_string();
+    let (cluster_id, node_id) = (ca::new_id(), ca::new_id());
+    let root = ca::RootCa::generate(&cluster_id).expect("root CA");
+    let subject = ca::Subject {
+        common_name: &node_id,
+        role: ca::CertRole::Manager,
+        cluster_id: &cluster_id,
+    };
+    let (cert, key) = root
+        .issue_with_new_key(&subject, ca::DEFAULT_CERT_EXPIRY)
+        .expect("manager certificate");
+    // The simulated workers present the manager's certificate: this server has no
+    // authorization layer, only the TLS every node speaks.
+    let tls = ca::NodeTls::new(&root.cert_pem, &cert, &key).expect("TLS");
     let config = ManagerConfig {
         data_dir: dir.path().to_path_buf(),
-        node_id: ca::new_id(),
+        node_id,
         raft_id: 1,
         api_addr: addr.clone(),
         snapshot_interval: 10_000,
+        tls: tls.clone(),
     };
     let manager = Arc::new(Manager::open(&config).await.expect("open manager"));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -270,8 +283,8 @@ async fn main() {
         .add_service(ControlServer::new(manager.control_service()))
         .add_service(DispatcherServer::new(manager.dispatcher_service()));
     let mut halt = stop_rx.clone();
+    let incoming = tls.incoming(listener);
     let server = tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let shutdown = async move {
             let _ = halt.wait_for(|s| *s).await;
         };
@@ -283,17 +296,16 @@ async fn main() {
     let halt = stop_rx.clone();
     let controllers = tokio::spawn(async move { controllers.run_controllers(halt).await });
     let params = ClusterParams {
-        cluster_id: ca::new_id(),
+        cluster_id,
         hostname: "bench-manager".into(),
         engine_version: "none".into(),
         heartbeat_period: heartbeat,
         default_addr_pool: vec!["10.0.0.0/8".into()],
         subnet_size: 24,
+        root,
+        cert_expiry: ca::DEFAULT_CERT_EXPIRY,
     };
-    manager
-        .bootstrap(&params, dir.path())
-        .await
-        .expect("bootstrap");
+    manager.bootstrap(&params).await.expect("bootstrap");
 
     let ids: Vec<String> = (0..nodes).map(|_| ca::new_id()).collect();
     for (batch, chunk) in ids.chunks(100).enumerate() {
@@ -309,6 +321,13 @@ async fn main() {
             .expect("register nodes");
     }
 
+    let connect: swarmr_worker::Connect = {
+        let tls = tls.clone();
+        Arc::new(move |addr: &str| {
+            tls.channel(addr, ca::MANAGER_NAME)
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))
+        })
+    };
     let mut workers = tokio::task::JoinSet::new();
     let mut first_messages = Vec::new();
     for (i, id) in ids.iter().enumerate().take(sessions as usize) {
@@ -319,6 +338,7 @@ async fn main() {
             api_addr: format!("127.0.0.1:{}", 20000 + i),
             description: description(i as u64),
             managers: vec![addr.clone()],
+            connect: connect.clone(),
         };
         let agent = Agent::new(Arc::new(NoopExecutor::new()), id.clone());
         workers.spawn(agent.run(updates_rx.clone(), reports_tx, stop_rx.clone()));
@@ -331,7 +351,10 @@ async fn main() {
     let sessionless: HashSet<String> = ids.iter().skip(sessions as usize).cloned().collect();
     if !sessionless.is_empty() {
         let store = manager.core().store().clone();
-        let reporter = sessionless_reporter(addr.clone(), store, sessionless, stop_rx.clone());
+        let channel = tls
+            .channel(&addr, ca::MANAGER_NAME)
+            .expect("dispatcher channel");
+        let reporter = sessionless_reporter(channel, store, sessionless, stop_rx.clone());
         workers.spawn(reporter);
     }
     let opened = Instant::now();
@@ -346,10 +369,9 @@ async fn main() {
         proc_mb("VmRSS")
     );
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect_timeout(Duration::from_secs(60)) // the sessions may keep the manager busy
-        .connect_lazy();
+    let channel = tls
+        .channel(&addr, ca::MANAGER_NAME)
+        .expect("control channel");
     let mut control = ControlClient::new(channel);
     let spec = ServiceSpec {
         name: "scale".into(),

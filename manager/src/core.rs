@@ -13,6 +13,7 @@ use swarmr_proto::{store_action, Node, NodeRole, Proposal, ProposalResult, Store
 use tonic::Status;
 use tracing::{info, warn};
 
+use crate::ca::{NodeTls, MANAGER_NAME, NODE_NAME};
 use crate::error::ProposeError;
 use crate::raft::network::PeerLiveness;
 use crate::raft::{NodeId, Raft, NO_LEADER_WAIT};
@@ -27,7 +28,11 @@ pub struct Core {
 struct Inner {
     /// One membership change at a time: openraft refuses overlapping ones.
     membership: tokio::sync::Mutex<()>,
-    channels: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
+    /// Channels by (address, server name the peer must present).
+    channels: std::sync::Mutex<
+        std::collections::HashMap<(String, &'static str), tonic::transport::Channel>,
+    >,
+    tls: NodeTls,
     node_id: String,
     raft_id: NodeId,
     api_addr: String,
@@ -47,6 +52,7 @@ impl Core {
         raft: Raft,
         store: Store,
         liveness: PeerLiveness,
+        tls: NodeTls,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -58,6 +64,7 @@ impl Core {
                 raft,
                 store,
                 liveness,
+                tls,
             }),
         }
     }
@@ -81,19 +88,38 @@ impl Core {
         &self.inner.liveness
     }
 
+    pub fn tls(&self) -> &NodeTls {
+        &self.inner.tls
+    }
+
     /// A cached channel to another manager.
     pub fn channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
+        self.cached_channel(addr, MANAGER_NAME)
+    }
+
+    /// A cached channel to any node (a worker's Logs).
+    pub fn node_channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
+        self.cached_channel(addr, NODE_NAME)
+    }
+
+    fn cached_channel(
+        &self,
+        addr: &str,
+        name: &'static str,
+    ) -> Result<tonic::transport::Channel, Status> {
         let mut channels = self
             .inner
             .channels
             .lock()
             .map_err(|_| Status::internal("channel cache poisoned"))?;
-        if let Some(channel) = channels.get(addr) {
+        let key = (addr.to_string(), name);
+        if let Some(channel) = channels.get(&key) {
             return Ok(channel.clone());
         }
-        let channel = crate::peer_channel(addr)
-            .map_err(|e| Status::unavailable(format!("bad manager address {addr}: {e}")))?;
-        channels.insert(addr.to_string(), channel.clone());
+        let channel = (self.inner.tls)
+            .channel(addr, name)
+            .map_err(|e| Status::unavailable(format!("bad node address {addr}: {e}")))?;
+        channels.insert(key, channel.clone());
         Ok(channel)
     }
 

@@ -60,6 +60,28 @@ pub enum CaError {
     GenerateKey(#[source] rcgen::Error),
     #[error("sign the root CA certificate")]
     SignRoot(#[source] rcgen::Error),
+    #[error("make a certificate signing request")]
+    MakeCsr(#[source] rcgen::Error),
+    #[error("the certificate signing request is invalid")]
+    BadCsr(#[source] rcgen::Error),
+    #[error("the certificate signing request must be for an ECDSA P-256 key")]
+    KeyType,
+    #[error("load the cluster CA")]
+    LoadRoot(#[source] rcgen::Error),
+    #[error("sign the certificate")]
+    Sign(#[source] rcgen::Error),
+    #[error("a certificate is not a PEM/DER X.509 certificate of this cluster")]
+    ParseCert,
+    #[error("a private key is not a PEM key")]
+    ParseKey,
+    #[error("TLS configuration")]
+    Tls(#[source] rustls::Error),
+    #[error("invalid TLS server name")]
+    ServerName,
+    #[error("read {0}")]
+    Read(std::path::PathBuf, #[source] std::io::Error),
+    #[error("invalid address {0}: use IP:PORT")]
+    Address(String),
 }
 
 #[derive(Debug, Error)]
@@ -76,8 +98,6 @@ pub enum ManagerError {
     StartRaft(String),
     #[error("create the cluster CA")]
     Ca(#[from] CaError),
-    #[error("write {0}")]
-    WriteFile(std::path::PathBuf, #[source] std::io::Error),
     #[error(transparent)]
     Propose(#[from] ProposeError),
 }

@@ -25,18 +25,4 @@ pub mod roles;
 pub mod scheduler;
 pub mod store;
 
-use std::time::Duration;
-
 pub use manager::{ClusterParams, Manager, ManagerConfig};
-
-/// A lazily connected channel to another node's gRPC port.
-pub fn peer_channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(Duration::from_secs(2))
-            .connect_lazy(),
-    )
-}

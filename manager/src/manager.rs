@@ -13,7 +13,7 @@ use swarmr_proto::{
 };
 use tracing::info;
 
-use crate::ca::{self, RootCa};
+use crate::ca::{self, NodeTls, RootCa};
 use crate::control::ControlService;
 use crate::core::{create_action, Core};
 use crate::dispatcher::{self, DispatcherService, Sessions};
@@ -33,6 +33,8 @@ pub struct ManagerConfig {
     pub api_addr: String,
     /// Entries between snapshots (the log before a snapshot is purged).
     pub snapshot_interval: u64,
+    /// This node's certificate, for Raft and forwarding to other managers.
+    pub tls: NodeTls,
 }
 
 /// What `swarmr init` decides for the whole cluster.
@@ -43,6 +45,10 @@ pub struct ClusterParams {
     pub heartbeat_period: Duration,
     pub default_addr_pool: Vec<String>,
     pub subnet_size: u32,
+    /// The root CA `init` created (its files are already in the data dir).
+    pub root: RootCa,
+    /// Lifetime of node certificates.
+    pub cert_expiry: Duration,
 }
 
 pub struct Manager {
@@ -63,7 +69,7 @@ impl Manager {
         state_machine
             .announce_applied()
             .map_err(|e| ManagerError::Storage(Box::new(e)))?;
-        let network = Network::default();
+        let network = Network::new(config.tls.clone());
         let liveness = network.liveness.clone();
         let raft_config = sraft::config(config.snapshot_interval)
             .map_err(|e| ManagerError::RaftConfig(Box::new(e)))?;
@@ -83,6 +89,7 @@ impl Manager {
             raft,
             store,
             liveness,
+            config.tls.clone(),
         );
         Ok(Self {
             control: ControlService::new(core.clone()),
@@ -96,15 +103,10 @@ impl Manager {
         &self.core
     }
 
-    /// `swarmr init`: a one-member Raft, the root CA, the cluster object and this node.
-    pub async fn bootstrap(
-        &self,
-        params: &ClusterParams,
-        data_dir: &Path,
-    ) -> Result<(), ManagerError> {
-        let root = RootCa::generate(&params.cluster_id)?;
-        write_secret(&data_dir.join("ca.crt"), &root.cert_pem, 0o644)?;
-        write_secret(&data_dir.join("ca.key"), &root.key_pem, 0o600)?;
+    /// `swarmr init`: a one-member Raft, the cluster object (with the root CA) and this
+    /// node.
+    pub async fn bootstrap(&self, params: &ClusterParams) -> Result<(), ManagerError> {
+        let root = &params.root;
         self.initialize_raft().await?;
         let cluster = Cluster {
             id: params.cluster_id.clone(),
@@ -117,6 +119,9 @@ impl Manager {
             default_addr_pool: params.default_addr_pool.clone(),
             subnet_size: params.subnet_size,
             heartbeat_period_ms: params.heartbeat_period.as_millis() as u64,
+            ca_cert_pem: root.cert_pem.clone(),
+            ca_key_pem: root.key_pem.clone(),
+            cert_expiry_secs: params.cert_expiry.as_secs(),
         };
         let node = self.first_node(params);
         self.core
@@ -264,18 +269,4 @@ fn open_db(data_dir: &Path) -> Result<sled::Db, ManagerError> {
         .cache_capacity(64 * 1024 * 1024)
         .open()
         .map_err(ManagerError::OpenDb)
-}
-
-fn write_secret(path: &Path, content: &str, mode: u32) -> Result<(), ManagerError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| ManagerError::WriteFile(path.to_path_buf(), e))?;
-    file.write_all(content.as_bytes())
-        .map_err(|e| ManagerError::WriteFile(path.to_path_buf(), e))
 }

@@ -7,5 +7,6 @@ mod failover;
 mod membership;
 mod networks;
 mod overlay;
+mod security;
 mod services;
 mod util;

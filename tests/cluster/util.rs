@@ -95,10 +95,15 @@ impl Node {
         }
     }
 
-    /// Starts the same command again (init or join resume from the data dir).
-    pub fn restart(&mut self) {
+    /// Starts the same command again without waiting for it to come up (it may exit).
+    pub fn respawn(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts the same command again (init or join resume from the data dir).
+    pub fn restart(&mut self) {
+        self.respawn();
         let socket = self.data_dir.join("swarmr.sock");
         wait_until(&format!("{} socket", self.name), || socket.exists());
     }

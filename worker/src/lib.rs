@@ -25,4 +25,4 @@ pub mod session;
 pub use agent::Agent;
 pub use error::{AgentError, WorkerError};
 pub use logs::LogsService;
-pub use session::{run_session, SessionConfig};
+pub use session::{run_session, Connect, SessionConfig};

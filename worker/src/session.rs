@@ -24,7 +24,7 @@ use swarmr_proto::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{debug, info, warn};
 
@@ -32,12 +32,15 @@ use crate::error::WorkerError;
 
 /// gRPC metadata key a follower sets to the leader's address (see the dispatcher).
 const LEADER_METADATA: &str = "x-swarmr-leader";
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long one `UpdateTaskStatus` call may take before the session counts as lost.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most statuses sent in one call.
 const MAX_BATCH: usize = 1000;
+
+/// Opens a (lazily connected) channel to the manager at an address: the node's mutual
+/// TLS lives in the daemon, which hands the session this.
+pub type Connect = std::sync::Arc<dyn Fn(&str) -> Result<Channel, Status> + Send + Sync>;
 
 pub struct SessionConfig {
     pub node_id: String,
@@ -45,6 +48,7 @@ pub struct SessionConfig {
     pub description: NodeDescription,
     /// Manager addresses known at start (from the join or the node's saved state).
     pub managers: Vec<String>,
+    pub connect: Connect,
 }
 
 /// Runs until shutdown, or until the cluster says this node was removed. Publishes every
@@ -135,16 +139,6 @@ enum Ended {
     Unreachable(Status),
 }
 
-fn channel(addr: &str) -> Result<Channel, Status> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| Status::invalid_argument(e.to_string()))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .connect_lazy())
-}
-
 type Stream = tonic::Streaming<SessionMessage>;
 
 /// One session with the manager at `addr`: publishes its messages, heartbeats, and
@@ -155,7 +149,7 @@ async fn session_with(
     updates: &watch::Sender<Option<SessionMessage>>,
     outbox: &mut Outbox,
 ) -> Ended {
-    let mut client = match channel(addr) {
+    let mut client = match (config.connect)(addr) {
         Ok(channel) => DispatcherClient::new(channel),
         Err(status) => return Ended::Unreachable(status),
     };
@@ -355,7 +349,11 @@ fn classify(status: Status) -> Ended {
             Some(leader) => Ended::Redirect(leader.to_string()),
             None => Ended::Unreachable(status),
         },
-        Code::NotFound if status.message().contains("not part of the cluster") => {
+        // The dispatcher (NotFound) or, once the node's certificate is refused, the
+        // authorization layer (PermissionDenied) says the node was removed.
+        Code::NotFound | Code::PermissionDenied
+            if status.message().contains("not part of the cluster") =>
+        {
             Ended::Removed(status.message().to_string())
         }
         _ => Ended::Unreachable(status),

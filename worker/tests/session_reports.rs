@@ -10,8 +10,9 @@ use futures::StreamExt;
 use swarmr_proto::dispatcher_server::{Dispatcher, DispatcherServer};
 use swarmr_proto::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveClusterRequest,
-    LeaveClusterResponse, ManagerPeer, SessionMessage, SessionRequest, TaskState, TaskStatus,
-    TaskStatusUpdate, UpdateTaskStatusRequest, UpdateTaskStatusResponse,
+    LeaveClusterResponse, ManagerPeer, RenewCertificateRequest, RenewCertificateResponse,
+    SessionMessage, SessionRequest, TaskState, TaskStatus, TaskStatusUpdate,
+    UpdateTaskStatusRequest, UpdateTaskStatusResponse,
 };
 use swarmr_worker::{run_session, SessionConfig};
 use tokio::net::TcpListener;
@@ -77,6 +78,13 @@ impl Dispatcher for FakeDispatcher {
         Err(Status::unimplemented("leave"))
     }
 
+    async fn renew_certificate(
+        &self,
+        _: Request<RenewCertificateRequest>,
+    ) -> Result<Response<RenewCertificateResponse>, Status> {
+        Err(Status::unimplemented("renew"))
+    }
+
     async fn update_task_status(
         &self,
         request: Request<UpdateTaskStatusRequest>,
@@ -123,6 +131,14 @@ fn start_session(addr: String) -> (mpsc::Sender<TaskStatusUpdate>, watch::Sender
         api_addr: "127.0.0.1:1".into(),
         description: Default::default(),
         managers: vec![addr],
+        // The fake serves plaintext; the node's mutual TLS is tested with real processes.
+        connect: std::sync::Arc::new(|addr: &str| {
+            Ok(
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+                    .connect_lazy(),
+            )
+        }),
     };
     let (updates, _) = watch::channel(None);
     let (reports, reports_rx) = mpsc::channel(16);

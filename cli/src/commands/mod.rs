@@ -1,5 +1,6 @@
 //! Client commands, one file per group.
 
+pub mod ca;
 pub mod network;
 pub mod node;
 pub mod service;

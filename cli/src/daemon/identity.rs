@@ -56,7 +56,8 @@ impl Identity {
 
 /// Everything a node keeps in its data dir, removed when it leaves the cluster.
 pub fn wipe(data_dir: &Path) -> anyhow::Result<()> {
-    for name in [FILE, "ca.crt", "ca.key", super::SOCKET] {
+    let files = [FILE, super::SOCKET].into_iter().chain(super::certs::FILES);
+    for name in files {
         match std::fs::remove_file(data_dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("remove {name} from {}", data_dir.display()))

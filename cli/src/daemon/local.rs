@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmr_manager::ca::{NodeTls, MANAGER_NAME};
 use swarmr_manager::control::ControlService;
 use swarmr_proto::control_server::{Control, ControlServer};
 use swarmr_proto::dispatcher_client::DispatcherClient;
@@ -25,7 +26,8 @@ pub struct LocalControl {
     role: Role,
     session: watch::Receiver<Option<SessionMessage>>,
     known_managers: Vec<String>,
-    node_id: String,
+    /// This node's certificate, to tell the managers it leaves.
+    tls: NodeTls,
     outcome: mpsc::Sender<Outcome>,
     /// Set once a leave starts, so the run ignores the role change the leave itself causes.
     leaving: Arc<AtomicBool>,
@@ -37,7 +39,7 @@ impl LocalControl {
         role: Role,
         session: watch::Receiver<Option<SessionMessage>>,
         known_managers: Vec<String>,
-        node_id: String,
+        tls: NodeTls,
         outcome: mpsc::Sender<Outcome>,
         leaving: Arc<AtomicBool>,
     ) -> Self {
@@ -46,7 +48,7 @@ impl LocalControl {
             role,
             session,
             known_managers,
-            node_id,
+            tls,
             outcome,
             leaving,
         }
@@ -103,11 +105,11 @@ impl LocalControl {
     async fn announce_leave(&self) -> Result<(), Status> {
         let mut last = Status::unavailable("no manager address is known");
         for addr in self.managers() {
-            let Ok(channel) = swarmr_manager::peer_channel(&addr) else {
+            let Ok(channel) = self.tls.channel(&addr, MANAGER_NAME) else {
                 continue;
             };
             let request = LeaveClusterRequest {
-                node_id: self.node_id.clone(),
+                node_id: self.tls.identity().id,
             };
             let mut client = DispatcherClient::new(channel);
             match tokio::time::timeout(LEAVE_TIMEOUT, client.leave_cluster(request)).await {
@@ -165,6 +167,7 @@ local_control! {
     remove_service(RemoveServiceRequest) -> RemoveServiceResponse;
     list_tasks(ListTasksRequest) -> ListTasksResponse;
     service_logs(ServiceLogsRequest) -> Self::ServiceLogsStream;
+    issue_client_certificate(IssueClientCertificateRequest) -> IssueClientCertificateResponse;
 }
 
 impl LocalControl {

@@ -4,6 +4,7 @@
 //! (Raft, Control, Dispatcher on the gRPC port). A role change (promote, demote) ends the
 //! current run and starts the next one in the new role, in the same process.
 
+mod certs;
 mod identity;
 mod local;
 mod run;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use swarmr_manager::allocator::ipam::validate;
+use swarmr_manager::ca;
 use swarmr_manager::ClusterParams;
 use swarmr_proto::dispatcher_client::DispatcherClient;
 use swarmr_proto::{JoinRequest, NodeRole};
@@ -24,7 +26,11 @@ use identity::{Identity, Role};
 use run::Boot;
 use settings::Settings;
 
+pub use certs::write_file;
+
 pub const SOCKET: &str = "swarmr.sock";
+/// The shortest `--cert-expiry`: renewal happens half-way, and needs a few seconds.
+const MIN_CERT_EXPIRY: Duration = Duration::from_secs(20);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn init_logging() {
@@ -81,14 +87,18 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
         ),
         None => {
             let identity = Identity {
-                node_id: swarmr_manager::ca::new_id(),
-                raft_id: swarmr_manager::ca::new_raft_id(),
-                cluster_id: swarmr_manager::ca::new_id(),
+                node_id: ca::new_id(),
+                raft_id: ca::new_raft_id(),
+                cluster_id: ca::new_id(),
                 role: Role::Manager,
                 managers: vec![settings.api_addr.clone()],
             };
             let pools = validate::parse_pools(&args.default_addr_pool)?;
             validate::check_pools(&pools, args.default_addr_pool_mask_length)?;
+            if args.cert_expiry < MIN_CERT_EXPIRY {
+                bail!("--cert-expiry must be at least {MIN_CERT_EXPIRY:?}");
+            }
+            let root = create_ca(&settings, &identity, args.cert_expiry)?;
             let params = ClusterParams {
                 cluster_id: identity.cluster_id.clone(),
                 hostname: settings.hostname.clone(),
@@ -96,14 +106,35 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
                 heartbeat_period: args.dispatcher_heartbeat,
                 default_addr_pool: pools.iter().map(ToString::to_string).collect(),
                 subnet_size: u32::from(args.default_addr_pool_mask_length),
+                root,
+                cert_expiry: args.cert_expiry,
             };
-            (identity, Boot::Bootstrap(params))
+            (identity, Boot::Bootstrap(Box::new(params)))
         }
     };
     if args.dispatcher_heartbeat < Duration::from_millis(100) {
         bail!("--dispatcher-heartbeat must be at least 100ms");
     }
     run::run_node(settings, identity, boot).await
+}
+
+/// The cluster CA and this first manager's certificate, written to the data dir.
+fn create_ca(
+    settings: &Settings,
+    identity: &Identity,
+    cert_expiry: Duration,
+) -> anyhow::Result<ca::RootCa> {
+    let root = ca::RootCa::generate(&identity.cluster_id)?;
+    let subject = ca::Subject {
+        common_name: &identity.node_id,
+        role: ca::CertRole::Manager,
+        cluster_id: &identity.cluster_id,
+    };
+    let (cert_pem, key_pem) = root.issue_with_new_key(&subject, cert_expiry)?;
+    let dir = &settings.data_dir;
+    write_file(&dir.join(certs::CA_KEY), &root.key_pem, 0o600)?;
+    certs::save(dir, &root.cert_pem, &cert_pem, &key_pem)?;
+    Ok(root)
 }
 
 pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
@@ -132,27 +163,29 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
 }
 
 async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow::Result<Identity> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{remote}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(JOIN_TIMEOUT);
-    let unreachable = || {
-        format!("cannot reach the manager at {remote}: check the address and that port 2377/tcp is open")
+    let token = token.trim();
+    let Some((digest, _)) = ca::parse_token(token) else {
+        bail!("malformed join token: it looks like SWMTKN-1-<50 chars>-<25 chars>; copy it from `swarmr join-token worker` on a manager");
     };
-    let channel = tokio::time::timeout(JOIN_TIMEOUT, channel.connect())
+    // Pinned before the secret goes anywhere: a manager of another cluster never sees it.
+    let ca_pem = ca::fetch_pinned_ca(remote, digest, JOIN_TIMEOUT).await?;
+    let channel = ca::channel_with(ca::anonymous_client(&ca_pem)?, remote, ca::MANAGER_NAME)?;
+    let (key_pem, csr_pem) = ca::new_key_and_csr()?;
+    let request = JoinRequest {
+        token: token.to_string(),
+        hostname: settings.hostname.clone(),
+        api_addr: settings.api_addr.clone(),
+        engine_version: String::new(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        csr_pem,
+    };
+    let mut client = DispatcherClient::new(channel);
+    let reply = tokio::time::timeout(JOIN_TIMEOUT, client.join(request))
         .await
-        .map_err(|_| anyhow::anyhow!(unreachable()))?
-        .with_context(unreachable)?;
-    let reply = DispatcherClient::new(channel)
-        .join(JoinRequest {
-            token: token.trim().to_string(),
-            hostname: settings.hostname.clone(),
-            api_addr: settings.api_addr.clone(),
-            engine_version: String::new(),
-            os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
-        })
-        .await?
+        .map_err(|_| anyhow::anyhow!("the manager at {remote} did not answer the join in time"))??
         .into_inner();
+    certs::save(&settings.data_dir, &ca_pem, &reply.cert_pem, &key_pem)?;
     let mut managers: Vec<String> = reply.managers.into_iter().map(|m| m.api_addr).collect();
     if !managers.iter().any(|m| m == remote) {
         managers.push(remote.to_string());

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use swarmr_manager::ca::authz::{AuthzLayer, NodeExists};
+use swarmr_manager::ca::{NodeTls, MANAGER_NAME};
 use swarmr_manager::{ClusterParams, Manager, ManagerConfig};
 use swarmr_proto::control_server::ControlServer;
 use swarmr_proto::dispatcher_server::DispatcherServer;
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use super::certs;
 use super::identity::{self, Identity, Role};
 use super::local::LocalControl;
 use super::settings::Settings;
@@ -27,7 +30,7 @@ use crate::commands::swarm::join_instructions;
 
 /// How a run starts.
 pub enum Boot {
-    Bootstrap(ClusterParams),
+    Bootstrap(Box<ClusterParams>),
     ForceNewCluster,
     /// Just joined with the manager role: ask to become a Raft voter.
     JoinedManager,
@@ -48,6 +51,7 @@ pub async fn run_node(
     mut boot: Boot,
 ) -> anyhow::Result<()> {
     identity.save(&settings.data_dir)?;
+    let tls = certs::load(&settings.data_dir)?;
     let host = Host::connect().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -56,7 +60,12 @@ pub async fn run_node(
         let _ = stop_tx.send(true);
     });
     loop {
-        let outcome = run_once(&settings, &mut identity, boot, &host, stop_rx.clone()).await?;
+        let node = Node {
+            settings: &settings,
+            host: &host,
+            tls: &tls,
+        };
+        let outcome = run_once(&node, &mut identity, boot, stop_rx.clone()).await?;
         boot = Boot::Resume;
         match outcome {
             Outcome::Stop => return Ok(()),
@@ -96,16 +105,18 @@ async fn wait_for_signal() {
 }
 
 async fn start_manager(
-    settings: &Settings,
+    node: &Node<'_>,
     identity: &Identity,
     boot: &Boot,
 ) -> anyhow::Result<Manager> {
+    let settings = node.settings;
     let config = ManagerConfig {
         data_dir: settings.data_dir.clone(),
         node_id: identity.node_id.clone(),
         raft_id: identity.raft_id,
         api_addr: settings.api_addr.clone(),
         snapshot_interval: settings.snapshot_interval,
+        tls: node.tls.clone(),
     };
     let manager = match boot {
         Boot::ForceNewCluster => Manager::force_new_cluster(&config).await,
@@ -143,16 +154,23 @@ impl Host {
     }
 }
 
+/// What every run of a node shares.
+struct Node<'a> {
+    settings: &'a Settings,
+    host: &'a Host,
+    tls: &'a NodeTls,
+}
+
 async fn run_once(
-    settings: &Settings,
+    node: &Node<'_>,
     identity: &mut Identity,
     boot: Boot,
-    host: &Host,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Outcome> {
-    let (executor, overlay) = (host.executor.clone(), host.overlay.clone());
+    let (settings, tls) = (node.settings, node.tls);
+    let (executor, overlay) = (node.host.executor.clone(), node.host.overlay.clone());
     let manager = match identity.role {
-        Role::Manager => Some(Arc::new(start_manager(settings, identity, &boot).await?)),
+        Role::Manager => Some(Arc::new(start_manager(node, identity, &boot).await?)),
         Role::Worker => None,
     };
     let (halt_tx, halt_rx) = watch::channel(false);
@@ -171,7 +189,9 @@ async fn run_once(
         identity.node_id.clone(),
         settings.hostname.clone(),
     );
+    let authz = AuthzLayer::new(&identity.cluster_id, node_exists(manager.as_deref()));
     let router = tonic::transport::Server::builder()
+        .layer(authz)
         .add_service(LogsServer::new(logs))
         .add_optional_service(manager.as_ref().map(|m| m.raft_service()))
         .add_optional_service(
@@ -185,8 +205,8 @@ async fn run_once(
                 .map(|m| DispatcherServer::new(m.dispatcher_service())),
         );
     let halt = halted(halt_rx.clone());
+    let incoming = tls.incoming(listener);
     tasks.spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         if let Err(e) = router.serve_with_incoming_shutdown(incoming, halt).await {
             error!(error = %e, "gRPC server stopped");
         }
@@ -199,7 +219,7 @@ async fn run_once(
     }
     if let (Some(manager), Boot::Bootstrap(params)) = (&manager, &boot) {
         manager
-            .bootstrap(params, &settings.data_dir)
+            .bootstrap(params)
             .await
             .context("initialise the cluster")?;
         print_init_message(manager, identity)?;
@@ -230,7 +250,7 @@ async fn run_once(
         identity.role,
         updates_rx.clone(),
         identity.managers.clone(),
-        identity.node_id.clone(),
+        tls.clone(),
         outcome_tx.clone(),
         leaving.clone(),
     );
@@ -245,7 +265,22 @@ async fn run_once(
             arch: std::env::consts::ARCH.into(),
         },
         managers: session_managers(identity, settings),
+        connect: {
+            let tls = tls.clone();
+            Arc::new(move |addr: &str| {
+                tls.channel(addr, MANAGER_NAME)
+                    .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
+            })
+        },
     };
+    tasks.spawn(certs::keep_fresh(
+        tls.clone(),
+        settings.data_dir.clone(),
+        identity.role,
+        session_managers(identity, settings),
+        updates_rx.clone(),
+        halt_rx.clone(),
+    ));
     let session_outcome = outcome_tx.clone();
     let session_halt = halt_rx.clone();
     tasks.spawn(async move {
@@ -256,7 +291,7 @@ async fn run_once(
     });
     let mut voter_request: Option<tokio::task::JoinHandle<()>> = None;
     if matches!(boot, Boot::JoinedManager) {
-        voter_request = Some(tokio::spawn(request_voter(identity.clone())));
+        voter_request = Some(tokio::spawn(request_voter(identity.clone(), tls.clone())));
     }
     let outcome = loop {
         tokio::select! {
@@ -291,6 +326,25 @@ async fn run_once(
         manager.shutdown().await;
     }
     Ok(outcome)
+}
+
+/// Whether a certificate's node still exists, for the authorization layer. Unknown on a
+/// worker (no store) and on a manager whose store holds no cluster yet: a manager that just
+/// joined must accept the leader's Raft calls before it has replicated anything.
+fn node_exists(manager: Option<&Manager>) -> NodeExists {
+    let Some(manager) = manager else {
+        return Arc::new(|_: &str| None);
+    };
+    let store = manager.core().store().clone();
+    Arc::new(move |id: &str| {
+        if !matches!(store.cluster(), Ok(Some(_))) {
+            return None;
+        }
+        store
+            .get::<swarmr_proto::Node>(id)
+            .ok()
+            .map(|n| n.is_some())
+    })
 }
 
 async fn halted(mut halt: watch::Receiver<bool>) {
@@ -340,11 +394,11 @@ fn follow_session(
 }
 
 /// Asks the managers, in turn, to make this node a Raft voter, until one succeeds.
-async fn request_voter(identity: Identity) {
+async fn request_voter(identity: Identity, tls: NodeTls) {
     let mut delay = Duration::from_millis(200);
     loop {
         for addr in &identity.managers {
-            let Ok(channel) = swarmr_manager::peer_channel(addr) else {
+            let Ok(channel) = tls.channel(addr, MANAGER_NAME) else {
                 continue;
             };
             let request = AddManagerRequest {

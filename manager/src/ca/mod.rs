@@ -4,11 +4,26 @@
 //! of the root CA certificate (DER) in base36, zero-padded to 50 characters; the secret is
 //! 16 random bytes in base36, zero-padded to 25. One token per role; rotating a role's
 //! token makes the old one admit no new node.
+//!
+//! The CA also signs every node's certificate (`issue`), which all gRPC between nodes is
+//! authenticated with (`tls`, `authz`); a joining node pins the CA by the token's digest
+//! before it sends the secret (`pin`).
 
+pub mod authz;
 mod ids;
+mod issue;
+mod peer;
+mod pin;
+mod tls;
 mod token;
 
 pub use ids::{new_id, new_raft_id};
+pub use issue::{
+    issue, new_key_and_csr, CertRole, Subject, DEFAULT_CERT_EXPIRY, MANAGER_NAME, NODE_NAME,
+};
+pub use peer::PeerIdentity;
+pub use pin::{fetch_pinned_ca, PinError};
+pub use tls::{anonymous_client, channel_with, client_with_cert, load_client, NodeTls};
 pub use token::{check_token, new_token, new_token_with_digest, parse_token, TokenCheck};
 
 use sha2::{Digest, Sha256};
@@ -52,6 +67,44 @@ impl RootCa {
             digest,
         })
     }
+
+    /// A fresh key and a certificate for it, signed here: what `init` gives its own node.
+    /// Returns (certificate, key), PEM.
+    pub fn issue_with_new_key(
+        &self,
+        subject: &Subject<'_>,
+        lifetime: std::time::Duration,
+    ) -> Result<(String, String), CaError> {
+        let (key_pem, csr_pem) = new_key_and_csr()?;
+        let cert_pem = issue(&self.cert_pem, &self.key_pem, &csr_pem, subject, lifetime)?;
+        Ok((cert_pem, key_pem))
+    }
+}
+
+/// Signs `csr_pem` for a node of `cluster` in `role`, with the CA held in the cluster
+/// object and its certificate lifetime.
+pub fn issue_for_cluster(
+    cluster: &swarmr_proto::Cluster,
+    csr_pem: &str,
+    common_name: &str,
+    role: CertRole,
+) -> Result<String, CaError> {
+    let lifetime = match cluster.cert_expiry_secs {
+        0 => DEFAULT_CERT_EXPIRY,
+        secs => std::time::Duration::from_secs(secs),
+    };
+    let subject = Subject {
+        common_name,
+        role,
+        cluster_id: &cluster.id,
+    };
+    issue(
+        &cluster.ca_cert_pem,
+        &cluster.ca_key_pem,
+        csr_pem,
+        &subject,
+        lifetime,
+    )
 }
 
 pub fn hex(bytes: &[u8]) -> String {

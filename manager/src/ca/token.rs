@@ -21,16 +21,26 @@ pub fn new_token_with_digest(digest36: &str) -> String {
 /// Which role `presented` admits, or why it admits none.
 pub fn check_token(presented: &str, tokens: &JoinTokens) -> Result<NodeRole, TokenCheck> {
     let (digest, _) = parse_token(presented).ok_or(TokenCheck::Malformed)?;
-    if presented == tokens.manager {
+    if same(presented, &tokens.manager) {
         return Ok(NodeRole::Manager);
     }
-    if presented == tokens.worker {
+    if same(presented, &tokens.worker) {
         return Ok(NodeRole::Worker);
     }
     match parse_token(&tokens.worker) {
         Some((ours, _)) if ours != digest => Err(TokenCheck::OtherCluster),
         _ => Err(TokenCheck::Invalid),
     }
+}
+
+/// Compares in time independent of where the strings differ, so response times do not
+/// reveal how much of a guessed secret is right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A token split into its parts; `None` if it is not shaped like one.

@@ -196,6 +196,26 @@ impl Control for ControlService {
         )))
     }
 
+    async fn issue_client_certificate(
+        &self,
+        req: Request<IssueClientCertificateRequest>,
+    ) -> Result<Response<IssueClientCertificateResponse>, Status> {
+        let cluster = current_cluster(&self.core)?;
+        let id = format!("client-{}", crate::ca::new_id());
+        let cert_pem = crate::ca::issue_for_cluster(
+            &cluster,
+            &req.get_ref().csr_pem,
+            &id,
+            crate::ca::CertRole::Client,
+        )
+        .map_err(|e| Status::invalid_argument(format!("issue a client certificate: {e}")))?;
+        tracing::info!(client.id = %id, "client certificate issued");
+        Ok(Response::new(IssueClientCertificateResponse {
+            cert_pem,
+            ca_cert_pem: cluster.ca_cert_pem,
+        }))
+    }
+
     async fn leave(&self, _req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         Err(Status::failed_precondition(
             "`swarmr leave` acts on the node it runs on: run it there, against its local socket",

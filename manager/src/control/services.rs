@@ -191,7 +191,7 @@ pub fn logs(
         let Some(node) = nodes.get(&task.node_id) else {
             continue;
         };
-        let channel = core.channel(&node.api_addr)?;
+        let channel = core.node_channel(&node.api_addr)?;
         let tx = tx.clone();
         tokio::spawn(async move {
             let request = TaskLogsRequest {

@@ -15,6 +15,7 @@ use super::session::managers;
 use crate::ca::{self, TokenCheck};
 use crate::control::current_cluster;
 use crate::core::{create_action, update_action, Core};
+use crate::error::CaError;
 
 pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status> {
     let cluster = current_cluster(core)?;
@@ -63,6 +64,8 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
         api_addr: req.api_addr.clone(),
     };
     let node_id = node.id.clone();
+    // Signed before anything is written, so a bad request leaves no node behind.
+    let cert_pem = sign(&cluster, &req.csr_pem, &node_id, role)?;
     core.propose(vec![create_action(node)]).await?;
     info!(node.id = %node_id, hostname = %req.hostname, role = role.label(), "node joined");
     Ok(JoinResponse {
@@ -71,6 +74,43 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
         role: role as i32,
         managers: managers(core)?,
         raft_id,
+        cert_pem,
+    })
+}
+
+/// A new certificate for a node that holds a valid one (`peer`, verified by TLS), in the
+/// role the cluster holds for it now: renewal, and re-issue after promote or demote.
+pub fn renew(core: &Core, peer: Option<ca::PeerIdentity>, csr_pem: &str) -> Result<String, Status> {
+    let peer =
+        peer.ok_or_else(|| Status::unauthenticated("renewal needs the node's certificate"))?;
+    let node: Node = core.store().get(&peer.id)?.ok_or_else(|| {
+        Status::permission_denied(format!(
+            "node {} is not part of the cluster (it was removed)",
+            peer.id
+        ))
+    })?;
+    let role = node
+        .spec
+        .as_ref()
+        .map_or(NodeRole::Worker, |s| s.desired_role());
+    let cert = sign(&current_cluster(core)?, csr_pem, &node.id, role)?;
+    info!(node.id = %node.id, role = role.label(), "node certificate renewed");
+    Ok(cert)
+}
+
+fn sign(
+    cluster: &swarmr_proto::Cluster,
+    csr_pem: &str,
+    node_id: &str,
+    role: NodeRole,
+) -> Result<String, Status> {
+    let cert_role = match role {
+        NodeRole::Manager => ca::CertRole::Manager,
+        NodeRole::Worker => ca::CertRole::Worker,
+    };
+    ca::issue_for_cluster(cluster, csr_pem, node_id, cert_role).map_err(|e| match e {
+        CaError::BadCsr(_) | CaError::KeyType => Status::invalid_argument(e.to_string()),
+        other => Status::internal(format!("issue the node certificate: {other}")),
     })
 }
 

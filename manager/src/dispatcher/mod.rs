@@ -118,6 +118,7 @@ impl Dispatcher for DispatcherService {
         req: Request<SessionRequest>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         self.require_leader()?;
+        speaks_for(&req, &req.get_ref().node_id)?;
         let stream = session::open(&self.core, &self.sessions, req.into_inner()).await?;
         Ok(Response::new(stream))
     }
@@ -127,6 +128,7 @@ impl Dispatcher for DispatcherService {
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         self.require_leader()?;
+        speaks_for(&req, &req.get_ref().node_id)?;
         let req = req.into_inner();
         let period = heartbeat_period(&self.core);
         let known = self.sessions.with(|map| match map.get_mut(&req.node_id) {
@@ -149,6 +151,7 @@ impl Dispatcher for DispatcherService {
         req: Request<UpdateTaskStatusRequest>,
     ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
         self.require_leader()?;
+        speaks_for(&req, &req.get_ref().node_id)?;
         let req = req.into_inner();
         self.sessions
             .reports
@@ -157,11 +160,37 @@ impl Dispatcher for DispatcherService {
         Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 
+    async fn renew_certificate(
+        &self,
+        req: Request<RenewCertificateRequest>,
+    ) -> Result<Response<RenewCertificateResponse>, Status> {
+        let cert_pem = join::renew(&self.core, caller(&req), &req.get_ref().csr_pem)?;
+        Ok(Response::new(RenewCertificateResponse { cert_pem }))
+    }
+
     async fn leave_cluster(
         &self,
         req: Request<LeaveClusterRequest>,
     ) -> Result<Response<LeaveClusterResponse>, Status> {
+        speaks_for(&req, &req.get_ref().node_id)?;
         join::leave(&self.core, &req.into_inner().node_id).await?;
         Ok(Response::new(LeaveClusterResponse {}))
+    }
+}
+
+/// The certificate the caller presented (the authorization layer verified it).
+fn caller<T>(req: &Request<T>) -> Option<crate::ca::PeerIdentity> {
+    let certs = req.peer_certs()?;
+    crate::ca::PeerIdentity::from_der(certs.first()?).ok()
+}
+
+/// A worker speaks only for itself; a manager may act for any node (it forwards a
+/// leaving node's request to the leader).
+fn speaks_for<T>(req: &Request<T>, node_id: &str) -> Result<(), Status> {
+    match caller(req) {
+        Some(peer) if peer.role == crate::ca::CertRole::Worker && peer.id != node_id => Err(
+            Status::permission_denied(format!("node {} may not act for node {node_id}", peer.id)),
+        ),
+        _ => Ok(()),
     }
 }

@@ -20,6 +20,7 @@ use swarmr_proto::RaftBytes;
 use tonic::transport::Channel;
 
 use super::{decode, encode, NodeId, TypeConfig};
+use crate::ca::{NodeTls, MANAGER_NAME};
 
 /// When each peer last answered a Raft RPC.
 #[derive(Clone, Default)]
@@ -44,9 +45,19 @@ impl PeerLiveness {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Network {
     pub liveness: PeerLiveness,
+    tls: NodeTls,
+}
+
+impl Network {
+    pub fn new(tls: NodeTls) -> Self {
+        Self {
+            liveness: PeerLiveness::default(),
+            tls,
+        }
+    }
 }
 
 pub struct PeerClient {
@@ -80,7 +91,8 @@ type RaftMethod = fn(
 impl PeerClient {
     fn client<E: std::error::Error>(&mut self) -> Result<RaftClient<Channel>, RpcErr<E>> {
         if self.client.is_none() {
-            let channel = crate::peer_channel(&self.addr)
+            let channel = (self.network.tls)
+                .channel(&self.addr, MANAGER_NAME)
                 .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
             self.client = Some(RaftClient::new(channel).max_decoding_message_size(usize::MAX));
         }

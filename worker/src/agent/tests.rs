@@ -484,6 +484,7 @@ fn the_agent_and_the_session_can_be_spawned() {
         api_addr: "127.0.0.1:1".into(),
         description: Default::default(),
         managers: vec![],
+        connect: Arc::new(|_: &str| Err(tonic::Status::unavailable("no manager in this test"))),
     };
     let (updates, _) = watch::channel(None);
     is_send(&crate::run_session(config, updates, reports_rx, shutdown));

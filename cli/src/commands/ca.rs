@@ -1,0 +1,38 @@
+//! `swarmr ca issue-client`: a client certificate for remote CLI access.
+//!
+//! The key is made here and never leaves this machine; the manager signs a CSR for it
+//! (OU = swarm-client, which may call the Control API and nothing else).
+
+use std::path::Path;
+
+use anyhow::Context;
+use swarmr_proto::IssueClientCertificateRequest;
+
+use crate::args::CaCommand;
+use crate::client;
+use crate::daemon::write_file;
+
+pub async fn run(host: &str, cmd: CaCommand) -> anyhow::Result<()> {
+    match cmd {
+        CaCommand::IssueClient { out } => issue_client(host, &out).await,
+    }
+}
+
+async fn issue_client(host: &str, out: &Path) -> anyhow::Result<()> {
+    let (key_pem, csr_pem) = swarmr_manager::ca::new_key_and_csr()?;
+    let mut control = client::control(host).await?;
+    let reply = control
+        .issue_client_certificate(IssueClientCertificateRequest { csr_pem })
+        .await?
+        .into_inner();
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    write_file(&out.join(client::CA_FILE), &reply.ca_cert_pem, 0o644)?;
+    write_file(&out.join(client::CERT_FILE), &reply.cert_pem, 0o644)?;
+    write_file(&out.join(client::KEY_FILE), &key_pem, 0o600)?;
+    println!(
+        "Client certificate written to {}.\nUse it with: swarmr --tls-dir {} -H <manager IP>:2377 node ls",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}

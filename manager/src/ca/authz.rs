@@ -1,0 +1,199 @@
+//! Who may call what on a node's gRPC port, decided per request from the client
+//! certificate the TLS layer verified against the cluster CA.
+//!
+//! | service | callers |
+//! | --- | --- |
+//! | `Dispatcher/Join` | anyone (the token is the credential) |
+//! | `Dispatcher/*` | managers and workers of this cluster that still exist |
+//! | `Raft/*` | managers that still exist |
+//! | `Control/*` | managers that still exist, remote CLI clients |
+//! | `Logs/*` | managers (a worker's port serves it; it has no store to check) |
+//!
+//! "Still exists" is asked of the store on every call, so a node removed with `node rm`
+//! is refused from then on, even on a connection opened before its removal.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use tonic::codegen::http;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::Status;
+
+use super::issue::CertRole;
+use super::peer::PeerIdentity;
+
+/// Whether a node id names a node of the cluster; `None` where there is no store (a
+/// worker's port).
+pub type NodeExists = Arc<dyn Fn(&str) -> Option<bool> + Send + Sync>;
+
+/// The decision for one call: `path` is the gRPC path (`/swarmr.Raft/Vote`).
+pub fn authorize(
+    path: &str,
+    peer: Option<&PeerIdentity>,
+    cluster_id: &str,
+    exists: &dyn Fn(&str) -> Option<bool>,
+) -> Result<(), Status> {
+    if path == "/swarmr.Dispatcher/Join" {
+        return Ok(());
+    }
+    let service = path
+        .strip_prefix("/swarmr.")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    let Some(peer) = peer else {
+        return Err(Status::unauthenticated(
+            "a client certificate issued by this cluster is required (nodes get one when they join; a remote CLI needs `swarmr ca issue-client`)",
+        ));
+    };
+    if peer.cluster_id != cluster_id {
+        return Err(Status::permission_denied(
+            "the certificate belongs to another cluster",
+        ));
+    }
+    let allowed: &[CertRole] = match service {
+        "Dispatcher" => &[CertRole::Manager, CertRole::Worker],
+        "Raft" | "Logs" => &[CertRole::Manager],
+        "Control" => &[CertRole::Manager, CertRole::Client],
+        _ => &[],
+    };
+    if !allowed.contains(&peer.role) {
+        return Err(Status::permission_denied(format!(
+            "a {} certificate may not call {path}",
+            peer.role.ou()
+        )));
+    }
+    if peer.role != CertRole::Client && exists(&peer.id) == Some(false) {
+        return Err(Status::permission_denied(format!(
+            "node {} is not part of the cluster (it was removed): run `swarmr leave --force` on it and join again",
+            peer.id
+        )));
+    }
+    Ok(())
+}
+
+/// The identity in a request's verified client certificate, if it sent one.
+pub fn peer_of<B>(req: &http::Request<B>) -> Option<PeerIdentity> {
+    let certs = req
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    PeerIdentity::from_der(certs.first()?).ok()
+}
+
+/// A tower layer applying [`authorize`] to every request of a tonic server.
+#[derive(Clone)]
+pub struct AuthzLayer {
+    cluster_id: Arc<str>,
+    exists: NodeExists,
+}
+
+impl AuthzLayer {
+    pub fn new(cluster_id: &str, exists: NodeExists) -> Self {
+        Self {
+            cluster_id: cluster_id.into(),
+            exists,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthzLayer {
+    type Service = Authz<S>;
+    fn layer(&self, inner: S) -> Authz<S> {
+        Authz {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Authz<S> {
+    inner: S,
+    layer: AuthzLayer,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Authz<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let peer = peer_of(&req);
+        let decision = authorize(
+            req.uri().path(),
+            peer.as_ref(),
+            &self.layer.cluster_id,
+            &*self.layer.exists,
+        );
+        match decision {
+            Ok(()) => Box::pin(self.inner.call(req)),
+            Err(status) => {
+                tracing::debug!(path = req.uri().path(), peer = ?peer.map(|p| p.id), %status, "call refused");
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn peer(role: CertRole, id: &str) -> PeerIdentity {
+        PeerIdentity {
+            id: id.into(),
+            role,
+            cluster_id: "c1".into(),
+            not_before: SystemTime::now(),
+            not_after: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn each_role_calls_only_what_its_job_needs() {
+        let known = |id: &str| Some(id != "gone");
+        let check = |path: &str, p: Option<PeerIdentity>| {
+            authorize(path, p.as_ref(), "c1", &known).map_err(|s| s.code())
+        };
+        let worker = || Some(peer(CertRole::Worker, "w"));
+        let manager = || Some(peer(CertRole::Manager, "m"));
+        let client = || Some(peer(CertRole::Client, "cli"));
+        use tonic::Code::{PermissionDenied, Unauthenticated};
+        let table = [
+            ("/swarmr.Dispatcher/Join", None, Ok(())),
+            ("/swarmr.Dispatcher/Session", None, Err(Unauthenticated)),
+            ("/swarmr.Dispatcher/Session", worker(), Ok(())),
+            ("/swarmr.Raft/Vote", worker(), Err(PermissionDenied)),
+            ("/swarmr.Raft/Vote", manager(), Ok(())),
+            ("/swarmr.Control/ListNodes", worker(), Err(PermissionDenied)),
+            ("/swarmr.Control/ListNodes", client(), Ok(())),
+            ("/swarmr.Control/ListNodes", manager(), Ok(())),
+            ("/swarmr.Raft/Vote", client(), Err(PermissionDenied)),
+            ("/swarmr.Logs/TaskLogs", worker(), Err(PermissionDenied)),
+            ("/swarmr.Logs/TaskLogs", manager(), Ok(())),
+            ("/swarmr.Other/X", manager(), Err(PermissionDenied)),
+            (
+                "/swarmr.Dispatcher/Session",
+                Some(peer(CertRole::Worker, "gone")),
+                Err(PermissionDenied),
+            ),
+        ];
+        for (path, p, want) in table {
+            assert_eq!(check(path, p.clone()), want, "{path} {p:?}");
+        }
+        let mut foreign = peer(CertRole::Manager, "m");
+        foreign.cluster_id = "other".into();
+        assert!(authorize("/swarmr.Raft/Vote", Some(&foreign), "c1", &known).is_err());
+    }
+}
