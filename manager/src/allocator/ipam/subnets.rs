@@ -338,8 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn default_pool_gives_65536_networks_quickly() {
-        let start = std::time::Instant::now();
+    fn default_pool_gives_every_slash_24_then_reports_exhaustion() {
         let mut a = SubnetAllocator::with_defaults(nets(&["10.0.0.0/16"])).unwrap();
         for _ in 0..65_536 - 256 {
             a.allocate().unwrap();
@@ -349,7 +348,6 @@ mod tests {
             Err(IpamError::PoolsExhausted { .. })
         ));
         assert_eq!(a.held().count(), 65_536 - 256 + 1);
-        assert!(start.elapsed().as_secs() < 5, "took {:?}", start.elapsed());
     }
 
     #[test]
