@@ -104,7 +104,20 @@ up() {
         done
         echo "GET http://$ip/  ->  answered by ${answer:-nobody}"
     done
-    echo "(by service name: DNS is not built yet; see README)"
+
+    say "by service name: the embedded DNS answers with the service's VIP, nftables spreads connections"
+    vip=""
+    for _ in $(seq 1 50); do
+        vip=$(docker exec "$from" nslookup my-service 2>/dev/null | awk '/^Name:/ { n = 1 } n && /^Address/ { print $NF; exit }')
+        [ -n "$vip" ] && break
+        sleep 0.2
+    done
+    echo "nslookup my-service        ->  $vip (the VIP)"
+    echo "nslookup tasks.my-service  ->" $(docker exec "$from" nslookup tasks.my-service 2>/dev/null | awk '/^Name:/ { n = 1 } n && /^Address/ { print $NF }')
+    for _ in 1 2 3 4 5 6; do
+        answer=$(docker exec "$from" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 $vip 80 | tail -1" 2>/dev/null || true)
+        echo "GET http://my-service/ ($vip)  ->  answered by ${answer:-nobody}"
+    done
 
     cat <<EOT
 
