@@ -6,6 +6,8 @@
 //!   prints `qps=<n> p50_ms=<n> p99_ms=<n> errors=<n>`.
 //! - `connect IP:PORT COUNT`: COUNT TCP connections opened and closed one after another;
 //!   prints `cps=<n> p99_ms=<n> errors=<n>`.
+//! - `listen PORT`: accepts and closes connections until killed, so the connection rate
+//!   measures the network path, not a forking server's accept loop.
 //!
 //! Prints figures, asserts nothing.
 
@@ -19,10 +21,13 @@ fn main() {
     let parsed = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["dns", server, name, count] => count.parse().ok().map(|n| dns(server, name, n)),
         ["connect", target, count] => count.parse().ok().map(|n| connect(target, n)),
+        ["listen", port] => port.parse().ok().map(listen),
         _ => None,
     };
     if parsed.is_none() {
-        eprintln!("usage: discovery_load dns SERVER NAME COUNT | connect IP:PORT COUNT");
+        eprintln!(
+            "usage: discovery_load dns SERVER NAME COUNT | connect IP:PORT COUNT | listen PORT"
+        );
         std::process::exit(2);
     }
 }
@@ -112,4 +117,11 @@ fn connect(target: &str, count: u32) {
         latencies.len() as f64 / elapsed,
         quantile_ms(&latencies, 0.99)
     );
+}
+
+fn listen(port: u16) {
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind the listener");
+    for stream in listener.incoming() {
+        drop(stream);
+    }
 }

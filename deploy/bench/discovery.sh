@@ -11,7 +11,9 @@
 #      (Docker Swarm here: about 0.05 ms per query, p99 0.1-0.3 ms).
 #   2. TCP connections opened and closed one after another, CONNS (default 3000) per run,
 #      REPEATS (default 5) runs each, interleaved: to web's VIP (nftables DNAT in the client
-#      namespace) and straight to the task IP; the medians and their ratio, same run.
+#      namespace) and straight to the task IP; the medians and their ratio, same run. The
+#      server is the generator's `listen` mode in the web task's namespace (busybox httpd
+#      forks per connection and would measure itself, not the path).
 # Needs root, Docker, nft and the kernel's VXLAN (deploy/prereqs.sh). Traffic stays inside
 # the namespaces this script creates. Everything it creates is removed on exit (also on
 # failure); leftovers of a run that was killed are swept at start.
@@ -138,7 +140,7 @@ node_ready() { sw node ls --format json | jq -e --arg h "$1" 'select(.Hostname =
 container_of() { docker ps -q --filter "label=com.swarmr.service.id=$(sw service inspect "$1" | jq -r '.[0].ID')" | head -n 1; }
 task_ip() { sw network inspect disc | jq -r '.[0].Containers[] | select(.Name | startswith("web.")) | .IPv4Address | split("/")[0]' | head -n 1; }
 resolves() { load dns "$GATEWAY" web 1 | grep -q 'errors=0'; }
-vip_serves() { load connect "$VIP:80" 1 | grep -q 'errors=0'; }
+vip_serves() { load connect "$VIP:$PORT" 1 | grep -q 'errors=0'; }
 load() { nsenter -t "$CLIENT_PID" -n "$LOAD" "$@"; }
 
 command -v nft >/dev/null || die "nft is not installed (deploy/prereqs.sh)"
@@ -162,6 +164,11 @@ GATEWAY="$(sw network inspect disc | jq -r '.[0].IPAM.Config[0].Gateway')"
 VIP="$(sw service inspect web | jq -r '.[0].Endpoint.VirtualIPs[0].Addr | split("/")[0]')"
 TASK_IP="$(task_ip)"
 wait_for 30 "the embedded DNS answers" resolves
+PORT=8080
+WEB_PID="$(docker inspect -f '{{.State.Pid}}' "$(container_of web)")"
+nsenter -t "$WEB_PID" -n "$LOAD" listen "$PORT" </dev/null >/dev/null 2>&1 &
+echo "$! discovery_load" >>"$RUN/pids"
+disown "$!"
 wait_for 30 "the VIP serves" vip_serves
 echo "  client on h1 (pid $CLIENT_PID), web task $TASK_IP on h2, VIP $VIP, DNS $GATEWAY"
 
@@ -171,8 +178,8 @@ echo "    $(field qps <<<"$out") queries/s, p50 $(field p50_ms <<<"$out") ms, p9
 
 vips="" directs=""
 for _ in $(seq "$REPEATS"); do
-    vips="$vips $(load connect "$VIP:80" "$CONNS" | field cps)"
-    directs="$directs $(load connect "$TASK_IP:80" "$CONNS" | field cps)"
+    vips="$vips $(load connect "$VIP:$PORT" "$CONNS" | field cps)"
+    directs="$directs $(load connect "$TASK_IP:$PORT" "$CONNS" | field cps)"
 done
 vm="$(tr ' ' '\n' <<<"$vips" | grep . | median)"
 dm="$(tr ' ' '\n' <<<"$directs" | grep . | median)"
