@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what swarmr's tests, quickstart and benchmarks need on Debian:
 # iproute2, util-linux (nsenter, unshare), busybox-static, iperf3, nftables, systemd-analyze
-# (to check the unit), and a running Docker engine. Safe to run again.
+# (to check the unit), python3 (UDP responders in the discovery tests), and a running Docker
+# engine. Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
@@ -18,6 +19,7 @@ have iperf3 || packages+=(iperf3)
 have nft || packages+=(nftables)
 have docker || packages+=(docker.io)
 have cc || packages+=(gcc)
+have python3 || packages+=(python3)
 have systemd-analyze || packages+=(systemd)
 if [ "${#packages[@]}" -gt 0 ]; then
     echo "installing: ${packages[*]}"

@@ -16,9 +16,10 @@ use swarmr_netdriver::{
 };
 use swarmr_proto::convert::now_millis;
 use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::agent::NetworkAttach;
+use crate::discovery;
 use tracing::{info, warn, Instrument};
 
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -148,6 +149,8 @@ pub struct Overlay {
     started: Mutex<Started>,
     /// One reconcile at a time: the loop's and the agent's would undo each other's plans.
     reconciling: tokio::sync::Mutex<()>,
+    /// Told whenever the kernel changed, for the DNS servers that live in the sandboxes.
+    changed: Arc<Notify>,
 }
 
 impl Overlay {
@@ -155,6 +158,7 @@ impl Overlay {
         driver: Arc<OverlayDriver>,
         node_id: String,
         sessions: watch::Receiver<Option<SessionMessage>>,
+        changed: Arc<Notify>,
     ) -> Self {
         Overlay {
             driver,
@@ -162,6 +166,7 @@ impl Overlay {
             sessions,
             started: Mutex::new(Started::new()),
             reconciling: tokio::sync::Mutex::new(()),
+            changed,
         }
     }
 
@@ -204,6 +209,7 @@ impl Overlay {
         };
         if !report.changes.is_empty() {
             info!(changes = report.changes.len(), "overlay updated");
+            self.changed.notify_one();
         }
         for cleanup in &report.failed_cleanups {
             warn!(what = %cleanup, "could not remove stale overlay state; will retry");
@@ -241,21 +247,24 @@ impl Overlay {
 impl NetworkAttach for Overlay {
     fn attach<'a>(&'a self, task_id: &'a str, pid: u32) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let networked = self.sessions.borrow().as_ref().is_some_and(|m| {
-                m.tasks
-                    .iter()
-                    .any(|t| t.id == task_id && !t.networks.is_empty())
+            let networked = self.sessions.borrow().as_ref().and_then(|m| {
+                let task = m.tasks.iter().find(|t| t.id == task_id)?;
+                (!task.networks.is_empty()).then(|| (task.clone(), m.discovery.clone()))
             });
-            if !networked {
+            let Some((task, directory)) = networked else {
                 return Ok(());
-            }
+            };
             self.started().insert(task_id.to_string(), pid);
             // Another task's failure is the loop's to report; this one's is the caller's.
             let failed = self.reconcile().await;
-            match failed.into_iter().find(|(id, _)| id == task_id) {
-                Some((_, reason)) => Err(reason),
-                None => Ok(()),
+            if let Some((_, reason)) = failed.into_iter().find(|(id, _)| id == task_id) {
+                return Err(reason);
             }
+            // Not fatal: the discovery loop loads the table again once the task runs.
+            if let Err(e) = discovery::load_vips(&task, pid, &directory).await {
+                warn!(task.id = %task_id, error = %e, "VIP rules not loaded at start; retrying");
+            }
+            Ok(())
         })
     }
 }

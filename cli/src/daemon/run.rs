@@ -17,7 +17,7 @@ use swarmr_worker::discovery::run_discovery;
 use swarmr_worker::executor::{DockerExecutor, Executor};
 use swarmr_worker::overlay::{self, Overlay};
 use swarmr_worker::{Agent, LogsService};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -229,16 +229,19 @@ async fn run_once(
     let mut agent = Agent::new(executor.clone(), identity.node_id.clone());
     if let Some(driver) = &overlay {
         // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
+        let sandboxes_changed = Arc::new(Notify::new());
         tasks.spawn(run_discovery(
             identity.node_id.clone(),
             updates_rx.clone(),
             settings.dns_upstreams.clone(),
+            sandboxes_changed.clone(),
             halt_rx.clone(),
         ));
         let overlay = Arc::new(Overlay::new(
             driver.clone(),
             identity.node_id.clone(),
             updates_rx.clone(),
+            sandboxes_changed,
         ));
         agent = agent.with_network_attach(overlay.clone());
         tasks.spawn(overlay.run(reports_tx.clone(), halt_rx.clone()));

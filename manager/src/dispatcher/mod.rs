@@ -15,8 +15,8 @@
 //! Invariant: a node is Ready only while it holds a live session with the leader.
 
 mod assignments;
-mod feed;
 mod discovery;
+mod feed;
 mod health;
 mod index;
 mod join;

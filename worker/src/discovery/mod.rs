@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarmr_netdriver::{names as kernel_names, NETNS_DIR};
-use swarmr_proto::{DiscoveryNetwork, SessionMessage, TaskState};
-use tokio::sync::watch;
+use swarmr_proto::{DiscoveryNetwork, SessionMessage, Task, TaskState};
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn, Instrument};
 
 pub use error::DiscoveryError;
@@ -79,11 +79,23 @@ pub fn nameservers(message: &SessionMessage) -> HashMap<String, String> {
         .collect()
 }
 
-/// Runs until shutdown; listeners stop with it.
+/// Loads a just-started container's VIP table, so that its first connection to a service
+/// is balanced (the loop below takes over once the task shows RUNNING).
+pub async fn load_vips(
+    task: &Task,
+    pid: u32,
+    directory: &[DiscoveryNetwork],
+) -> Result<(), DiscoveryError> {
+    vip::apply(pid, &vip::ruleset(&vip::rules_for(task, directory))).await
+}
+
+/// Runs until shutdown; listeners stop with it. `sandboxes_changed` wakes it when the
+/// overlay made or removed a sandbox, so a new sandbox serves DNS at once.
 pub async fn run_discovery(
     node_id: String,
     mut sessions: watch::Receiver<Option<SessionMessage>>,
     upstreams: Vec<SocketAddr>,
+    sandboxes_changed: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("discovery", node.id = %node_id);
@@ -112,6 +124,7 @@ pub async fn run_discovery(
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 changed = sessions.changed() => if changed.is_err() { return },
+                () = sandboxes_changed.notified() => {}
                 _ = tokio::time::sleep(ROUND) => {}
             }
         }
