@@ -2,21 +2,6 @@
 
 use crate::util::*;
 
-fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a str> {
-    vec![
-        "join",
-        "--token",
-        token,
-        "--data-dir",
-        dir,
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--advertise-addr",
-        "127.0.0.1",
-        remote,
-    ]
-}
-
 #[test]
 fn bad_joins_are_refused_and_write_nothing() {
     let cluster = Cluster::init(&[]);

@@ -14,21 +14,6 @@ use tonic::Code;
 
 use crate::util::*;
 
-fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a str> {
-    vec![
-        "join",
-        "--token",
-        token,
-        "--data-dir",
-        dir,
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--advertise-addr",
-        "127.0.0.1",
-        remote,
-    ]
-}
-
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Runtime::new().expect("runtime").block_on(f)
 }

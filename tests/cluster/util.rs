@@ -399,6 +399,22 @@ impl Drop for Underlay {
     }
 }
 
+/// `swarmr join` arguments for a throwaway node on loopback (any free port).
+pub fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a str> {
+    vec![
+        "join",
+        "--token",
+        token,
+        "--data-dir",
+        dir,
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--advertise-addr",
+        "127.0.0.1",
+        remote,
+    ]
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
