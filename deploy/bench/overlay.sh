@@ -28,142 +28,23 @@ PINGS="${PINGS:-20}"
 MTUS="${MTUS:-1500 9000}"
 IMAGE=swarmr/busybox:latest
 BUSYBOX=/bin/busybox
-STATE_GLOB=/tmp/swarmr-overlay-bench.
+BENCH=overlay
 
-# ---------------------------------------------------------------- cleanup
-
-# Kills what a run dir recorded (only processes whose command line still matches), removes
-# the containers and sandbox namespaces of its nodes, then its host/underlay namespaces.
-# Idempotent: everything may already be gone.
-teardown() {
-    local dir="$1" pid marker id ns
-    if [ -f "$dir/pids" ]; then
-        while read -r pid marker; do
-            [ -n "$pid" ] || continue
-            if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"; then
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        done <"$dir/pids"
-        # Let the kernel reap them before their namespaces go.
-        while read -r pid marker; do
-            for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-        done <"$dir/pids"
-        : >"$dir/pids"
-    fi
-    for id in $(cat "$dir"/*/*/node.json 2>/dev/null | jq -r '.node_id // empty' 2>/dev/null); do
-        for ns in $(ip netns list | awk '{print $1}' | grep "^swr-${id:0:12}-" || true); do
-            ip netns del "$ns" 2>/dev/null || true
-        done
-        local ids
-        ids="$(docker ps -aq --filter "label=com.swarmr.node.id=$id" 2>/dev/null || true)"
-        [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
-    done
-    if [ -f "$dir/netns" ]; then
-        while read -r ns; do
-            [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true
-        done <"$dir/netns"
-        : >"$dir/netns"
-    fi
-}
-
-cleanup_dir() {
-    teardown "$1"
-    rm -rf "$1"
-}
-
-# Runs of this script that died without cleaning up (their PID is gone).
-for stale in "$STATE_GLOB"*; do
-    [ -d "$stale" ] || continue
-    owner="${stale##*.}"
-    if ! { tr '\0' ' ' <"/proc/$owner/cmdline"; } 2>/dev/null | grep -q 'overlay.sh'; then
-        echo "removing leftovers of an earlier run: $stale" >&2
-        cleanup_dir "$stale"
-    fi
-done
-
-RUN="$STATE_GLOB$$"
+bench_init
 PREFIX="ob$$"
-mkdir -p "$RUN"
-: >"$RUN/pids"
-: >"$RUN/netns"
-on_exit() {
-    local rc=$?
-    if [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ -n "${ROUND_DIR:-}" ]; then
-        for log in "$ROUND_DIR"/*.log; do
-            [ -f "$log" ] || continue
-            echo "--- last lines of $log" >&2
-            tail -n 15 "$log" >&2 || true
-        done
-    fi
-    cleanup_dir "$RUN"
-    exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-
-die() { echo "overlay bench: $*" >&2; exit 1; }
-
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s.
-wait_for() {
-    local limit="$1" what="$2" deadline
-    shift 2
-    deadline=$(( ${EPOCHREALTIME/./} + limit * 1000000 ))
-    until "$@" >/dev/null 2>&1; do
-        (( ${EPOCHREALTIME/./} < deadline )) || die "timed out after ${limit}s waiting for: $what"
-        sleep 0.1
-    done
-}
 
 # Microseconds since the epoch.
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
-sw() { "$BIN" -H "unix://$ROUND_DIR/h1/swarmr.sock" "$@"; }
-
-# median of the numbers on stdin
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # p50 (lower median, an observed value) and max of the numbers on stdin
 p50_max() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a n/a"; else printf "%.3f %.3f\n", v[int((NR + 1) / 2)], v[NR] }'; }
 
 # ---------------------------------------------------------------- cluster
 
-# The underlay: namespace ${P}u with bridge br0, host namespaces ${P}h1/${P}h2 with eth0
-# 192.0.2.1/2, every link of the underlay at MTU $1. Nothing is created in the root namespace.
-make_underlay() {
-    local mtu="$1" n
-    ip netns add "${P}u"
-    echo "${P}u" >>"$RUN/netns"
-    ip -n "${P}u" link set lo up
-    ip -n "${P}u" link add br0 mtu "$mtu" type bridge
-    ip -n "${P}u" link set br0 up
-    for n in 1 2; do
-        ip netns add "${P}h$n"
-        echo "${P}h$n" >>"$RUN/netns"
-        ip -n "${P}h$n" link set lo up
-        ip -n "${P}h$n" link add eth0 mtu "$mtu" type veth peer name "${P}${n}u" mtu "$mtu" netns "${P}u"
-        ip -n "${P}h$n" addr add "192.0.2.$n/24" dev eth0
-        ip -n "${P}h$n" link set eth0 up
-        ip -n "${P}u" link set "${P}${n}u" master br0
-        ip -n "${P}u" link set "${P}${n}u" up
-    done
-    ip -n "${P}u" link set br0 mtu "$mtu"
-}
-
-# start_node N ARGS...: `swarmr ARGS` in host namespace N (nsenter execs it: $! is the node).
-start_node() {
-    local n="$1"
-    shift
-    mkdir -p "$ROUND_DIR/h$n"
-    SWARMR_LOG=info NO_COLOR=1 nsenter --net="/run/netns/${P}h$n" "$BIN" "$@" \
-        --data-dir "$ROUND_DIR/h$n" --listen-addr "192.0.2.$n:2377" \
-        --advertise-addr "192.0.2.$n" --hostname "h$n" \
-        </dev/null >>"$ROUND_DIR/h$n.log" 2>&1 &
-    echo "$! $ROUND_DIR/h$n" >>"$RUN/pids"
-    disown "$!" # killed by teardown, by PID: no job report
-}
-
-node_ready() { sw node ls --format json | jq -e --arg h "$1" 'select(.Hostname == $h and .Status == "Ready")'; }
+# make_underlay, start_cluster, start_node, node_ready, sw: deploy/bench/lib.sh (NODE_DIR is
+# the round's dir).
 
 # Container id -> "node ip" of the tasks of service $1 that have a container, per `network inspect`.
 endpoints() {
@@ -178,17 +59,12 @@ pings_once() { nsenter -t "$1" -n "$BUSYBOX" ping -c 1 -W 1 "$2"; }
 # Builds the cluster for one round (underlay MTU $1) and sets A_*/B_* (the bench tasks on
 # host 1 and host 2), VNI, SANDBOX2 (host 2's sandbox namespace).
 build_cluster() {
-    local mtu="$1" round="$2" token
+    local mtu="$1" round="$2"
     P="${PREFIX}r$round"
-    ROUND_DIR="$RUN/r$round"
-    mkdir -p "$ROUND_DIR"
+    NODE_DIR="$RUN/r$round"
+    mkdir -p "$NODE_DIR"
     make_underlay "$mtu"
-
-    start_node 1 init
-    wait_for 60 "manager on host 1" sw node ls -q
-    token="$(sw join-token -q worker)"
-    start_node 2 join --token "$token" 192.0.2.1:2377
-    wait_for 60 "worker h2 Ready" node_ready h2
+    start_cluster
 
     sw network create bench >/dev/null
     sw service create -q --name bench --network bench --replicas 2 "$IMAGE" sleep 3600 >/dev/null
@@ -206,7 +82,7 @@ build_cluster() {
 
     VNI="$(sw network inspect bench | jq -r '.[0].Options["com.docker.network.driver.overlay.vxlanid_list"]')"
     local id2
-    id2="$(jq -r .node_id "$ROUND_DIR/h2/node.json")"
+    id2="$(jq -r .node_id "$NODE_DIR/h2/node.json")"
     SANDBOX2="swr-${id2:0:12}-$VNI"
     local ov_mtu
     ov_mtu="$(nsenter -t "$B_PID" -n ip -o link show eth0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
