@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use swarmr_proto::control_client::ControlClient;
 use swarmr_proto::{
     CreateNetworkRequest, ListNodesRequest, ManagerReachability, NetworkSpec, PruneNetworksRequest,
     UpdateNodeRequest,
 };
-use tonic::transport::Channel;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{client, CERTS};
 
 struct Manager {
     name: String,
@@ -52,25 +54,6 @@ impl Drop for Manager {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The first manager's data dir: its node certificate (OU swarm-manager) opens the
-/// Control API of every manager, which only speaks mutual TLS.
-static CERTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// A Control client once the manager at `addr` answers.
-async fn client(addr: &str) -> Option<ControlClient<Channel>> {
-    use swarmr_manager::ca;
-    let dir = CERTS.get()?;
-    let file = |name: &str| dir.join(name);
-    let config = ca::load_client(&file("ca.crt"), &file("node.crt"), &file("node.key")).ok()?;
-    let mut c = ControlClient::new(ca::channel_with(config, addr, ca::MANAGER_NAME).ok()?);
-    let probe = c.list_nodes(swarmr_proto::ListNodesRequest {});
-    tokio::time::timeout(Duration::from_secs(15), probe)
-        .await
-        .ok()?
-        .ok()?;
-    Some(c)
 }
 
 /// A write that always changes the node (an unchanged update commits nothing).

@@ -30,6 +30,10 @@ use swarmr_worker::executor::{
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{client, CERTS};
+
 const IMAGE: &str = "swarmr/busybox:latest";
 /// Docker Swarm 20.10 here, `service create` until every replica runs (median).
 const SWARM_3: f64 = 2.6;
@@ -118,25 +122,6 @@ fn docker_ps(filter: &str) -> Vec<String> {
         .lines()
         .map(String::from)
         .collect()
-}
-
-/// The first manager's data dir: its node certificate (OU swarm-manager) opens the
-/// Control API of every manager, which only speaks mutual TLS.
-static CERTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// A Control client once the manager at `addr` answers.
-async fn client(addr: &str) -> Option<ControlClient<Channel>> {
-    use swarmr_manager::ca;
-    let dir = CERTS.get()?;
-    let file = |name: &str| dir.join(name);
-    let config = ca::load_client(&file("ca.crt"), &file("node.crt"), &file("node.key")).ok()?;
-    let mut c = ControlClient::new(ca::channel_with(config, addr, ca::MANAGER_NAME).ok()?);
-    let probe = c.list_nodes(swarmr_proto::ListNodesRequest {});
-    tokio::time::timeout(Duration::from_secs(15), probe)
-        .await
-        .ok()?
-        .ok()?;
-    Some(c)
 }
 
 async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {

@@ -28,8 +28,8 @@ fn three_hosts(extra: &[&str]) -> Cluster {
     cluster
 }
 
-/// The container of a service's first running task (the client services have one).
-fn container_of(host: &str, service: &str) -> String {
+/// The running containers of a service's tasks.
+fn containers_of(host: &str, service: &str) -> Vec<String> {
     let inspect: Value =
         serde_json::from_str(&ok(&["-H", host, "service", "inspect", service])).expect("JSON");
     let filter = format!(
@@ -40,8 +40,18 @@ fn container_of(host: &str, service: &str) -> String {
         .args(["ps", "-q", "--filter", &filter])
         .output()
         .expect("docker ps");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The container of a service's first running task (the client services have one).
+fn container_of(host: &str, service: &str) -> String {
+    containers_of(host, service)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
 fn vip_of(host: &str, service: &str) -> String {
@@ -186,20 +196,7 @@ for _ in range(30):
 /// The answers to 30 UDP flows (one socket each) from the client to `vip`, each web
 /// container answering with its container id through a responder in its namespace.
 fn udp_replies(host: &str, client: &str, vip: &str) -> BTreeSet<String> {
-    let inspect: Value =
-        serde_json::from_str(&ok(&["-H", host, "service", "inspect", "web"])).expect("JSON");
-    let filter = format!(
-        "label=com.swarmr.service.id={}",
-        inspect[0]["ID"].as_str().expect("id")
-    );
-    let out = Command::new("docker")
-        .args(["ps", "-q", "--filter", &filter])
-        .output()
-        .expect("docker ps");
-    let webs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
+    let webs = containers_of(host, "web");
     let _responders = Responders(
         webs.iter()
             .map(|web| {
