@@ -28,22 +28,11 @@ fn three_hosts(extra: &[&str]) -> Cluster {
     cluster
 }
 
-/// The running containers of a service's tasks.
+/// The running containers of a service's tasks, by service name.
 fn containers_of(host: &str, service: &str) -> Vec<String> {
     let inspect: Value =
         serde_json::from_str(&ok(&["-H", host, "service", "inspect", service])).expect("JSON");
-    let filter = format!(
-        "label=com.swarmr.service.id={}",
-        inspect[0]["ID"].as_str().expect("id")
-    );
-    let out = Command::new("docker")
-        .args(["ps", "-q", "--filter", &filter])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect()
+    containers(inspect[0]["ID"].as_str().expect("id"))
 }
 
 /// The container of a service's first running task (the client services have one).

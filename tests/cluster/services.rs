@@ -10,23 +10,6 @@ use crate::util::*;
 
 const IMAGE: &str = "swarmr/busybox:latest";
 
-/// Containers of a service, per Docker itself.
-fn containers(service_id: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.swarmr.service.id={service_id}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
 fn node_of_container(container: &str) -> String {
     let out = Command::new("docker")
         .args([

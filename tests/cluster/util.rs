@@ -415,6 +415,23 @@ pub fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a s
     ]
 }
 
+/// Containers of a service, per Docker itself.
+pub fn containers(service_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.swarmr.service.id={service_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
