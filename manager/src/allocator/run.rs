@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use swarmr_proto::convert::now_millis;
-use swarmr_proto::{EndpointMode, Network, Service, Task, TaskState, TaskStatus, VirtualIp};
+use swarmr_proto::{
+    EndpointMode, Network, Node, Service, Task, TaskState, TaskStatus, VirtualIp,
+};
 
 use super::ipam::AddressPool;
 use crate::controller::Action;
@@ -25,7 +27,12 @@ fn host(addr: &str) -> Option<Ipv4Addr> {
 }
 
 /// The network's pool with every address in use reserved and the stored cursor.
-fn pool_of(network: &Network, tasks: &[Task], services: &[Service]) -> Option<AddressPool> {
+fn pool_of(
+    network: &Network,
+    tasks: &[Task],
+    services: &[Service],
+    nodes: &[Node],
+) -> Option<AddressPool> {
     let subnet = network.subnet.parse().ok()?;
     let gateway = network.gateway.parse().ok();
     let task_addrs = tasks
@@ -39,11 +46,15 @@ fn pool_of(network: &Network, tasks: &[Task], services: &[Service]) -> Option<Ad
         .flat_map(|s| s.vips.iter())
         .filter(|v| v.network_id == network.id)
         .filter_map(|v| host(&v.addr));
+    let node_addrs = nodes
+        .iter()
+        .filter(|_| is_ingress(network))
+        .filter_map(|n| host(&n.ingress_addr));
     let cursor = network.ip_cursor.parse().ok();
     AddressPool::rebuild(
         subnet,
         gateway,
-        task_addrs.chain(vips).collect::<Vec<_>>(),
+        task_addrs.chain(vips).chain(node_addrs).collect::<Vec<_>>(),
         cursor,
     )
     .ok()
@@ -145,20 +156,44 @@ fn allocate_vips(pools: &mut Pools, service: &Service) -> Option<Service> {
     })
 }
 
+fn is_ingress(network: &Network) -> bool {
+    network.spec.as_ref().is_some_and(|s| s.ingress)
+}
+
+/// Every node gets an address on the ingress network, its end of the routing mesh.
+fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction> {
+    let Some(ingress) = pools.networks.values().find(|n| is_ingress(n)).cloned() else {
+        return Vec::new();
+    };
+    nodes
+        .iter()
+        .filter(|n| n.ingress_addr.is_empty())
+        .filter_map(|node| {
+            let ingress_addr = pools.allocate(&ingress.id).ok()?;
+            let updated = Node {
+                ingress_addr,
+                ..node.clone()
+            };
+            Some(update_action(updated, node.version()))
+        })
+        .collect()
+}
+
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
     let read = |e: crate::error::StoreError| ProposeError::Rejected(e.to_string());
     let networks: Vec<Network> = store.list().map_err(read)?;
     let tasks: Vec<Task> = store.list().map_err(read)?;
     let services: Vec<Service> = store.list().map_err(read)?;
+    let nodes: Vec<Node> = store.list().map_err(read)?;
     let mut pools = Pools {
         pools: networks
             .iter()
-            .filter_map(|n| Some((n.id.clone(), pool_of(n, &tasks, &services)?)))
+            .filter_map(|n| Some((n.id.clone(), pool_of(n, &tasks, &services, &nodes)?)))
             .collect(),
         networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
     };
-    let mut actions: Vec<StoreAction> = Vec::new();
+    let mut actions: Vec<StoreAction> = allocate_ingress_addrs(&mut pools, &nodes);
     for service in &services {
         if let Some(updated) = allocate_vips(&mut pools, service) {
             actions.push(update_action(updated, service.version()));

@@ -12,7 +12,7 @@ use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Network, Node, NodeRole, Service, StoreAction, Task};
 
 use super::assignments::{is_live_endpoint, is_node_task};
-use super::ingress::{is_mesh_node, is_published};
+use super::ingress::{is_published, mesh_node};
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -172,8 +172,8 @@ impl View {
             return Affected::Everyone;
         }
         // The mesh's next hops are every node that is up.
-        let mesh_hop = |n: &Node| is_mesh_node(n).then(|| node_addr(n).to_string());
-        if self.any_published() && old.as_ref().and_then(mesh_hop) != (!delete).then(|| mesh_hop(node)).flatten() {
+        let new_hop = (!delete).then(|| mesh_node(node)).flatten();
+        if self.any_published() && old.as_ref().and_then(mesh_node) != new_hop {
             return Affected::Everyone;
         }
         let mut affected = Affected::Nobody;

@@ -3,7 +3,9 @@
 //! serving tasks. Sent to every node while any service publishes a port, so a node with no
 //! task of a service still answers its ingress ports.
 
-use swarmr_proto::{Ingress, Node, NodeState, PublishedService, PublishedTask, Service};
+use swarmr_proto::{
+    Ingress, MeshNode, Node, NodeState, PublishedService, PublishedTask, Service,
+};
 
 use super::discovery::is_serving;
 use super::index::View;
@@ -12,11 +14,16 @@ pub fn is_published(service: &Service) -> bool {
     !service.ports.is_empty()
 }
 
-/// A node that can carry mesh traffic: known address, not Down.
-pub fn is_mesh_node(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .is_some_and(|s| !s.addr.is_empty() && s.state() != NodeState::Down)
+/// A node that can carry mesh traffic: addresses known, not Down.
+pub fn mesh_node(node: &Node) -> Option<MeshNode> {
+    let status = node.status.as_ref()?;
+    let ingress_addr = node.ingress_addr.split('/').next()?;
+    (!status.addr.is_empty() && !ingress_addr.is_empty() && status.state() != NodeState::Down)
+        .then(|| MeshNode {
+            node_id: node.id.clone(),
+            node_addr: status.addr.clone(),
+            ingress_addr: ingress_addr.to_string(),
+        })
 }
 
 /// `None` while no service publishes a port.
@@ -26,11 +33,7 @@ pub fn for_cluster(view: &View) -> Option<Ingress> {
         return None;
     }
     let network = view.ingress_network().cloned();
-    let node_addrs = view
-        .nodes()
-        .filter(|n| is_mesh_node(n))
-        .filter_map(|n| Some(n.status.as_ref()?.addr.clone()))
-        .collect();
+    let nodes = view.nodes().filter_map(mesh_node).collect();
     let services = published
         .into_iter()
         .map(|service| PublishedService {
@@ -42,7 +45,7 @@ pub fn for_cluster(view: &View) -> Option<Ingress> {
         .collect();
     Some(Ingress {
         network,
-        node_addrs,
+        nodes,
         services,
     })
 }
@@ -89,6 +92,7 @@ mod tests {
     fn node(id: &str, addr: &str, state: NodeState) -> Target {
         Target::Node(Node {
             id: id.into(),
+            ingress_addr: format!("10.0.0.{}/24", 100 + addr.len()),
             status: Some(NodeStatus {
                 addr: addr.into(),
                 state: state as i32,
@@ -156,7 +160,9 @@ mod tests {
             ..Default::default()
         };
         let ingress = for_cluster(&cluster(vec![port])).expect("published");
-        assert_eq!(ingress.node_addrs, ["192.0.2.1", "192.0.2.2"], "Down nodes left out");
+        let hops: Vec<&str> = ingress.nodes.iter().map(|n| n.node_addr.as_str()).collect();
+        assert_eq!(hops, ["192.0.2.1", "192.0.2.2"], "Down nodes left out");
+        assert!(!ingress.nodes[0].ingress_addr.contains('/'));
         assert_eq!(ingress.network.map(|n| n.id).as_deref(), Some("ing"));
         let tasks = &ingress.services[0].tasks;
         assert_eq!(tasks.len(), 1, "a starting task serves nothing yet");
