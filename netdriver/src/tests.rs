@@ -381,7 +381,6 @@ fn with_egress(mut desired: HostDesired) -> HostDesired {
         bridge: "swr_gwbridge".into(),
         gateway: Ipv4Addr::new(172, 18, 0, 1),
         prefix_len: 16,
-        mtu: 1500,
         endpoints: vec![
             endpoint("taskaaaa0001", 101, 2),
             endpoint("taskbbbb0002", 102, 3),

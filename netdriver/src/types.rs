@@ -25,7 +25,6 @@ pub struct EgressDesired {
     /// The bridge's address, every endpoint's default gateway.
     pub gateway: Ipv4Addr,
     pub prefix_len: u8,
-    pub mtu: u32,
     pub endpoints: Vec<EgressEndpoint>,
 }
 

@@ -11,15 +11,22 @@
 //!   through netdriver, from the endpoints the dispatcher pushes.
 //! - `discovery`: the embedded DNS (one server per sandbox, on the gateway address) and
 //!   the VIP load balancing (nftables in each task container), from the pushed directory.
+//! - `mesh`: the node namespace's part of the cluster network (egress bridge, the
+//!   routing mesh's interface), decided from the session message.
+//! - `publish`: published ports, the mesh's return routes and egress masquerade in the
+//!   node namespace (nftables).
 //! - `executor`: runs tasks as Docker containers (bollard), idempotently, touching only
 //!   containers labelled with this node; an in-memory stand-in for simulations.
 
 pub mod agent;
+mod command;
 pub mod discovery;
 pub mod error;
 pub mod executor;
 pub mod logs;
+pub mod mesh;
 pub mod overlay;
+pub mod publish;
 pub mod session;
 
 pub use agent::Agent;

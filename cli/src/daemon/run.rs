@@ -73,6 +73,9 @@ pub async fn run_node(
                 if let Some(driver) = &host.overlay {
                     overlay::teardown(driver, &identity.node_id).await;
                 }
+                if settings.host_net.enabled {
+                    swarmr_worker::publish::teardown().await;
+                }
                 identity::wipe(&settings.data_dir)?;
                 info!("left the cluster; the data dir is clear");
                 return Ok(());
@@ -242,6 +245,13 @@ async fn run_once(
             identity.node_id.clone(),
             updates_rx.clone(),
             sandboxes_changed,
+            settings.host_net.clone(),
+        ));
+        tasks.spawn(swarmr_worker::publish::run_publish(
+            identity.node_id.clone(),
+            settings.host_net.clone(),
+            updates_rx.clone(),
+            halt_rx.clone(),
         ));
         agent = agent.with_network_attach(overlay.clone());
         tasks.spawn(overlay.run(reports_tx.clone(), halt_rx.clone()));

@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use swarmr_proto::convert::now_millis;
-use swarmr_proto::{
-    EndpointMode, Network, Node, Service, Task, TaskState, TaskStatus, VirtualIp,
-};
+use swarmr_proto::{EndpointMode, Network, Node, Service, Task, TaskState, TaskStatus, VirtualIp};
 
 use super::ipam::AddressPool;
 use crate::controller::Action;

@@ -173,10 +173,18 @@ mod tests {
 
     fn port(published: u32, target: u32, udp: bool, host: bool) -> PortConfig {
         PortConfig {
-            protocol: if udp { PortProtocol::Udp } else { PortProtocol::Tcp } as i32,
+            protocol: if udp {
+                PortProtocol::Udp
+            } else {
+                PortProtocol::Tcp
+            } as i32,
             target_port: target,
             published_port: published,
-            publish_mode: if host { PublishMode::Host } else { PublishMode::Ingress } as i32,
+            publish_mode: if host {
+                PublishMode::Host
+            } else {
+                PublishMode::Ingress
+            } as i32,
             ..Default::default()
         }
     }
@@ -216,8 +224,8 @@ mod tests {
     #[test]
     fn a_taken_ingress_port_names_its_service() {
         let web = service("w", "web", vec![port(8080, 80, false, false)]);
-        let err = assign(&[web.clone()], "new", &[port(8080, 81, false, false)])
-            .expect_err("conflict");
+        let err =
+            assign(&[web.clone()], "new", &[port(8080, 81, false, false)]).expect_err("conflict");
         assert!(err.message().contains("service web"), "{}", err.message());
         // A host port clashes with an ingress port too, but not with another host port.
         assert!(assign(&[web], "new", &[port(8080, 81, false, true)]).is_err());
@@ -240,6 +248,9 @@ mod tests {
         assert_eq!(published, [30001, 30002]);
         // Same input twice, same answer.
         let again = assign(&[], "new", &[port(0, 80, false, false)]).expect("again");
-        assert_eq!(again, assign(&[], "new", &[port(0, 80, false, false)]).expect("again"));
+        assert_eq!(
+            again,
+            assign(&[], "new", &[port(0, 80, false, false)]).expect("again")
+        );
     }
 }

@@ -3,9 +3,7 @@
 //! serving tasks. Sent to every node while any service publishes a port, so a node with no
 //! task of a service still answers its ingress ports.
 
-use swarmr_proto::{
-    Ingress, MeshNode, Node, NodeState, PublishedService, PublishedTask, Service,
-};
+use swarmr_proto::{Ingress, MeshNode, Node, NodeState, PublishedService, PublishedTask, Service};
 
 use super::discovery::is_serving;
 use super::index::View;
@@ -18,12 +16,13 @@ pub fn is_published(service: &Service) -> bool {
 pub fn mesh_node(node: &Node) -> Option<MeshNode> {
     let status = node.status.as_ref()?;
     let ingress_addr = node.ingress_addr.split('/').next()?;
-    (!status.addr.is_empty() && !ingress_addr.is_empty() && status.state() != NodeState::Down)
-        .then(|| MeshNode {
+    (!status.addr.is_empty() && !ingress_addr.is_empty() && status.state() != NodeState::Down).then(
+        || MeshNode {
             node_id: node.id.clone(),
             node_addr: status.addr.clone(),
             ingress_addr: ingress_addr.to_string(),
-        })
+        },
+    )
 }
 
 /// `None` while no service publishes a port.
@@ -38,7 +37,11 @@ pub fn for_cluster(view: &View) -> Option<Ingress> {
         .into_iter()
         .map(|service| PublishedService {
             service_id: service.id.clone(),
-            name: service.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            name: service
+                .spec
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
             ports: service.ports.clone(),
             tasks: serving_tasks(view, service),
         })
@@ -77,8 +80,8 @@ mod tests {
     use super::*;
     use swarmr_proto::store_action::{Kind, Target};
     use swarmr_proto::{
-        Network, NetworkAttachment, NetworkSpec, NodeStatus, PortConfig, ServiceSpec,
-        StoreAction, Task, TaskState, TaskStatus,
+        Network, NetworkAttachment, NetworkSpec, NodeStatus, PortConfig, ServiceSpec, StoreAction,
+        Task, TaskState, TaskStatus,
     };
 
     fn create(target: Target) -> StoreAction {

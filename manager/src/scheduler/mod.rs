@@ -94,7 +94,9 @@ pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decisio
     for (service, task) in pinned {
         let entry = pipelines.entry(&service.id);
         match entry.or_insert_with(|| Pipeline::for_service(service)) {
-            Ok(pipeline) => schedule_pinned(pipeline, task, &host_ports(service), &mut set, &mut out),
+            Ok(pipeline) => {
+                schedule_pinned(pipeline, task, &host_ports(service), &mut set, &mut out)
+            }
             Err(reason) => unschedulable(task, reason, &mut out),
         }
     }
@@ -104,7 +106,9 @@ pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decisio
             .entry(service_id)
             .or_insert_with(|| Pipeline::for_service(service))
         {
-            Ok(pipeline) => schedule_group(pipeline, &group, &host_ports(service), &mut set, &mut out),
+            Ok(pipeline) => {
+                schedule_group(pipeline, &group, &host_ports(service), &mut set, &mut out)
+            }
             Err(reason) => group
                 .iter()
                 .for_each(|t| unschedulable(t, reason, &mut out)),

@@ -374,9 +374,15 @@ fn host_ports_put_one_task_per_node_and_explain_the_rest() {
     let mut tasks = pending_batch(3, "edge");
     let services = vec![host_published("edge", 8081)];
     let decisions = plan(&nodes, &tasks, &services);
-    assert_eq!(per_node(&decisions).values().copied().collect::<Vec<_>>(), [1, 1]);
+    assert_eq!(
+        per_node(&decisions).values().copied().collect::<Vec<_>>(),
+        [1, 1]
+    );
     apply(&mut tasks, &decisions);
-    let left = tasks.iter().find(|t| t.node_id.is_empty()).expect("one left");
+    let left = tasks
+        .iter()
+        .find(|t| t.node_id.is_empty())
+        .expect("one left");
     assert_eq!(
         left.scheduling_error,
         "no suitable node (2 nodes with host port 8081 taken)"
@@ -390,7 +396,10 @@ fn another_service_on_the_same_host_port_avoids_that_node() {
     let nodes = vec![ready("a"), ready("b")];
     let mut tasks = vec![task("old", "first", TaskState::Running, "a")];
     tasks.push(pending("new", "second"));
-    let services = vec![host_published("first", 8081), host_published("second", 8081)];
+    let services = vec![
+        host_published("first", 8081),
+        host_published("second", 8081),
+    ];
     let decisions = plan(&nodes, &tasks, &services);
     assert_eq!(
         decisions,

@@ -55,7 +55,11 @@ pub fn service(new: &Service, other: &Service) -> Option<String> {
                 format!(
                     "port {}/{} is already published by service {}",
                     mine.published_port,
-                    if mine.protocol() == PortProtocol::Udp { "udp" } else { "tcp" },
+                    if mine.protocol() == PortProtocol::Udp {
+                        "udp"
+                    } else {
+                        "tcp"
+                    },
                     name(other)
                 )
             })

@@ -138,7 +138,7 @@ fn plan_endpoint(
                     name: ep.ifname.clone(),
                 });
             }
-            changes.extend(wire(egress, ep));
+            changes.extend(wire(egress, ep, actual.underlay.mtu));
             Some(why)
         }
     };
@@ -165,7 +165,7 @@ fn plan_endpoint(
 
 /// The veth pair: host end on the bridge, peer moved into the container, renamed,
 /// addressed and up.
-fn wire(egress: &EgressDesired, ep: &EgressEndpoint) -> Vec<Change> {
+fn wire(egress: &EgressDesired, ep: &EgressEndpoint, mtu: u32) -> Vec<Change> {
     let (node, cn) = (Ns::Node, Ns::Container(ep.container_pid));
     let veth = names::egress_veth(&ep.endpoint_id);
     let peer = names::egress_peer(&ep.endpoint_id);
@@ -174,7 +174,7 @@ fn wire(egress: &EgressDesired, ep: &EgressEndpoint) -> Vec<Change> {
             ns: node.clone(),
             name: veth.clone(),
             peer: peer.clone(),
-            mtu: egress.mtu,
+            mtu,
             peer_mac: mac_for_ip(ep.ip),
         },
         Change::SetLinkMaster {

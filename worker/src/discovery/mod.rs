@@ -212,16 +212,7 @@ impl State {
     }
 }
 
-fn report(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
+use crate::error::chain as report;
 
 #[cfg(test)]
 mod tests {

@@ -66,6 +66,7 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
         constraints: args.constraint.clone(),
         restart: Some(restart),
         endpoint_mode: endpoint_mode as i32,
+        ports: super::publish::parse_ports(&args.publish)?,
     })
 }
 
