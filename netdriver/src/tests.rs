@@ -395,29 +395,30 @@ async fn egress_takes_the_default_route_and_is_idempotent() {
     let desired = with_egress(host(vec![network(4096)]));
     let report = d.reconcile(&desired).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
-    let st = d.netlink().state();
-    let node = &st.namespaces[&Ns::Node];
-    let bridge = node
-        .links
-        .iter()
-        .find(|l| l.name == "swr_gwbridge")
-        .expect("bridge");
-    let host_end = node
-        .links
-        .iter()
-        .find(|l| l.name == "vg-taskaaaa0001")
-        .expect("veth");
-    assert_eq!(host_end.master, Some(bridge.index));
-    let c = &st.namespaces[&Ns::Container(101)];
-    let eth1 = c.links.iter().find(|l| l.name == "eth1").expect("eth1");
-    assert!(c
-        .addresses
-        .iter()
-        .any(|a| a.link_index == eth1.index && a.ip == Ipv4Addr::new(172, 18, 0, 2)));
-    let defaults: Vec<_> = c.routes.iter().filter(|r| r.prefix_len == 0).collect();
-    assert_eq!(defaults.len(), 1, "{defaults:?}");
-    assert_eq!(defaults[0].gateway, Some(Ipv4Addr::new(172, 18, 0, 1)));
-    drop(st);
+    {
+        let st = d.netlink().state();
+        let node = &st.namespaces[&Ns::Node];
+        let bridge = node
+            .links
+            .iter()
+            .find(|l| l.name == "swr_gwbridge")
+            .expect("bridge");
+        let host_end = node
+            .links
+            .iter()
+            .find(|l| l.name == "vg-taskaaaa0001")
+            .expect("veth");
+        assert_eq!(host_end.master, Some(bridge.index));
+        let c = &st.namespaces[&Ns::Container(101)];
+        let eth1 = c.links.iter().find(|l| l.name == "eth1").expect("eth1");
+        assert!(c
+            .addresses
+            .iter()
+            .any(|a| a.link_index == eth1.index && a.ip == Ipv4Addr::new(172, 18, 0, 2)));
+        let defaults: Vec<_> = c.routes.iter().filter(|r| r.prefix_len == 0).collect();
+        assert_eq!(defaults.len(), 1, "{defaults:?}");
+        assert_eq!(defaults[0].gateway, Some(Ipv4Addr::new(172, 18, 0, 1)));
+    }
     d.netlink().take_calls();
     let again = d.reconcile(&desired).await.unwrap();
     assert!(

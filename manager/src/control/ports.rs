@@ -224,13 +224,22 @@ mod tests {
     #[test]
     fn a_taken_ingress_port_names_its_service() {
         let web = service("w", "web", vec![port(8080, 80, false, false)]);
-        let err =
-            assign(&[web.clone()], "new", &[port(8080, 81, false, false)]).expect_err("conflict");
+        let err = assign(
+            std::slice::from_ref(&web),
+            "new",
+            &[port(8080, 81, false, false)],
+        )
+        .expect_err("conflict");
         assert!(err.message().contains("service web"), "{}", err.message());
         // A host port clashes with an ingress port too, but not with another host port.
         assert!(assign(&[web], "new", &[port(8080, 81, false, true)]).is_err());
         let edge = service("e", "edge", vec![port(9090, 80, false, true)]);
-        assign(&[edge.clone()], "new", &[port(9090, 80, false, true)]).expect("host+host");
+        assign(
+            std::slice::from_ref(&edge),
+            "new",
+            &[port(9090, 80, false, true)],
+        )
+        .expect("host+host");
         // A service keeps its own ports on update.
         assign(&[edge], "e", &[port(9090, 80, false, true)]).expect("own port");
     }
