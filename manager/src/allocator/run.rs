@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
+
 use swarmr_proto::convert::now_millis;
 use swarmr_proto::{EndpointMode, Network, Node, Service, Task, TaskState, TaskStatus, VirtualIp};
 
@@ -158,16 +160,24 @@ fn is_ingress(network: &Network) -> bool {
     network.spec.as_ref().is_some_and(|s| s.ingress)
 }
 
-/// Every node gets an address on the ingress network, its end of the routing mesh.
+/// Every node gets an address on the ingress network, its end of the routing mesh; an
+/// address of a removed ingress network is given up (and replaced once one exists again).
 fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction> {
-    let Some(ingress) = pools.networks.values().find(|n| is_ingress(n)).cloned() else {
-        return Vec::new();
+    let ingress = pools.networks.values().find(|n| is_ingress(n)).cloned();
+    let subnet: Option<Ipv4Net> = ingress.as_ref().and_then(|n| n.subnet.parse().ok());
+    let current = |node: &Node| {
+        let ip = host(&node.ingress_addr);
+        ip.zip(subnet)
+            .is_some_and(|(ip, subnet)| subnet.contains(&ip))
     };
     nodes
         .iter()
-        .filter(|n| n.ingress_addr.is_empty())
+        .filter(|n| !current(n) && (ingress.is_some() || !n.ingress_addr.is_empty()))
         .filter_map(|node| {
-            let ingress_addr = pools.allocate(&ingress.id).ok()?;
+            let ingress_addr = match &ingress {
+                Some(network) => pools.allocate(&network.id).ok()?,
+                None => String::new(),
+            };
             let updated = Node {
                 ingress_addr,
                 ..node.clone()
@@ -213,4 +223,76 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
         core.propose(actions).await?;
     }
     Ok(Action::AwaitChange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmr_proto::NetworkSpec;
+
+    fn pools(ingress: Option<&str>) -> Pools {
+        let networks: Vec<Network> = ingress
+            .map(|subnet| Network {
+                id: "ing".into(),
+                subnet: subnet.into(),
+                gateway: subnet.replace(".0/24", ".1"),
+                spec: Some(NetworkSpec {
+                    ingress: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        Pools {
+            pools: networks
+                .iter()
+                .filter_map(|n| Some((n.id.clone(), pool_of(n, &[], &[], &[])?)))
+                .collect(),
+            networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
+        }
+    }
+
+    fn node(id: &str, ingress_addr: &str) -> Node {
+        Node {
+            id: id.into(),
+            ingress_addr: ingress_addr.into(),
+            ..Default::default()
+        }
+    }
+
+    fn addrs(actions: &[StoreAction]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match &a.target {
+                Some(swarmr_proto::store_action::Target::Node(n)) => Some(n.ingress_addr.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nodes_get_distinct_ingress_addresses_once() {
+        let nodes = [node("a", ""), node("b", ""), node("c", "10.0.7.9/24")];
+        let got = addrs(&allocate_ingress_addrs(
+            &mut pools(Some("10.0.7.0/24")),
+            &nodes,
+        ));
+        assert_eq!(got, ["10.0.7.2/24", "10.0.7.3/24"], "c keeps its address");
+    }
+
+    #[test]
+    fn addresses_of_a_removed_ingress_network_are_given_up_or_replaced() {
+        let nodes = [node("a", "10.0.7.2/24")];
+        assert_eq!(
+            addrs(&allocate_ingress_addrs(&mut pools(None), &nodes)),
+            [""]
+        );
+        let moved = addrs(&allocate_ingress_addrs(
+            &mut pools(Some("10.0.8.0/24")),
+            &nodes,
+        ));
+        assert_eq!(moved, ["10.0.8.2/24"]);
+        assert!(allocate_ingress_addrs(&mut pools(None), &[node("b", "")]).is_empty());
+    }
 }

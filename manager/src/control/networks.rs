@@ -222,7 +222,11 @@ pub async fn remove(core: &Core, reference: &str) -> Result<String, Status> {
 
 pub async fn prune(core: &Core) -> Result<Vec<String>, Status> {
     let mut removed = Vec::new();
-    for network in list(core)? {
+    // The routing mesh stays, as Docker's `ingress` does: `network rm ingress` removes it.
+    for network in list(core)?
+        .into_iter()
+        .filter(|n| !super::ports::is_ingress(n))
+    {
         if users(core, &network)?.is_empty() {
             removed.push(network.name().to_string());
             core.propose(vec![delete_action(network)]).await?;
