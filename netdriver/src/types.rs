@@ -179,6 +179,11 @@ pub mod names {
         format!("{EGRESS_PEER_PREFIX}{hash:08x}")
     }
 
+    /// The part of a node id that names its sandboxes (and so the node, in the kernel).
+    pub fn node_short_id(node_id: &str) -> String {
+        node_id.chars().take(12).collect()
+    }
+
     /// `swr-<node_short_id>-`: every sandbox of this node starts with it.
     pub fn sandbox_prefix(node_short_id: &str) -> String {
         format!("swr-{node_short_id}-")

@@ -13,9 +13,9 @@ use swarmr_proto::dispatcher_server::DispatcherServer;
 use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
-use swarmr_worker::discovery::run_discovery;
 use swarmr_worker::executor::{DockerExecutor, Executor};
-use swarmr_worker::overlay::{self, Overlay};
+use swarmr_worker::network::discovery::run_discovery;
+use swarmr_worker::network::overlay::{self, Overlay};
 use swarmr_worker::{Agent, LogsService};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -74,7 +74,7 @@ pub async fn run_node(
                     overlay::teardown(driver, &identity.node_id).await;
                 }
                 if settings.host_net.enabled {
-                    swarmr_worker::publish::teardown().await;
+                    swarmr_worker::network::publish::teardown().await;
                 }
                 identity::wipe(&settings.data_dir)?;
                 info!("left the cluster; the data dir is clear");
@@ -247,7 +247,7 @@ async fn run_once(
             sandboxes_changed,
             settings.host_net.clone(),
         ));
-        tasks.spawn(swarmr_worker::publish::run_publish(
+        tasks.spawn(swarmr_worker::network::publish::run_publish(
             identity.node_id.clone(),
             settings.host_net.clone(),
             updates_rx.clone(),

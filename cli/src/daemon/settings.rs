@@ -17,7 +17,7 @@ pub struct Settings {
     /// Where the embedded DNS forwards names that are not the cluster's.
     pub dns_upstreams: Vec<SocketAddr>,
     /// Egress and published ports in the node namespace.
-    pub host_net: swarmr_worker::mesh::HostNet,
+    pub host_net: swarmr_worker::network::mesh::HostNet,
 }
 
 impl Settings {
@@ -30,11 +30,11 @@ impl Settings {
         if args.snapshot_interval < 10 {
             bail!("--snapshot-interval must be at least 10 entries");
         }
-        let egress_subnet: swarmr_worker::mesh::Ipv4Net = args
+        let egress_subnet: swarmr_worker::network::mesh::Ipv4Net = args
             .egress_subnet
             .parse()
             .ok()
-            .filter(|n: &swarmr_worker::mesh::Ipv4Net| (8..=29).contains(&n.prefix_len()))
+            .filter(|n: &swarmr_worker::network::mesh::Ipv4Net| (8..=29).contains(&n.prefix_len()))
             .ok_or_else(|| {
                 anyhow!(
                     "invalid --egress-subnet {:?}: use an IPv4 CIDR between /8 and /29, e.g. 172.18.0.0/16",
@@ -52,16 +52,16 @@ impl Settings {
             },
             snapshot_interval: args.snapshot_interval,
             dns_upstreams: if args.dns_upstream.is_empty() {
-                swarmr_worker::discovery::host_resolvers()
+                swarmr_worker::network::discovery::host_resolvers()
             } else {
                 args.dns_upstream
                     .iter()
                     .map(|text| parse_upstream(text))
                     .collect::<anyhow::Result<_>>()?
             },
-            host_net: swarmr_worker::mesh::HostNet {
+            host_net: swarmr_worker::network::mesh::HostNet {
                 enabled: !args.no_host_rules,
-                egress_subnet: swarmr_worker::mesh::Ipv4Net::new(
+                egress_subnet: swarmr_worker::network::mesh::Ipv4Net::new(
                     egress_subnet.network(),
                     egress_subnet.prefix_len(),
                 )?,

@@ -21,7 +21,7 @@ use tracing::{info, warn, Instrument};
 pub use routes::{MeshRoute, RULE_PRIORITY};
 pub use rules::{HostRules, PublishedPort, TABLE};
 
-use crate::mesh::{self, HostNet, INGRESS_IFNAME};
+use crate::network::mesh::{self, HostNet, INGRESS_IFNAME};
 
 const ROUND: Duration = Duration::from_secs(2);
 const FULL_RESYNC: u32 = 15;

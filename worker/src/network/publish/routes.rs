@@ -4,7 +4,7 @@
 //! Changed through `ip -batch` (iproute2 over netlink), idempotently.
 
 use super::PublishError;
-use crate::mesh::INGRESS_IFNAME;
+use crate::network::mesh::INGRESS_IFNAME;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 

@@ -31,7 +31,7 @@ use tracing::{debug, info, warn, Instrument};
 pub use error::DiscoveryError;
 pub use names::{resolve, Answer};
 
-use crate::overlay::short_id;
+use swarmr_netdriver::names::node_short_id as short_id;
 
 /// How often listeners and VIP tables are checked between session messages: a sandbox
 /// made by the overlay loop gets its DNS server within this.

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use swarmr_netdriver::{fmt_mac, Ipv4Net};
 
-use crate::mesh::{EGRESS_BRIDGE, INGRESS_IFNAME};
+use crate::network::mesh::{EGRESS_BRIDGE, INGRESS_IFNAME};
 
 /// The table swarmr owns in the node namespace.
 pub const TABLE: &str = "swarmr_host";

@@ -18,9 +18,9 @@ use swarmr_proto::convert::now_millis;
 use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::discovery;
+use super::mesh::{self, HostNet};
 use crate::agent::NetworkAttach;
-use crate::discovery;
-use crate::mesh::{self, HostNet};
 use tracing::{info, warn, Instrument};
 
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -43,10 +43,7 @@ pub async fn teardown(driver: &OverlayDriver, node_id: &str) {
     }
 }
 
-/// The sandbox namespaces of a node are named after this much of its id.
-pub fn short_id(node_id: &str) -> String {
-    node_id.chars().take(12).collect()
-}
+use swarmr_netdriver::names::node_short_id as short_id;
 
 fn ip_and_net(addr: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, prefix) = addr.split_once('/')?;
@@ -254,6 +251,10 @@ impl Overlay {
 }
 
 impl NetworkAttach for Overlay {
+    fn nameservers(&self, message: &SessionMessage) -> HashMap<String, String> {
+        discovery::nameservers(message)
+    }
+
     fn attach<'a>(&'a self, task_id: &'a str, pid: u32) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let networked = self.sessions.borrow().as_ref().and_then(|m| {
