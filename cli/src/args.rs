@@ -279,6 +279,14 @@ pub enum NetworkCommand {
         #[arg(long, short)]
         force: bool,
     },
+    /// Compare every node's kernel (sandboxes, devices, addresses, FDB and neighbour
+    /// entries, egress, published-port rules and routes) with the cluster state; print
+    /// each difference. Exits 0 only when every node matches.
+    Check {
+        /// `table` (default) or `json` (one object per difference or unchecked node).
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -238,6 +238,53 @@ impl Scope {
     }
 }
 
+/// How a change differs the kernel from the desired state, for `network check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Difference {
+    /// Something desired is not there.
+    Missing,
+    /// Something is there that should not be.
+    Stale,
+    /// Something is there but not as desired.
+    Wrong,
+}
+
+impl Change {
+    pub fn difference(&self) -> Difference {
+        use Change::*;
+        match self {
+            EnsureSandbox { .. }
+            | CreateBridge { .. }
+            | CreateVxlan { .. }
+            | CreateVeth { .. }
+            | AddAddress { .. }
+            | AddDefaultRoute { .. }
+            | AddFdb { .. }
+            | AddNeigh { .. } => Difference::Missing,
+            DeleteSandbox { .. }
+            | DeleteLink { .. }
+            | DelAddress { .. }
+            | DelFdb { .. }
+            | DelNeigh { .. } => Difference::Stale,
+            MoveLinkToNetns { .. }
+            | RenameLink { .. }
+            | SetLinkMaster { .. }
+            | SetLinkMtu { .. }
+            | SetLinkUp { .. } => Difference::Wrong,
+        }
+    }
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Difference::Missing => "missing",
+            Difference::Stale => "stale",
+            Difference::Wrong => "wrong",
+        })
+    }
+}
+
 /// A change with its scope and, for a rebuild, the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {

@@ -3,7 +3,7 @@
 use tracing::Instrument;
 
 use crate::apply::apply;
-use crate::change::Scope;
+use crate::change::{Scope, Step};
 use crate::error::{error_chain, Error};
 use crate::netlink::Netlink;
 use crate::observe::observe;
@@ -63,6 +63,16 @@ impl<N: Netlink> Driver<N> {
         let result = self.reconcile_locked(desired).instrument(span).await;
         self.nl.release_namespaces();
         result
+    }
+
+    /// What `reconcile` would change now, without changing anything: each step is a
+    /// difference between the kernel and `desired` (`swarmr network check`).
+    pub async fn check(&self, desired: &HostDesired) -> Result<Vec<Step>, Error> {
+        let _guard = self.lock.lock().await;
+        let result = observe(&self.nl, desired).await;
+        self.nl.release_namespaces();
+        let (actual, _) = result?;
+        Ok(plan(desired, &actual))
     }
 
     async fn reconcile_locked(&self, desired: &HostDesired) -> Result<ReconcileReport, Error> {

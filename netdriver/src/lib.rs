@@ -79,7 +79,7 @@ mod types;
 mod tests;
 
 pub use apply::apply;
-pub use change::{Change, Scope, Step};
+pub use change::{Change, Difference, Scope, Step};
 pub use driver::{Driver, ReconcileReport};
 pub use error::{Cause, Error};
 pub use kernel::{KernelNetlink, NETNS_DIR};

@@ -1,5 +1,6 @@
 //! Cluster core with real `swarmr` processes on loopback addresses.
 
+mod check;
 mod deploy;
 mod discovery;
 mod errors;

@@ -7,17 +7,23 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use swarmr_proto::logs_server::Logs;
-use swarmr_proto::{LogLine, TaskLogsRequest};
+use swarmr_proto::{CheckNetworkReply, CheckNetworkRequest, LogLine, TaskLogsRequest};
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::executor::{ContainerStatus, Executor, ExecutorError, LogStream};
+use crate::network::check::NetworkCheck;
 
-/// Serves the logs of this node's task containers.
+/// Where the network check comes from once networking started (it starts after the
+/// gRPC port is served).
+pub type CheckSlot = Arc<std::sync::OnceLock<Arc<dyn NetworkCheck>>>;
+
+/// Serves the logs of this node's task containers, and its network check.
 pub struct LogsService<E: Executor> {
     executor: Arc<E>,
     node_id: String,
     hostname: String,
+    network: CheckSlot,
 }
 
 impl<E: Executor> LogsService<E> {
@@ -26,7 +32,13 @@ impl<E: Executor> LogsService<E> {
             executor,
             node_id: node_id.into(),
             hostname: hostname.into(),
+            network: CheckSlot::default(),
         }
+    }
+
+    pub fn with_network_check(mut self, network: CheckSlot) -> Self {
+        self.network = network;
+        self
     }
 
     /// The task's container on this node, a running one first if there are several.
@@ -70,6 +82,25 @@ fn to_status(err: ExecutorError) -> Status {
 #[tonic::async_trait]
 impl<E: Executor> Logs for LogsService<E> {
     type TaskLogsStream = BoxStream<'static, Result<LogLine, Status>>;
+
+    async fn check_network(
+        &self,
+        _request: Request<CheckNetworkRequest>,
+    ) -> Result<Response<CheckNetworkReply>, Status> {
+        let mut reply = CheckNetworkReply {
+            node_id: self.node_id.clone(),
+            hostname: self.hostname.clone(),
+            ..Default::default()
+        };
+        match self.network.get() {
+            None => reply.error = "overlay networking is off on this node (no netlink)".into(),
+            Some(check) => match check.check().await {
+                Ok(differences) => reply.differences = differences,
+                Err(error) => reply.error = error,
+            },
+        }
+        Ok(Response::new(reply))
+    }
 
     /// `tail` 0 means every line.
     async fn task_logs(

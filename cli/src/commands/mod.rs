@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod network;
+mod network_check;
 pub mod node;
 pub mod service;
 pub mod swarm;

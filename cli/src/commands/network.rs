@@ -64,6 +64,7 @@ pub async fn run(host: &str, command: NetworkCommand) -> anyhow::Result<()> {
             Ok(())
         }
         NetworkCommand::Prune { force } => prune(host, force).await,
+        NetworkCommand::Check { format } => super::network_check::check(host, &format).await,
     }
 }
 

@@ -160,6 +160,7 @@ local_control! {
     get_network(GetNetworkRequest) -> GetNetworkResponse;
     remove_network(RemoveNetworkRequest) -> RemoveNetworkResponse;
     prune_networks(PruneNetworksRequest) -> PruneNetworksResponse;
+    check_networks(CheckNetworksRequest) -> CheckNetworksResponse;
     create_service(CreateServiceRequest) -> CreateServiceResponse;
     list_services(ListServicesRequest) -> ListServicesResponse;
     get_service(GetServiceRequest) -> GetServiceResponse;

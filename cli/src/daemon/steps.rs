@@ -17,6 +17,8 @@ use swarmr_proto::dispatcher_server::DispatcherServer;
 use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::{NodeDescription, SessionMessage, TaskStatusUpdate};
 use swarmr_worker::executor::{DockerExecutor, Executor};
+use swarmr_worker::logs::CheckSlot;
+use swarmr_worker::network::check::Checker;
 use swarmr_worker::network::discovery::run_discovery;
 use swarmr_worker::network::overlay::Overlay;
 use swarmr_worker::network::publish::run_publish;
@@ -38,6 +40,8 @@ type Updates = watch::Receiver<Option<SessionMessage>>;
 /// where they report an outcome that ends the run.
 pub struct Run {
     tasks: JoinSet<()>,
+    /// The network check the gRPC port serves, set once networking starts.
+    network_check: CheckSlot,
     halt_tx: watch::Sender<bool>,
     halt_rx: watch::Receiver<bool>,
     outcome_tx: mpsc::Sender<Outcome>,
@@ -50,6 +54,7 @@ impl Run {
         let (outcome_tx, outcomes) = mpsc::channel::<Outcome>(4);
         Run {
             tasks: JoinSet::new(),
+            network_check: CheckSlot::default(),
             halt_tx,
             halt_rx,
             outcome_tx,
@@ -85,7 +90,8 @@ impl Run {
             node.host.executor.clone(),
             identity.node_id.clone(),
             settings.hostname.clone(),
-        );
+        )
+        .with_network_check(self.network_check.clone());
         let authz = AuthzLayer::new(&identity.cluster_id, node_exists(manager.map(|m| &**m)));
         let router = tonic::transport::Server::builder()
             .layer(authz)
@@ -152,6 +158,13 @@ impl Run {
             self.halt(),
         ));
         self.spawn(overlay.clone().run(reports.clone(), self.halt()));
+        let checker = Checker {
+            overlay: overlay.clone(),
+            host: settings.host_net.clone(),
+            sessions: updates.clone(),
+        };
+        // Set once per run: a second call would find it set and keep the first.
+        let _ = self.network_check.set(Arc::new(checker));
         agent.with_network_attach(overlay)
     }
 

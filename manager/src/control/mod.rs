@@ -2,6 +2,7 @@
 //! and commits one proposal; a rejected request writes nothing. Reads are served from this
 //! manager's replica.
 
+mod check;
 mod networks;
 mod nodes;
 mod ports;
@@ -126,6 +127,14 @@ impl Control for ControlService {
     ) -> Result<Response<PruneNetworksResponse>, Status> {
         let removed = networks::prune(&self.core).await?;
         Ok(Response::new(PruneNetworksResponse { removed }))
+    }
+
+    async fn check_networks(
+        &self,
+        _req: Request<CheckNetworksRequest>,
+    ) -> Result<Response<CheckNetworksResponse>, Status> {
+        let nodes = check::check(&self.core).await?;
+        Ok(Response::new(CheckNetworksResponse { nodes }))
     }
 
     async fn create_service(

@@ -10,10 +10,12 @@
 //!   routing mesh's interface and peers), shared by `overlay` and `publish`.
 //! - `publish`: published ports, the mesh's return routes and egress masquerade in the
 //!   node namespace (nftables).
+//! - `check`: `network check` on this node: what the reconciles would change now.
 //!
 //! Data flows one way: session message → {overlay, discovery, publish}; overlay →
 //! discovery (a sandbox changed, and a new container's VIP table); `mesh` is read by both.
 
+pub mod check;
 pub mod discovery;
 pub mod mesh;
 pub mod overlay;

@@ -223,6 +223,26 @@ impl Overlay {
         report.failed_endpoints.into_iter().collect()
     }
 
+    /// The differences between the kernel and the latest session message, changing
+    /// nothing; `None` before the first message.
+    pub async fn check(
+        &self,
+    ) -> Result<Option<Vec<swarmr_netdriver::Step>>, swarmr_netdriver::Error> {
+        let _guard = self.reconciling.lock().await;
+        let message = self.sessions.borrow().clone();
+        let Some(message) = message else {
+            return Ok(None);
+        };
+        let desired = {
+            let started = self.started();
+            desired_host(&self.node_id, &message, &started, &self.host)
+        };
+        match desired {
+            Some(desired) => self.driver.check(&desired).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Runs until shutdown. Sandboxes outlive it: traffic keeps flowing while the node
     /// restarts.
     pub async fn run(

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
 pub use routes::{MeshRoute, RULE_PRIORITY};
+
 pub use rules::{HostRules, PublishedPort, TABLE};
 
 use crate::network::mesh::{self, HostNet, INGRESS_IFNAME};
@@ -167,6 +168,73 @@ pub async fn teardown() {
     if let Err(e) = load(&HostRules::default(), &[]).await {
         warn!(error = %crate::error::chain(&e), "could not remove the node's published-port rules");
     }
+}
+
+fn difference(kind: &str, detail: String) -> swarmr_proto::NetworkDifference {
+    swarmr_proto::NetworkDifference {
+        network_id: String::new(),
+        kind: kind.into(),
+        detail,
+    }
+}
+
+/// How the node namespace differs from what `message` asks of it: the table, each
+/// published port's rule and each return route.
+pub async fn check(
+    message: &SessionMessage,
+    host: &HostNet,
+) -> Vec<swarmr_proto::NetworkDifference> {
+    let (rules, routes) = desired(message, host);
+    let mut out = Vec::new();
+    let listed = crate::command::run("nft", &["list", "table", "ip", TABLE], None).await;
+    match (&listed, rules.is_empty()) {
+        (Err(_), false) => out.push(difference("missing", format!("nftables table ip {TABLE}"))),
+        (Ok(_), true) => out.push(difference("stale", format!("nftables table ip {TABLE}"))),
+        _ => {}
+    }
+    if let Ok(table) = &listed {
+        for port in rules.published.iter().filter(|p| !p.backends.is_empty()) {
+            let rule = format!("{} dport {} ", port.protocol, port.port);
+            let backends_there = port
+                .backends
+                .iter()
+                .all(|(ip, _)| table.contains(&ip.to_string()));
+            if !table.contains(&rule) || !backends_there {
+                out.push(difference(
+                    "missing",
+                    format!(
+                        "published port {}/{} to {:?}",
+                        port.port, port.protocol, port.backends
+                    ),
+                ));
+            }
+        }
+    }
+    let rules_now = crate::command::run("ip", &["-4", "rule", "show"], None)
+        .await
+        .unwrap_or_default();
+    let marks = routes::parse_marks(&rules_now);
+    for route in &routes {
+        if !marks.contains(&route.mark) {
+            out.push(difference(
+                "missing",
+                format!(
+                    "return route via {} (rule fwmark {:#x})",
+                    route.via, route.mark
+                ),
+            ));
+        }
+    }
+    for mark in marks
+        .iter()
+        .filter(|m| !routes.iter().any(|r| r.mark == **m))
+    {
+        out.push(difference(
+            "stale",
+            format!("return route rule fwmark {mark:#x}"),
+        ));
+    }
+    out
 }
 
 /// Runs until shutdown; the rules stay in place across a restart of the node process.
