@@ -20,6 +20,7 @@ pub mod dispatcher;
 pub mod error;
 mod manager;
 pub mod orchestrator;
+pub mod quorum;
 pub mod raft;
 pub mod roles;
 pub mod scheduler;

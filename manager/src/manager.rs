@@ -224,7 +224,8 @@ impl Manager {
 
     pub fn raft_service(&self) -> swarmr_proto::raft_server::RaftServer<RaftService> {
         swarmr_proto::raft_server::RaftServer::new(RaftService::new(self.core.clone()))
-            .max_decoding_message_size(usize::MAX)
+            .max_decoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
     }
 
     pub fn control_service(&self) -> ControlService {

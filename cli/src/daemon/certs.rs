@@ -88,7 +88,9 @@ pub async fn renew(tls: &NodeTls, data_dir: &Path, managers: &[String]) -> anyho
         let request = RenewCertificateRequest {
             csr_pem: csr_pem.clone(),
         };
-        let mut client = DispatcherClient::new(channel);
+        let mut client = DispatcherClient::new(channel)
+            .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
         let call = client.renew_certificate(request);
         let cert_pem = match tokio::time::timeout(RENEW_TIMEOUT, call).await {
             Ok(Ok(reply)) => reply.into_inner().cert_pem,

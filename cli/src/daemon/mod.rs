@@ -180,7 +180,9 @@ async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow:
         arch: std::env::consts::ARCH.into(),
         csr_pem,
     };
-    let mut client = DispatcherClient::new(channel);
+    let mut client = DispatcherClient::new(channel)
+        .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
     let reply = tokio::time::timeout(JOIN_TIMEOUT, client.join(request))
         .await
         .map_err(|_| anyhow::anyhow!("the manager at {remote} did not answer the join in time"))??

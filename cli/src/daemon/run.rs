@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use swarmr_manager::ca::authz::{AuthzLayer, NodeExists};
+use swarmr_manager::ca::authz::{AuthzLayer, NodeExists, Standing};
 use swarmr_manager::ca::{NodeTls, MANAGER_NAME};
 use swarmr_manager::{ClusterParams, Manager, ManagerConfig};
 use swarmr_proto::control_server::ControlServer;
@@ -192,18 +192,22 @@ async fn run_once(
     let authz = AuthzLayer::new(&identity.cluster_id, node_exists(manager.as_deref()));
     let router = tonic::transport::Server::builder()
         .layer(authz)
-        .add_service(LogsServer::new(logs))
-        .add_optional_service(manager.as_ref().map(|m| m.raft_service()))
-        .add_optional_service(
-            manager
-                .as_ref()
-                .map(|m| ControlServer::new(m.control_service())),
+        .add_service(
+            LogsServer::new(logs)
+                .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES),
         )
-        .add_optional_service(
-            manager
-                .as_ref()
-                .map(|m| DispatcherServer::new(m.dispatcher_service())),
-        );
+        .add_optional_service(manager.as_ref().map(|m| m.raft_service()))
+        .add_optional_service(manager.as_ref().map(|m| {
+            ControlServer::new(m.control_service())
+                .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+        }))
+        .add_optional_service(manager.as_ref().map(|m| {
+            DispatcherServer::new(m.dispatcher_service())
+                .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+        }));
     let halt = halted(halt_rx.clone());
     let incoming = tls.incoming(listener);
     tasks.spawn(async move {
@@ -333,20 +337,24 @@ async fn run_once(
 
 /// Whether a certificate's node still exists, for the authorization layer. Unknown on a
 /// worker (no store) and on a manager whose store holds no cluster yet: a manager that just
-/// joined must accept the leader's Raft calls before it has replicated anything.
+/// joined must accept the leader's Raft calls before it has replicated anything. Only the
+/// leader may call a node removed: a follower may not have applied its join yet.
 fn node_exists(manager: Option<&Manager>) -> NodeExists {
     let Some(manager) = manager else {
-        return Arc::new(|_: &str| None);
+        return Arc::new(|_: &str| Standing::Unknown);
     };
-    let store = manager.core().store().clone();
+    let core = manager.core().clone();
     Arc::new(move |id: &str| {
+        let store = core.store();
         if !matches!(store.cluster(), Ok(Some(_))) {
-            return None;
+            return Standing::Unknown;
         }
-        store
-            .get::<swarmr_proto::Node>(id)
-            .ok()
-            .map(|n| n.is_some())
+        match store.get::<swarmr_proto::Node>(id) {
+            Ok(Some(_)) => Standing::Member,
+            Ok(None) if core.is_leader() => Standing::Removed,
+            Ok(None) => Standing::NotYetKnown(core.leader().map(|(_, addr)| addr)),
+            Err(_) => Standing::Unknown,
+        }
     })
 }
 
@@ -407,7 +415,10 @@ async fn request_voter(identity: Identity, tls: NodeTls) {
             let request = AddManagerRequest {
                 node_id: identity.node_id.clone(),
             };
-            match RaftClient::new(channel).add_manager(request).await {
+            let mut client = RaftClient::new(channel)
+                .max_decoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES);
+            match client.add_manager(request).await {
                 Ok(_) => {
                     info!("this node is now a Raft voter");
                     return;

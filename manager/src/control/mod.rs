@@ -2,6 +2,7 @@
 //! and commits one proposal; a rejected request writes nothing. Reads are served from this
 //! manager's replica.
 
+pub mod limits;
 mod networks;
 mod nodes;
 mod resolve;

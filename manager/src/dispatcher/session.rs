@@ -16,6 +16,7 @@ use tracing::{debug, info, Instrument};
 use super::join::host_of;
 use super::{heartbeat_period, Sessions, GRACE_PERIODS};
 use crate::ca;
+use crate::control::limits;
 use crate::core::Core;
 
 pub type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
@@ -29,6 +30,11 @@ pub async fn open(
         .store()
         .get(&req.node_id)?
         .ok_or_else(|| removed(&req.node_id))?;
+    // What the node says about itself is stored: check it before anything changes.
+    limits::check_api_addr(&req.api_addr)?;
+    if let Some(description) = &req.description {
+        limits::check_description(description)?;
+    }
     let session_id = ca::new_id();
     let period = heartbeat_period(core);
     sessions.with(|map| {
