@@ -9,10 +9,10 @@ use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use swarmr_proto::dispatcher_server::{Dispatcher, DispatcherServer};
 use swarmr_proto::{
-    HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveClusterRequest,
-    LeaveClusterResponse, ManagerPeer, RenewCertificateRequest, RenewCertificateResponse,
-    ContainerSpec, SessionMessage, SessionRequest, Task, TaskState, TaskStatus, TaskStatusUpdate,
-    UpdateTaskStatusRequest, UpdateTaskStatusResponse,
+    ContainerSpec, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
+    LeaveClusterRequest, LeaveClusterResponse, ManagerPeer, RenewCertificateRequest,
+    RenewCertificateResponse, SessionMessage, SessionRequest, Task, TaskState, TaskStatus,
+    TaskStatusUpdate, UpdateTaskStatusRequest, UpdateTaskStatusResponse,
 };
 use swarmr_worker::{run_session, SessionConfig};
 use tokio::net::TcpListener;
@@ -242,7 +242,9 @@ async fn a_session_message_over_four_mebibytes_does_not_disconnect_the_node() {
     let fake = FakeDispatcher::default();
     // 120 tasks of about 60 KB each (a spec near its size cap): a 7 MB message, over
     // tonic's 4 MiB default decoding limit.
-    let env: Vec<String> = (0..15).map(|i| format!("V{i}={}", "x".repeat(4000))).collect();
+    let env: Vec<String> = (0..15)
+        .map(|i| format!("V{i}={}", "x".repeat(4000)))
+        .collect();
     fake.seen.lock().unwrap().tasks = (0..120)
         .map(|i| Task {
             id: format!("t{i}"),
@@ -256,14 +258,11 @@ async fn a_session_message_over_four_mebibytes_does_not_disconnect_the_node() {
         .collect();
     let seen = fake.seen.clone();
     let (_reports, shutdown, mut received) = start_session(serve(fake).await);
-    let message = tokio::time::timeout(
-        Duration::from_secs(10),
-        received.wait_for(|m| m.is_some()),
-    )
-    .await
-    .expect("the large first message arrives")
-    .expect("session running")
-    .clone();
+    let message = tokio::time::timeout(Duration::from_secs(10), received.wait_for(|m| m.is_some()))
+        .await
+        .expect("the large first message arrives")
+        .expect("session running")
+        .clone();
     assert_eq!(message.map(|m| m.tasks.len()), Some(120));
     assert_eq!(seen.lock().unwrap().sessions, 1, "no reconnect loop");
     shutdown.send_replace(true);
