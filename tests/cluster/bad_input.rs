@@ -85,7 +85,7 @@ fn client_cases(long: &str) -> Vec<(Vec<String>, &'static str)> {
             ],
             "sideways",
         ),
-        (vec!["service", "create", "-d", "--name", "x"], "IMAGE"),
+        (vec!["service", "create", "-d", "--name", "x"], "required arguments"),
         (
             vec![
                 "service",
@@ -290,8 +290,8 @@ fn client_cases(long: &str) -> Vec<(Vec<String>, &'static str)> {
         (vec!["node", "rm", "nope"], "node nope not found"),
         // tokens, certificates
         (vec!["join-token", "bogus"], "bogus"),
-        (vec!["join-token"], "ROLE"),
-        (vec!["ca", "issue-client"], "--out"),
+        (vec!["join-token"], "required arguments"),
+        (vec!["ca", "issue-client"], "required arguments"),
     ];
     let mut cases: Vec<(Vec<String>, &str)> = table
         .into_iter()
