@@ -85,7 +85,10 @@ fn client_cases(long: &str) -> Vec<(Vec<String>, &'static str)> {
             ],
             "sideways",
         ),
-        (vec!["service", "create", "-d", "--name", "x"], "required arguments"),
+        (
+            vec!["service", "create", "-d", "--name", "x"],
+            "required arguments",
+        ),
         (
             vec![
                 "service",

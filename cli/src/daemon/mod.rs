@@ -6,6 +6,7 @@
 
 mod certs;
 mod identity;
+mod keypair;
 mod local;
 mod run;
 mod settings;
