@@ -16,6 +16,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::ca::{NodeTls, MANAGER_NAME, NODE_NAME};
+use crate::entry::{chunks, ENTRY_OVERHEAD, MAX_ENTRY_ACTIONS, MAX_ENTRY_BYTES};
 use crate::error::ProposeError;
 use crate::raft::network::PeerLiveness;
 use crate::raft::{NodeId, Raft, NO_LEADER_WAIT};
@@ -46,13 +47,6 @@ struct Inner {
 /// How long a follower waits to see its own forwarded write applied locally.
 const READ_YOUR_WRITE_WAIT: Duration = Duration::from_secs(3);
 
-/// The most one Raft entry carries, encoded: every AppendEntries (at most
-/// `raft::MAX_PAYLOAD_ENTRIES` of them) stays under the Raft message limit.
-pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
-/// The most actions in one entry, so applying one stays short.
-pub const MAX_ENTRY_ACTIONS: usize = 1000;
-/// Room for the proposal's own fields around its actions.
-const ENTRY_OVERHEAD: usize = 64;
 /// How long a membership change (add a learner, add or remove a voter) may take before
 /// the caller is told; openraft may still finish it.
 pub const MEMBERSHIP_WAIT: Duration = Duration::from_secs(10);
@@ -380,33 +374,6 @@ fn membership_timeout(step: &str) -> Status {
     ))
 }
 
-/// Cuts `actions` into runs of at most `max_bytes` (encoded) and `max_actions` each, in
-/// order. An action larger than `max_bytes` gets a run of its own (and is refused).
-fn chunks(
-    actions: Vec<StoreAction>,
-    max_bytes: usize,
-    max_actions: usize,
-) -> Vec<Vec<StoreAction>> {
-    let mut out: Vec<Vec<StoreAction>> = Vec::new();
-    let mut bytes = 0;
-    for action in actions {
-        // As a repeated field: tag, length prefix, body.
-        let size = prost::encoding::message::encoded_len(1, &action);
-        let fits = out
-            .last()
-            .is_some_and(|run| run.len() < max_actions && bytes + size <= max_bytes);
-        if !fits {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        if let Some(run) = out.last_mut() {
-            run.push(action);
-        }
-    }
-    out
-}
-
 fn finish(result: ProposalResult) -> Result<u64, ProposeError> {
     if result.error.is_empty() {
         Ok(result.index)
@@ -437,41 +404,5 @@ pub fn delete_action<T: Object>(obj: T) -> StoreAction {
         kind: store_action::Kind::Delete as i32,
         expected_version: version,
         target: Some(obj.into_target()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use swarmr_proto::Task;
-
-    fn task_action(bytes: usize) -> StoreAction {
-        create_action(Task {
-            id: "t".repeat(bytes),
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn large_writes_are_cut_into_bounded_entries_in_order() {
-        let actions: Vec<StoreAction> = (0..50).map(|_| task_action(100_000)).collect();
-        let runs = chunks(actions.clone(), MAX_ENTRY_BYTES - ENTRY_OVERHEAD, 1000);
-        assert!(runs.len() > 1);
-        for run in &runs {
-            let proposal = Proposal {
-                actions: run.clone(),
-                proposed_at: i64::MAX,
-            };
-            assert!(proposal.encoded_len() <= MAX_ENTRY_BYTES);
-        }
-        assert_eq!(runs.concat(), actions, "nothing lost or reordered");
-        let small: Vec<StoreAction> = (0..2500).map(|_| task_action(10)).collect();
-        let counts: Vec<usize> = chunks(small, MAX_ENTRY_BYTES, 1000)
-            .iter()
-            .map(Vec::len)
-            .collect();
-        assert_eq!(counts, [1000, 1000, 500]);
-        assert!(chunks(Vec::new(), 10, 10).is_empty());
-        assert_eq!(chunks(vec![task_action(100)], 10, 10).len(), 1);
     }
 }

@@ -17,6 +17,7 @@ pub mod control;
 pub mod controller;
 pub mod core;
 pub mod dispatcher;
+pub mod entry;
 pub mod error;
 mod manager;
 pub mod orchestrator;
