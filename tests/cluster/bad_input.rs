@@ -291,6 +291,91 @@ fn client_cases(long: &str) -> Vec<(Vec<String>, &'static str)> {
         (vec!["node", "promote", "nope"], "node nope not found"),
         (vec!["node", "demote", "nope"], "node nope not found"),
         (vec!["node", "rm", "nope"], "node nope not found"),
+        // more of the same kinds
+        (
+            vec![
+                "service",
+                "create",
+                "-d",
+                "--restart-max-attempts",
+                "abc",
+                "--name",
+                "x",
+                IMAGE,
+            ],
+            "abc",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "-d",
+                "--network",
+                "bi-net",
+                "--network",
+                "nope",
+                "--name",
+                "x",
+                IMAGE,
+            ],
+            "network nope not found",
+        ),
+        (vec!["service", "scale"], "required arguments"),
+        (vec!["service", "rm"], "required arguments"),
+        (vec!["service", "ls", "--format", "yaml"], "yaml"),
+        (vec!["service", "ps", "bi-web", "--format", "yaml"], "yaml"),
+        (
+            vec!["service", "logs", "--tail", "-5", "bi-web"],
+            "unexpected argument",
+        ),
+        (vec!["network", "create"], "required arguments"),
+        (
+            vec!["network", "create", "--subnet", "300.1.1.0/24", "x"],
+            "invalid subnet",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "--gateway",
+                "10.5.0.0",
+                "x",
+            ],
+            "network address",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "--gateway",
+                "10.5.0.255",
+                "x",
+            ],
+            "broadcast address",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--opt",
+                "com.docker.network.driver.mtu=abc",
+                "x",
+            ],
+            "between 68 and 65535",
+        ),
+        (
+            vec!["network", "ls", "--filter", "color=red"],
+            "invalid --filter",
+        ),
+        (vec!["node", "ls", "--format", "yaml"], "yaml"),
+        (
+            vec!["node", "update", "--label-add", "k=v", "nope"],
+            "node nope not found",
+        ),
         // tokens, certificates
         (vec!["join-token", "bogus"], "bogus"),
         (vec!["join-token"], "required arguments"),
@@ -383,7 +468,7 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     let before = state(&m1);
     let long = "a".repeat(100);
     let cases = client_cases(&long);
-    assert!(cases.len() >= 50, "{} cases", cases.len());
+    assert!(cases.len() >= 60, "{} cases", cases.len());
     for (args, want) in cases {
         let mut full = vec!["-H".to_string(), m1.clone()];
         full.extend(args);
