@@ -4,14 +4,16 @@
 
 use std::time::Instant;
 
+use prost::Message;
 use swarmr_proto::convert::now_millis;
+use swarmr_proto::limits::MAX_MESSAGE_BYTES;
 use swarmr_proto::{
     ManagerPeer, Node, NodeRole, NodeState, NodeStatus, SessionMessage, SessionRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use tracing::{debug, info, Instrument};
+use tracing::{debug, error, info, Instrument};
 
 use super::join::host_of;
 use super::{heartbeat_period, Sessions, GRACE_PERIODS};
@@ -123,7 +125,7 @@ async fn push(
             break;
         }
         if dirty {
-            let message = match message(&core, &sessions, &node_id, &session_id) {
+            let message = match message(&core, &sessions, &node_id, &session_id).and_then(fits) {
                 Ok(message) => message,
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
@@ -151,6 +153,23 @@ async fn push(
     }
     sessions.index.unwatch(&node_id, &session_id);
     debug!("session stream ended");
+}
+
+/// A message the node could not decode (over the gRPC limit) is refused here, with the
+/// reason, rather than sent.
+fn fits(message: SessionMessage) -> Result<SessionMessage, Status> {
+    let size = message.encoded_len();
+    if size > MAX_MESSAGE_BYTES {
+        error!(
+            size,
+            max = MAX_MESSAGE_BYTES,
+            "a session message is over the message limit"
+        );
+        return Err(Status::resource_exhausted(format!(
+            "this node's assignments ({size} bytes) exceed the {MAX_MESSAGE_BYTES}-byte session message limit: scale services down or spread them over more nodes"
+        )));
+    }
+    Ok(message)
 }
 
 fn message(
