@@ -242,7 +242,10 @@ impl Core {
         proposal: &Proposal,
         deadline: Instant,
     ) -> Option<Result<u64, ProposeError>> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        // At least a second: a forward that never had the time to arrive is not "unknown".
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
         let forwarded = tokio::time::timeout(remaining, self.forward(addr, proposal.clone()));
         let result = match forwarded.await {
             Ok(Ok(result)) => result,

@@ -95,10 +95,16 @@ fn after_down(entry: Option<&(String, Instant)>, expired_session: &str) -> After
 async fn mark_down(core: &Core, sessions: &Sessions, node_id: &str, session_id: &str) {
     let result = set_state(core, node_id, NodeState::Down, "heartbeat failure").await;
     if let Err(e) = result {
+        if matches!(core.store().get::<Node>(node_id), Ok(None)) {
+            // Removed meanwhile (`node rm --force`): nothing left to mark.
+            forget_if_same(sessions, node_id, session_id);
+            return;
+        }
         warn!(node.id = node_id, error = %e, "could not mark node Down; will retry");
         return;
     }
     info!(node.id = node_id, "node is Down: heartbeats stopped");
+    // One look under the lock: a session opened now is either seen here or opens after.
     let next = sessions.with(|map| {
         let next = after_down(map.get(node_id), session_id);
         if next == AfterDown::Forget {
@@ -117,6 +123,14 @@ async fn mark_down(core: &Core, sessions: &Sessions, node_id: &str, session_id: 
             }
         }
     }
+}
+
+fn forget_if_same(sessions: &Sessions, node_id: &str, session_id: &str) {
+    sessions.with(|map| {
+        if after_down(map.get(node_id), session_id) == AfterDown::Forget {
+            map.remove(node_id);
+        }
+    });
 }
 
 async fn set_state(
