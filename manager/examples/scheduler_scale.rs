@@ -17,7 +17,9 @@
 //! under 3 s, peak RSS under 500 MB. Prints figures, asserts nothing.
 //!
 //! Run: `cargo run --release -p swarmr-manager --example scheduler_scale`. Env: NODES (1000),
-//! TASKS (10000), SESSIONS (= NODES), HEARTBEAT (ms, 5000), TIMEOUT (s, 600).
+//! TASKS (10000), SESSIONS (= NODES), HEARTBEAT (ms, 5000), TIMEOUT (s, 600), IDLE (s, 0:
+//! afterwards, the CPU the process spends over that long with nothing but heartbeats and
+//! the periodic passes, both ends of every session included).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -410,6 +412,18 @@ async fn main() {
         verdict(progress.reached[2].is_some_and(|t| t < 3.0)),
         verdict(proc_mb("VmHWM") < 500.0)
     );
+
+    let idle = env_or("IDLE", 0);
+    if idle > 0 {
+        let before = cpu_secs();
+        tokio::time::sleep(Duration::from_secs(idle)).await;
+        let used = cpu_secs() - before;
+        println!(
+            "idle {idle} s, {sessions} sessions heartbeating every {} ms: {used:.2} s of CPU ({:.1} % of one core)",
+            heartbeat.as_millis(),
+            100.0 * used / idle as f64
+        );
+    }
 
     let _ = stop_tx.send(true);
     let drain = async {
