@@ -397,6 +397,7 @@ const IMAGE: &str = "swarmr/busybox:latest";
 /// What a refused command must not change.
 fn state(host: &str) -> Vec<String> {
     [
+        vec!["node", "ls", "-q"],
         vec!["node", "inspect", "m1"],
         vec!["network", "ls", "--format", "json"],
         vec!["service", "ls", "--format", "json"],
@@ -474,7 +475,67 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
         full.extend(args);
         assert_refused(&full, want);
     }
+    refused_joins(&cluster);
     assert_eq!(state(&m1), before, "a refused command changed the cluster");
+}
+
+/// What a joining node says about itself is checked by the manager (nothing is stored).
+fn refused_joins(cluster: &Cluster) {
+    let token = cluster.token("worker");
+    let remote = cluster.nodes[0].addr();
+    let long_host = "h".repeat(300);
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--advertise-addr",
+                "127.0.0.1:4000",
+                "--hostname",
+                &long_host,
+            ],
+            "hostname is too long",
+        ),
+        (
+            &[
+                "--advertise-addr",
+                "127.0.0.1:4000",
+                "--hostname",
+                "tab\there",
+            ],
+            "control characters",
+        ),
+        (
+            &["--advertise-addr", "127.0.0.1"],
+            "not an address other nodes can reach",
+        ),
+    ];
+    for (i, (flags, want)) in cases.into_iter().enumerate() {
+        let dir = cluster.dir().join(format!("refused-join-{i}"));
+        let mut args = vec![
+            BIN.to_string(),
+            "join".into(),
+            "--token".into(),
+            token.clone(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--listen-addr".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        args.push(remote.clone());
+        // `timeout`: an accepted join would run the node in the foreground.
+        let out = Command::new("timeout")
+            .arg("30")
+            .args(&args)
+            .output()
+            .expect("run swarmr join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?} joined");
+        assert!(stderr.contains(want), "{flags:?}: {stderr}");
+        assert!(
+            !dir.join("node.crt").exists(),
+            "{flags:?} wrote a certificate"
+        );
+    }
 }
 
 #[test]
