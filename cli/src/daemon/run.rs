@@ -346,13 +346,13 @@ fn node_exists(manager: Option<&Manager>) -> NodeExists {
     let core = manager.core().clone();
     Arc::new(move |id: &str| {
         let store = core.store();
-        if !matches!(store.cluster(), Ok(Some(_))) {
+        if !store.has_cluster() {
             return Standing::Unknown;
         }
-        match store.get::<swarmr_proto::Node>(id) {
-            Ok(Some(_)) => Standing::Member,
-            Ok(None) if core.is_leader() => Standing::Removed,
-            Ok(None) => Standing::NotYetKnown(core.leader().map(|(_, addr)| addr)),
+        match store.contains::<swarmr_proto::Node>(id) {
+            Ok(true) => Standing::Member,
+            Ok(false) if core.is_leader() => Standing::Removed,
+            Ok(false) => Standing::NotYetKnown(core.leader().map(|(_, addr)| addr)),
             Err(_) => Standing::Unknown,
         }
     })

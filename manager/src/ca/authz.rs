@@ -165,7 +165,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let peer = peer_of(&req);
         let decision = authorize(
             req.uri().path(),
@@ -174,7 +174,13 @@ where
             &*self.layer.exists,
         );
         match decision {
-            Ok(()) => Box::pin(self.inner.call(req)),
+            Ok(()) => {
+                // Handlers read the caller from here instead of parsing the certificate again.
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(peer);
+                }
+                Box::pin(self.inner.call(req))
+            }
             Err(status) => {
                 tracing::debug!(path = req.uri().path(), peer = ?peer.map(|p| p.id), %status, "call refused");
                 Box::pin(std::future::ready(Ok(status.into_http())))

@@ -186,6 +186,9 @@ impl Dispatcher for DispatcherService {
 
 /// The certificate the caller presented (the authorization layer verified it).
 fn caller<T>(req: &Request<T>) -> Option<crate::ca::PeerIdentity> {
+    if let Some(peer) = req.extensions().get::<crate::ca::PeerIdentity>() {
+        return Some(peer.clone());
+    }
     let certs = req.peer_certs()?;
     crate::ca::PeerIdentity::from_der(certs.first()?).ok()
 }
