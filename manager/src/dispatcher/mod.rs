@@ -42,7 +42,7 @@ pub use join::host_of;
 pub const GRACE_PERIODS: u32 = 3;
 /// A dead node is Down 1.6-2.5 s after its last heartbeat (Swarm: 5 s periods, about 15 s).
 /// At 1,000 nodes that is 1,250 unary calls a second on the leader (measured with the
-/// `scheduler_scale` example's IDLE: 0.2-0.3 ms of CPU each, both ends together).
+/// `scheduler_scale` example's IDLE: 0.2-0.4 ms of CPU each, both ends together).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(800);
 
 #[derive(Clone)]
