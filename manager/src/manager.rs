@@ -192,6 +192,7 @@ impl Manager {
             for key in ["~sm/last_applied", "~sm/membership"] {
                 state.remove(key).map_err(ManagerError::OpenDb)?;
             }
+            sraft::dedup::forget_all(&state).map_err(ManagerError::OpenDb)?;
             db.flush().map_err(ManagerError::OpenDb)?;
         }
         let manager = Self::open(config).await?;

@@ -20,6 +20,19 @@ const ORDER_PREFIX: &str = "~dedup-at/";
 /// Entries a proposal is remembered for: far more than the retries of one write span.
 pub const WINDOW: u64 = 5_000;
 
+/// Drops every record: a forced new cluster starts its log at index 1 again, so records
+/// indexed by the old log would never be pruned.
+pub fn forget_all(state: &sled::Tree) -> Result<(), sled::Error> {
+    let mut batch = sled::Batch::default();
+    for prefix in [RESULT_PREFIX, ORDER_PREFIX] {
+        for item in state.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
+    }
+    state.apply_batch(batch)
+}
+
 /// The proposal's identity: its encoding's SHA-256, hex.
 pub fn digest(proposal: &Proposal) -> String {
     let hash = Sha256::digest(proposal.encode_to_vec());

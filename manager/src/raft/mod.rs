@@ -6,7 +6,7 @@
 // openraft's error types are large and its traits fix them as our return types.
 #![allow(clippy::result_large_err)]
 
-mod dedup;
+pub(crate) mod dedup;
 pub mod log_store;
 pub mod network;
 pub mod service;

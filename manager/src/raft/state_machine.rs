@@ -353,5 +353,7 @@ mod tests {
         let recent = dedup::digest(&empty(total as i64));
         assert!(dedup::seen(&store.state, &oldest).unwrap().is_none());
         assert!(dedup::seen(&store.state, &recent).unwrap().is_some());
+        dedup::forget_all(&store.state).unwrap();
+        assert_eq!(store.state.scan_prefix("~dedup").count(), 0);
     }
 }
