@@ -111,7 +111,7 @@ pub struct InitArgs {
     #[command(flatten)]
     pub node: NodeArgs,
     /// How often workers heartbeat; a node is Down after three missed periods.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "800ms", value_parser = humantime::parse_duration)]
     pub dispatcher_heartbeat: Duration,
     /// Restart this manager as the only one, keeping the state (recovery from quorum loss).
     #[arg(long)]

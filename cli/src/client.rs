@@ -73,5 +73,7 @@ pub async fn channel(host: &str) -> anyhow::Result<Channel> {
 }
 
 pub async fn control(host: &str) -> anyhow::Result<ControlClient<Channel>> {
-    Ok(ControlClient::new(channel(host).await?))
+    Ok(ControlClient::new(channel(host).await?)
+        .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES))
 }

@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
+use prost::Message;
 use swarmr_proto::convert::now_millis;
+use swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES;
 use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{store_action, Node, NodeRole, Proposal, ProposalResult, StoreAction};
 use tonic::Status;
 use tracing::{info, warn};
 
 use crate::ca::{NodeTls, MANAGER_NAME, NODE_NAME};
+use crate::entry::{chunks, ENTRY_OVERHEAD, MAX_ENTRY_ACTIONS, MAX_ENTRY_BYTES};
 use crate::error::ProposeError;
 use crate::raft::network::PeerLiveness;
 use crate::raft::{NodeId, Raft, NO_LEADER_WAIT};
@@ -43,6 +46,10 @@ struct Inner {
 
 /// How long a follower waits to see its own forwarded write applied locally.
 const READ_YOUR_WRITE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a membership change (add a learner, add or remove a voter) may take before
+/// the caller is told; openraft may still finish it.
+pub const MEMBERSHIP_WAIT: Duration = Duration::from_secs(10);
 
 impl Core {
     pub fn new(
@@ -172,12 +179,20 @@ impl Core {
     }
 
     /// Commits `actions` as one Raft entry, from any manager. Returns the entry's index once
-    /// this replica has applied it, so the caller reads its own write.
+    /// this replica has applied it, so the caller reads its own write. A proposal larger
+    /// than [`MAX_ENTRY_BYTES`] is refused: no Raft entry is huge.
     pub async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
         let proposal = Proposal {
             actions,
             proposed_at: now_millis(),
         };
+        let size = proposal.encoded_len();
+        if size > MAX_ENTRY_BYTES {
+            return Err(ProposeError::TooLarge {
+                size,
+                max: MAX_ENTRY_BYTES,
+            });
+        }
         let deadline = Instant::now() + NO_LEADER_WAIT;
         loop {
             // Without a quorum the leader never commits: bound the wait and say why.
@@ -190,18 +205,10 @@ impl Core {
                 Ok(resp) => return finish(resp.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
                     if let Some(leader) = fwd.leader_node {
-                        match self.forward(&leader.addr, proposal.clone()).await {
-                            Ok(result) => {
-                                let index = finish(result)?;
-                                self.inner
-                                    .store
-                                    .wait_applied(index, READ_YOUR_WRITE_WAIT)
-                                    .await;
-                                return Ok(index);
-                            }
-                            Err(status) => {
-                                warn!(leader = %leader.addr, %status, "forwarding a write to the leader failed; retrying")
-                            }
+                        if let Some(done) =
+                            self.forward_until(&leader.addr, &proposal, deadline).await
+                        {
+                            return done;
                         }
                     }
                 }
@@ -215,14 +222,62 @@ impl Core {
         }
     }
 
+    /// Commits `actions` in as many entries as their size needs (each at most
+    /// [`MAX_ENTRY_BYTES`] and [`MAX_ENTRY_ACTIONS`]), in order, stopping at the first
+    /// failure. For controller writes whose actions stand alone: a pass that commits only
+    /// some of its chunks is finished by the next pass. Returns the last entry's index.
+    pub async fn propose_chunked(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
+        let mut index = 0;
+        for chunk in chunks(actions, MAX_ENTRY_BYTES - ENTRY_OVERHEAD, MAX_ENTRY_ACTIONS) {
+            index = self.propose(chunk).await?;
+        }
+        Ok(index)
+    }
+
+    /// Forwards to the leader until `deadline`; `None` means "try again" (the leader
+    /// refused before committing, or could not be reached).
+    async fn forward_until(
+        &self,
+        addr: &str,
+        proposal: &Proposal,
+        deadline: Instant,
+    ) -> Option<Result<u64, ProposeError>> {
+        // At least a second: a forward that never had the time to arrive is not "unknown".
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let forwarded = tokio::time::timeout(remaining, self.forward(addr, proposal.clone()));
+        let result = match forwarded.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(status)) => {
+                warn!(leader = %addr, %status, "forwarding a write to the leader failed; retrying");
+                return None;
+            }
+            Err(_) => return Some(Err(ProposeError::OutcomeUnknown(NO_LEADER_WAIT))),
+        };
+        let done = finish(result);
+        if let Ok(index) = done {
+            self.inner
+                .store
+                .wait_applied(index, READ_YOUR_WRITE_WAIT)
+                .await;
+        }
+        Some(done)
+    }
+
     async fn forward(&self, addr: &str, proposal: Proposal) -> Result<ProposalResult, Status> {
-        let reply = RaftClient::new(self.channel(addr)?)
-            .forward(proposal)
-            .await?;
+        let reply = self.raft_client(addr)?.forward(proposal).await?;
         reply
             .into_inner()
             .result
             .ok_or_else(|| Status::internal("leader sent no result"))
+    }
+
+    /// A Raft client to another manager, with the Raft message size bounds.
+    pub fn raft_client(&self, addr: &str) -> Result<RaftClient<tonic::transport::Channel>, Status> {
+        Ok(RaftClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
     }
 
     /// Serves a write forwarded by a follower: only the leader commits it.
@@ -243,7 +298,7 @@ impl Core {
             let (_, addr) = self
                 .leader()
                 .ok_or_else(|| Status::unavailable("no leader elected yet; retry"))?;
-            let mut client = RaftClient::new(self.channel(&addr)?);
+            let mut client = self.raft_client(&addr)?;
             client
                 .add_manager(swarmr_proto::AddManagerRequest {
                     node_id: node_id.to_string(),
@@ -269,16 +324,19 @@ impl Core {
             raft.id = node.raft_id,
             "adding manager to Raft"
         );
-        self.inner
-            .raft
-            .add_learner(node.raft_id, member, true)
+        let learner = self.inner.raft.add_learner(node.raft_id, member, true);
+        tokio::time::timeout(MEMBERSHIP_WAIT, learner)
             .await
+            .map_err(|_| membership_timeout("add learner"))?
             .map_err(|e| Status::unavailable(format!("add learner: {e}")))?;
         let voters = BTreeSet::from([node.raft_id]);
-        self.inner
+        let change = self
+            .inner
             .raft
-            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .change_membership(ChangeMembers::AddVoterIds(voters), false);
+        tokio::time::timeout(MEMBERSHIP_WAIT, change)
             .await
+            .map_err(|_| membership_timeout("add voter"))?
             .map_err(|e| Status::unavailable(format!("add voter: {e}")))?;
         let mut updated = node.clone();
         updated.role = NodeRole::Manager as i32;
@@ -291,15 +349,17 @@ impl Core {
     pub async fn remove_voter(&self, raft_id: NodeId) -> Result<(), ProposeError> {
         let members = BTreeSet::from([raft_id]);
         let _one_at_a_time = self.inner.membership.lock().await;
-        match self
+        let change = self
             .inner
             .raft
-            .change_membership(ChangeMembers::RemoveVoters(members), false)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(e)) => Err(ProposeError::Membership(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
+            .change_membership(ChangeMembers::RemoveVoters(members), false);
+        match tokio::time::timeout(MEMBERSHIP_WAIT, change).await {
+            Err(_) => Err(ProposeError::Membership(format!(
+                "removing the voter took longer than {MEMBERSHIP_WAIT:?} (no quorum?); it may still complete"
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Membership(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Stopped(e.to_string())),
         }
     }
 
@@ -309,6 +369,12 @@ impl Core {
         let m = metrics.borrow();
         m.membership_config.membership().voter_ids().collect()
     }
+}
+
+fn membership_timeout(step: &str) -> Status {
+    Status::unavailable(format!(
+        "{step}: no answer within {MEMBERSHIP_WAIT:?}; the managers may have lost quorum (check `swarmr node ls`); the change may still complete"
+    ))
 }
 
 fn finish(result: ProposalResult) -> Result<u64, ProposeError> {

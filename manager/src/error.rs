@@ -24,6 +24,12 @@ pub enum ProposeError {
     Stopped(String),
     #[error("membership change failed: {0}")]
     Membership(String),
+    #[error(
+        "the change is too large for one Raft entry ({size} bytes, at most {max}): make it smaller"
+    )]
+    TooLarge { size: usize, max: usize },
+    #[error("the leader did not answer within {0:?}: the write may or may not have been applied; check before retrying")]
+    OutcomeUnknown(std::time::Duration),
 }
 
 impl From<ProposeError> for tonic::Status {
@@ -34,6 +40,8 @@ impl From<ProposeError> for tonic::Status {
                 tonic::Status::unavailable(e.to_string())
             }
             ProposeError::Membership(_) => tonic::Status::failed_precondition(e.to_string()),
+            ProposeError::TooLarge { .. } => tonic::Status::invalid_argument(e.to_string()),
+            ProposeError::OutcomeUnknown(_) => tonic::Status::unknown(e.to_string()),
         }
     }
 }

@@ -193,6 +193,7 @@ impl Manager {
             for key in ["~sm/last_applied", "~sm/membership"] {
                 state.remove(key).map_err(ManagerError::OpenDb)?;
             }
+            sraft::dedup::forget_all(&state).map_err(ManagerError::OpenDb)?;
             db.flush().map_err(ManagerError::OpenDb)?;
         }
         let manager = Self::open(config).await?;
@@ -225,7 +226,8 @@ impl Manager {
 
     pub fn raft_service(&self) -> swarmr_proto::raft_server::RaftServer<RaftService> {
         swarmr_proto::raft_server::RaftServer::new(RaftService::new(self.core.clone()))
-            .max_decoding_message_size(usize::MAX)
+            .max_decoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
     }
 
     pub fn control_service(&self) -> ControlService {

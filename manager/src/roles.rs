@@ -9,6 +9,7 @@ use swarmr_proto::{Node, NodeRole};
 use tracing::{info, warn};
 
 use crate::core::Core;
+use crate::error::ProposeError;
 
 const TICK: Duration = Duration::from_millis(500);
 
@@ -41,8 +42,13 @@ fn demotion_pending(node: &Node) -> bool {
             .is_some_and(|s| s.desired_role() == NodeRole::Worker)
 }
 
-async fn demote(core: &Core, node: &Node) -> Result<(), crate::error::ProposeError> {
+async fn demote(core: &Core, node: &Node) -> Result<(), ProposeError> {
     if core.voters().contains(&node.raft_id) {
+        // Asked when the quorum was there; a manager lost since must not freeze writes.
+        let action = format!("removing demoted node {} from Raft", node.id);
+        if let Err(status) = crate::quorum::refuse_quorum_loss(core, node.raft_id, &action).await {
+            return Err(ProposeError::Membership(status.message().to_string()));
+        }
         info!(node.id = %node.id, "removing demoted manager from Raft");
         core.remove_voter(node.raft_id).await?;
     }

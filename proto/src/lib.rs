@@ -7,3 +7,5 @@
 tonic::include_proto!("swarmr");
 
 pub mod convert;
+
+pub mod limits;

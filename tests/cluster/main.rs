@@ -1,10 +1,12 @@
 //! Cluster core with real `swarmr` processes on loopback addresses.
 
+mod bad_input;
 mod check;
 mod deploy;
 mod discovery;
 mod errors;
 mod failover;
+mod faults;
 mod membership;
 mod netns;
 mod networks;

@@ -150,7 +150,9 @@ async fn session_with(
     outbox: &mut Outbox,
 ) -> Ended {
     let mut client = match (config.connect)(addr) {
-        Ok(channel) => DispatcherClient::new(channel),
+        Ok(channel) => DispatcherClient::new(channel)
+            .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES),
         Err(status) => return Ended::Unreachable(status),
     };
     let (mut stream, first) = match outbox.while_draining(open(&mut client, config)).await {

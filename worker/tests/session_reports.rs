@@ -9,10 +9,10 @@ use futures::stream::{self, BoxStream};
 use futures::StreamExt;
 use swarmr_proto::dispatcher_server::{Dispatcher, DispatcherServer};
 use swarmr_proto::{
-    HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveClusterRequest,
-    LeaveClusterResponse, ManagerPeer, RenewCertificateRequest, RenewCertificateResponse,
-    SessionMessage, SessionRequest, TaskState, TaskStatus, TaskStatusUpdate,
-    UpdateTaskStatusRequest, UpdateTaskStatusResponse,
+    ContainerSpec, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse,
+    LeaveClusterRequest, LeaveClusterResponse, ManagerPeer, RenewCertificateRequest,
+    RenewCertificateResponse, SessionMessage, SessionRequest, Task, TaskState, TaskStatus,
+    TaskStatusUpdate, UpdateTaskStatusRequest, UpdateTaskStatusResponse,
 };
 use swarmr_worker::{run_session, SessionConfig};
 use tokio::net::TcpListener;
@@ -29,6 +29,8 @@ struct Seen {
     fail_next: u32,
     /// The fake's own address, announced as the leader (the worker reconnects to it).
     addr: String,
+    /// Tasks every session's first message carries.
+    tasks: Vec<Task>,
 }
 
 #[derive(Clone, Default)]
@@ -58,6 +60,7 @@ impl Dispatcher for FakeDispatcher {
                 api_addr: seen.addr.clone(),
                 leader: true,
             }],
+            tasks: seen.tasks.clone(),
             ..Default::default()
         };
         let stream = stream::iter([Ok(first)]).chain(stream::pending());
@@ -124,8 +127,15 @@ async fn serve(fake: FakeDispatcher) -> String {
     addr
 }
 
-/// Starts a session with the fake; returns the reports sender and the shutdown switch.
-fn start_session(addr: String) -> (mpsc::Sender<TaskStatusUpdate>, watch::Sender<bool>) {
+type Started = (
+    mpsc::Sender<TaskStatusUpdate>,
+    watch::Sender<bool>,
+    watch::Receiver<Option<SessionMessage>>,
+);
+
+/// Starts a session with the fake; returns the reports sender, the shutdown switch and
+/// the messages the worker received.
+fn start_session(addr: String) -> Started {
     let config = SessionConfig {
         node_id: "n1".into(),
         api_addr: "127.0.0.1:1".into(),
@@ -140,14 +150,11 @@ fn start_session(addr: String) -> (mpsc::Sender<TaskStatusUpdate>, watch::Sender
             )
         }),
     };
-    let (updates, _) = watch::channel(None);
+    let (updates, received) = watch::channel(None);
     let (reports, reports_rx) = mpsc::channel(16);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let _keep = updates.subscribe();
-        run_session(config, updates, reports_rx, shutdown_rx).await
-    });
-    (reports, shutdown)
+    tokio::spawn(async move { run_session(config, updates, reports_rx, shutdown_rx).await });
+    (reports, shutdown, received)
 }
 
 /// Returns once `done` holds; panics after 10 s.
@@ -177,7 +184,7 @@ fn delivered_states(seen: &Seen) -> Vec<(String, String, TaskState)> {
 async fn queued_statuses_reach_the_leader_with_the_session_id() {
     let fake = FakeDispatcher::default();
     let seen = fake.seen.clone();
-    let (reports, _shutdown) = start_session(serve(fake).await);
+    let (reports, _shutdown, _) = start_session(serve(fake).await);
     for u in [
         update("t1", TaskState::Accepted),
         update("t1", TaskState::Preparing),
@@ -214,7 +221,7 @@ async fn a_failed_delivery_is_sent_again_after_reconnecting() {
     let fake = FakeDispatcher::default();
     fake.seen.lock().unwrap().fail_next = 1;
     let seen = fake.seen.clone();
-    let (reports, shutdown) = start_session(serve(fake).await);
+    let (reports, shutdown, _) = start_session(serve(fake).await);
     wait_until(&seen, |s| s.sessions == 1).await;
     reports
         .send(update("t1", TaskState::Running))
@@ -227,5 +234,36 @@ async fn a_failed_delivery_is_sent_again_after_reconnecting() {
         [("s-2".to_string(), "t1".to_string(), TaskState::Running)],
         "resent once, in the second session"
     );
+    shutdown.send_replace(true);
+}
+
+#[tokio::test]
+async fn a_session_message_over_four_mebibytes_does_not_disconnect_the_node() {
+    let fake = FakeDispatcher::default();
+    // 120 tasks of about 60 KB each (a spec near its size cap): a 7 MB message, over
+    // tonic's 4 MiB default decoding limit.
+    let env: Vec<String> = (0..15)
+        .map(|i| format!("V{i}={}", "x".repeat(4000)))
+        .collect();
+    fake.seen.lock().unwrap().tasks = (0..120)
+        .map(|i| Task {
+            id: format!("t{i}"),
+            container: Some(ContainerSpec {
+                image: "busybox".into(),
+                env: env.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let seen = fake.seen.clone();
+    let (_reports, shutdown, mut received) = start_session(serve(fake).await);
+    let message = tokio::time::timeout(Duration::from_secs(10), received.wait_for(|m| m.is_some()))
+        .await
+        .expect("the large first message arrives")
+        .expect("session running")
+        .clone();
+    assert_eq!(message.map(|m| m.tasks.len()), Some(120));
+    assert_eq!(seen.lock().unwrap().sessions, 1, "no reconnect loop");
     shutdown.send_replace(true);
 }

@@ -13,20 +13,29 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::identity::Role;
+use super::keypair;
 
 pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 const NODE_CERT: &str = "node.crt";
 const NODE_KEY: &str = "node.key";
 /// Everything here that `leave` removes.
-pub const FILES: [&str; 4] = [CA_CERT, CA_KEY, NODE_CERT, NODE_KEY];
+pub const FILES: [&str; 6] = [
+    CA_CERT,
+    CA_KEY,
+    NODE_CERT,
+    NODE_KEY,
+    keypair::STAGED_KEY,
+    keypair::STAGED_CERT,
+];
 
 const RENEW_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between failed renewal rounds.
 const RETRY: Duration = Duration::from_secs(2);
 
-/// Written to a temporary file (created with `mode`) and renamed, so a crash never leaves
-/// half a file and a key is never readable by others, even for a moment.
+/// Written to a temporary file (created with `mode`), fsynced and renamed, so a crash never
+/// leaves half a file and a key is never readable by others, even for a moment. The rename
+/// is made durable by the caller's directory fsync ([`keypair::sync_dir`]).
 pub fn write_file(path: &Path, content: &str, mode: u32) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -50,14 +59,15 @@ pub fn save(data_dir: &Path, ca_pem: &str, cert_pem: &str, key_pem: &str) -> any
     save_node(data_dir, cert_pem, key_pem)
 }
 
+/// The key and certificate swapped in as one pair (see `keypair`).
 fn save_node(data_dir: &Path, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
-    write_file(&data_dir.join(NODE_KEY), key_pem, 0o600)?;
-    write_file(&data_dir.join(NODE_CERT), cert_pem, 0o644)
+    keypair::swap(data_dir, (NODE_KEY, NODE_CERT), key_pem, cert_pem)
 }
 
 /// The node's TLS identity from its data dir; refuses an expired certificate with a
 /// message that says what to do.
 pub fn load(data_dir: &Path) -> anyhow::Result<NodeTls> {
+    keypair::recover(data_dir, (NODE_KEY, NODE_CERT))?;
     let read = |name: &str| {
         let path = data_dir.join(name);
         std::fs::read_to_string(&path).with_context(|| {
@@ -88,7 +98,9 @@ pub async fn renew(tls: &NodeTls, data_dir: &Path, managers: &[String]) -> anyho
         let request = RenewCertificateRequest {
             csr_pem: csr_pem.clone(),
         };
-        let mut client = DispatcherClient::new(channel);
+        let mut client = DispatcherClient::new(channel)
+            .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
         let call = client.renew_certificate(request);
         let cert_pem = match tokio::time::timeout(RENEW_TIMEOUT, call).await {
             Ok(Ok(reply)) => reply.into_inner().cert_pem,

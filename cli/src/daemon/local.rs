@@ -73,7 +73,11 @@ impl LocalControl {
         }
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let result = tonic::transport::Server::builder()
-            .add_service(ControlServer::new(self))
+            .add_service(
+                ControlServer::new(self)
+                    .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(incoming, halt)
             .await;
         if let Err(e) = result {
@@ -111,7 +115,9 @@ impl LocalControl {
             let request = LeaveClusterRequest {
                 node_id: self.tls.identity().id,
             };
-            let mut client = DispatcherClient::new(channel);
+            let mut client = DispatcherClient::new(channel)
+                .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
             match tokio::time::timeout(LEAVE_TIMEOUT, client.leave_cluster(request)).await {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
@@ -180,6 +186,12 @@ impl LocalControl {
         }
         self.leaving.store(true, Ordering::SeqCst);
         if let Err(status) = self.announce_leave().await {
+            // A manager's refusal (e.g. the managers would lose their quorum) stands even
+            // with --force, which only skips telling managers that cannot be reached.
+            if status.code() == tonic::Code::FailedPrecondition {
+                self.leaving.store(false, Ordering::SeqCst);
+                return Err(status);
+            }
             if !force {
                 self.leaving.store(false, Ordering::SeqCst);
                 return Err(Status::unavailable(format!(

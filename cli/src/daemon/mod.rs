@@ -6,6 +6,7 @@
 
 mod certs;
 mod identity;
+mod keypair;
 mod local;
 mod run;
 mod settings;
@@ -62,8 +63,28 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(lock)
 }
 
+/// The cluster-wide flags of `init`, checked before the data dir is touched.
+fn check_init_flags(args: &InitArgs) -> anyhow::Result<()> {
+    let heartbeat = args.dispatcher_heartbeat;
+    if heartbeat < MIN_HEARTBEAT || heartbeat > MAX_HEARTBEAT {
+        bail!("--dispatcher-heartbeat must be between {MIN_HEARTBEAT:?} and {MAX_HEARTBEAT:?}");
+    }
+    if args.cert_expiry < MIN_CERT_EXPIRY {
+        bail!("--cert-expiry must be at least {MIN_CERT_EXPIRY:?}");
+    }
+    if !args.force_new_cluster {
+        let pools = validate::parse_pools(&args.default_addr_pool)?;
+        validate::check_pools(&pools, args.default_addr_pool_mask_length)?;
+    }
+    Ok(())
+}
+
+const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+const MAX_HEARTBEAT: Duration = Duration::from_secs(60);
+
 pub async fn init(args: InitArgs) -> anyhow::Result<()> {
     init_logging();
+    check_init_flags(&args)?;
     let settings = Settings::resolve(&args.node)?;
     let _lock = prepare_data_dir(&settings.data_dir)?;
     let existing = Identity::load(&settings.data_dir)?;
@@ -95,10 +116,6 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
                 managers: vec![settings.api_addr.clone()],
             };
             let pools = validate::parse_pools(&args.default_addr_pool)?;
-            validate::check_pools(&pools, args.default_addr_pool_mask_length)?;
-            if args.cert_expiry < MIN_CERT_EXPIRY {
-                bail!("--cert-expiry must be at least {MIN_CERT_EXPIRY:?}");
-            }
             let root = create_ca(&settings, &identity, args.cert_expiry)?;
             let params = ClusterParams {
                 cluster_id: identity.cluster_id.clone(),
@@ -113,9 +130,6 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
             (identity, Boot::Bootstrap(Box::new(params)))
         }
     };
-    if args.dispatcher_heartbeat < Duration::from_millis(100) {
-        bail!("--dispatcher-heartbeat must be at least 100ms");
-    }
     run::run_node(settings, identity, boot).await
 }
 
@@ -181,7 +195,9 @@ async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow:
         arch: std::env::consts::ARCH.into(),
         csr_pem,
     };
-    let mut client = DispatcherClient::new(channel);
+    let mut client = DispatcherClient::new(channel)
+        .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
     let reply = tokio::time::timeout(JOIN_TIMEOUT, client.join(request))
         .await
         .map_err(|_| anyhow::anyhow!("the manager at {remote} did not answer the join in time"))??

@@ -262,7 +262,10 @@ async fn request_voter(identity: Identity, tls: NodeTls) {
             let request = AddManagerRequest {
                 node_id: identity.node_id.clone(),
             };
-            match RaftClient::new(channel).add_manager(request).await {
+            let mut client = RaftClient::new(channel)
+                .max_decoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES);
+            match client.add_manager(request).await {
                 Ok(_) => {
                     info!("this node is now a Raft voter");
                     return;

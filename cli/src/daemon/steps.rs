@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use swarmr_manager::ca::authz::{AuthzLayer, NodeExists};
+use swarmr_manager::ca::authz::{AuthzLayer, NodeExists, Standing};
 use swarmr_manager::ca::MANAGER_NAME;
 use swarmr_manager::Manager;
 use swarmr_proto::control_server::ControlServer;
@@ -252,17 +252,20 @@ impl Run {
 
 fn node_exists(manager: Option<&Manager>) -> NodeExists {
     let Some(manager) = manager else {
-        return Arc::new(|_: &str| None);
+        return Arc::new(|_: &str| Standing::Unknown);
     };
-    let store = manager.core().store().clone();
+    let core = manager.core().clone();
     Arc::new(move |id: &str| {
-        if !matches!(store.cluster(), Ok(Some(_))) {
-            return None;
+        let store = core.store();
+        if !store.has_cluster() {
+            return Standing::Unknown;
         }
-        store
-            .get::<swarmr_proto::Node>(id)
-            .ok()
-            .map(|n| n.is_some())
+        match store.contains::<swarmr_proto::Node>(id) {
+            Ok(true) => Standing::Member,
+            Ok(false) if core.is_leader() => Standing::Removed,
+            Ok(false) => Standing::NotYetKnown(core.leader().map(|(_, addr)| addr)),
+            Err(_) => Standing::Unknown,
+        }
     })
 }
 

@@ -17,7 +17,9 @@
 //! under 3 s, peak RSS under 500 MB. Prints figures, asserts nothing.
 //!
 //! Run: `cargo run --release -p swarmr-manager --example scheduler_scale`. Env: NODES (1000),
-//! TASKS (10000), SESSIONS (= NODES), HEARTBEAT (ms, 5000), TIMEOUT (s, 600).
+//! TASKS (10000), SESSIONS (= NODES), HEARTBEAT (ms, 5000), TIMEOUT (s, 600), IDLE (s, 0:
+//! afterwards, the CPU the process spends over that long with nothing but heartbeats and
+//! the periodic passes, both ends of every session included).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -358,6 +360,21 @@ async fn measure(
     Ok(())
 }
 
+/// With IDLE seconds, the CPU the heartbeats of `sessions` cost meanwhile.
+async fn measure_idle(idle: u64, sessions: u64, heartbeat: Duration) {
+    if idle == 0 {
+        return;
+    }
+    let before = cpu_secs();
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let used = cpu_secs() - before;
+    println!(
+        "idle {idle} s, {sessions} sessions heartbeating every {} ms: {used:.2} s of CPU ({:.1} % of one core)",
+        heartbeat.as_millis(),
+        100.0 * used / idle as f64
+    );
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let nodes = env_or("NODES", 1000);
@@ -370,6 +387,7 @@ async fn main() -> anyhow::Result<()> {
     register_nodes(&bench, &ids).await?;
     open_sessions(&mut bench, &ids, sessions as usize, limit).await?;
     let result = measure(&bench, total, nodes, sessions, limit).await;
+    measure_idle(env_or("IDLE", 0), sessions, heartbeat).await;
     let _ = bench.stop_tx.send(true);
     let drain = async { while bench.background.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;

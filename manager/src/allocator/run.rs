@@ -220,7 +220,7 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     }
     if !actions.is_empty() {
         actions.extend(pools.moved_cursors());
-        core.propose(actions).await?;
+        core.propose_chunked(actions).await?;
     }
     Ok(Action::AwaitChange)
 }

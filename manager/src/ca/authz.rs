@@ -10,7 +10,9 @@
 //! | `Logs/*` | managers (a worker's port serves it; it has no store to check) |
 //!
 //! "Still exists" is asked of the store on every call, so a node removed with `node rm`
-//! is refused from then on, even on a connection opened before its removal.
+//! is refused from then on, even on a connection opened before its removal. Only the
+//! leader's store may say "removed": a follower may not have applied a fresh join yet, so
+//! there an unknown node is sent to the leader instead (and is refused meanwhile).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,16 +25,31 @@ use tonic::Status;
 use super::issue::CertRole;
 use super::peer::PeerIdentity;
 
-/// Whether a node id names a node of the cluster; `None` where there is no store (a
-/// worker's port).
-pub type NodeExists = Arc<dyn Fn(&str) -> Option<bool> + Send + Sync>;
+/// What this node's store says about the node a certificate names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// No store to ask (a worker's port, a manager that holds no cluster yet).
+    Unknown,
+    Member,
+    /// Absent from the leader's store: the node was removed.
+    Removed,
+    /// Absent from a follower's store, which may lag behind a fresh join: ask the
+    /// leader (at this address, if known).
+    NotYetKnown(Option<String>),
+}
+
+/// Looks a node id up, for [`authorize`].
+pub type NodeExists = Arc<dyn Fn(&str) -> Standing + Send + Sync>;
+
+/// gRPC metadata key carrying the leader's address on a redirect (as the dispatcher's).
+const LEADER_METADATA: &str = "x-swarmr-leader";
 
 /// The decision for one call: `path` is the gRPC path (`/swarmr.Raft/Vote`).
 pub fn authorize(
     path: &str,
     peer: Option<&PeerIdentity>,
     cluster_id: &str,
-    exists: &dyn Fn(&str) -> Option<bool>,
+    exists: &dyn Fn(&str) -> Standing,
 ) -> Result<(), Status> {
     if path == "/swarmr.Dispatcher/Join" {
         return Ok(());
@@ -63,13 +80,34 @@ pub fn authorize(
             peer.role.ou()
         )));
     }
-    if peer.role != CertRole::Client && exists(&peer.id) == Some(false) {
-        return Err(Status::permission_denied(format!(
+    if peer.role == CertRole::Client {
+        return Ok(());
+    }
+    match exists(&peer.id) {
+        Standing::Unknown | Standing::Member => Ok(()),
+        Standing::Removed => Err(Status::permission_denied(format!(
             "node {} is not part of the cluster (it was removed): run `swarmr leave --force` on it and join again",
             peer.id
-        )));
+        ))),
+        Standing::NotYetKnown(leader) => Err(not_yet_known(&peer.id, leader)),
     }
-    Ok(())
+}
+
+/// A follower's answer for a node it has not heard of: never "removed" (only the leader
+/// says that); a redirect to the leader when it is known.
+fn not_yet_known(node_id: &str, leader: Option<String>) -> Status {
+    let Some(leader) = leader else {
+        return Status::unavailable(format!(
+            "node {node_id} is not known to this manager yet and no leader is elected; retry"
+        ));
+    };
+    let mut status = Status::failed_precondition(format!(
+        "node {node_id} is not known to this manager yet; the leader is at {leader}"
+    ));
+    if let Ok(value) = leader.parse() {
+        status.metadata_mut().insert(LEADER_METADATA, value);
+    }
+    status
 }
 
 /// The identity in a request's verified client certificate, if it sent one.
@@ -127,7 +165,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let peer = peer_of(&req);
         let decision = authorize(
             req.uri().path(),
@@ -136,7 +174,13 @@ where
             &*self.layer.exists,
         );
         match decision {
-            Ok(()) => Box::pin(self.inner.call(req)),
+            Ok(()) => {
+                // Handlers read the caller from here instead of parsing the certificate again.
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(peer);
+                }
+                Box::pin(self.inner.call(req))
+            }
             Err(status) => {
                 tracing::debug!(path = req.uri().path(), peer = ?peer.map(|p| p.id), %status, "call refused");
                 Box::pin(std::future::ready(Ok(status.into_http())))
@@ -162,7 +206,11 @@ mod tests {
 
     #[test]
     fn each_role_calls_only_what_its_job_needs() {
-        let known = |id: &str| Some(id != "gone");
+        let known = |id: &str| match id {
+            "gone" => Standing::Removed,
+            "new" => Standing::NotYetKnown(Some("192.0.2.1:2377".into())),
+            _ => Standing::Member,
+        };
         let check = |path: &str, p: Option<PeerIdentity>| {
             authorize(path, p.as_ref(), "c1", &known).map_err(|s| s.code())
         };
@@ -192,6 +240,25 @@ mod tests {
         for (path, p, want) in table {
             assert_eq!(check(path, p.clone()), want, "{path} {p:?}");
         }
+        // A follower that has not applied a join yet never says "removed".
+        let fresh = authorize(
+            "/swarmr.Dispatcher/Session",
+            Some(&peer(CertRole::Worker, "new")),
+            "c1",
+            &known,
+        )
+        .expect_err("refused until the follower knows it");
+        assert!(
+            !fresh.message().contains("not part of the cluster"),
+            "{fresh:?}"
+        );
+        assert_eq!(
+            fresh
+                .metadata()
+                .get(LEADER_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some("192.0.2.1:2377")
+        );
         let mut foreign = peer(CertRole::Manager, "m");
         foreign.cluster_id = "other".into();
         assert!(authorize("/swarmr.Raft/Vote", Some(&foreign), "c1", &known).is_err());

@@ -3,6 +3,7 @@
 //! manager's replica.
 
 mod check;
+pub mod limits;
 mod networks;
 mod nodes;
 mod ports;

@@ -128,6 +128,7 @@ pub async fn create(
     if spec.driver.is_empty() {
         spec.driver = DRIVER.into();
     }
+    super::limits::check_network_spec(&spec)?;
     check_name("network", &spec.name)?;
     check_options(&spec)?;
     let mut attempt = 1;

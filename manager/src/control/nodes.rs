@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use swarmr_proto::raft_client::RaftClient;
 use swarmr_proto::{
     ManagerReachability, Node, NodeRole, NodeSpec, NodeState, NodeView, ReachabilityRequest,
     UpdateNodeRequest,
@@ -76,7 +75,7 @@ pub(crate) async fn reachable_voters(core: &Core) -> BTreeSet<NodeId> {
         return BTreeSet::new();
     };
     let ask = async {
-        let mut client = RaftClient::new(core.channel(&addr).ok()?);
+        let mut client = core.raft_client(&addr).ok()?;
         let reply = client.reachability(ReachabilityRequest {}).await.ok()?;
         Some(reply.into_inner().reachable)
     };
@@ -109,11 +108,16 @@ pub async fn update(core: &Core, req: UpdateNodeRequest) -> Result<NodeView, Sta
         }
         spec.labels.insert(key.clone(), value.clone());
     }
+    super::limits::check_labels("node labels (--label-add)", &spec.labels)?;
     if let Some(role) = req.role {
         let role =
             NodeRole::try_from(role).map_err(|_| Status::invalid_argument("unknown role"))?;
         if role == NodeRole::Worker && spec.desired_role() == NodeRole::Manager {
             refuse_last_manager(core, &node)?;
+            if node.role() == NodeRole::Manager {
+                let action = format!("demoting node {}", node.id);
+                crate::quorum::refuse_quorum_loss(core, node.raft_id, &action).await?;
+            }
         }
         spec.set_desired_role(role);
     }

@@ -75,6 +75,12 @@ pub fn resolve<T: Named>(core: &Core, reference: &str) -> Result<T, Status> {
 /// Docker's rule for network and service names: a letter or digit, then letters, digits,
 /// `_`, `.`, `-`.
 pub fn check_name(kind: &str, name: &str) -> Result<(), Status> {
+    if name.len() > 63 {
+        return Err(Status::invalid_argument(format!(
+            "the {kind} name is too long ({} bytes): use up to 63 letters, digits, '_', '.' or '-'",
+            name.len()
+        )));
+    }
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))

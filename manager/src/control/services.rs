@@ -13,6 +13,7 @@ use tokio_stream::StreamExt;
 use tonic::Status;
 use tracing::debug;
 
+use super::limits;
 use super::networks::Pending;
 use super::ports;
 use super::resolve::{check_name, resolve, Named};
@@ -21,6 +22,7 @@ use crate::core::{create_action, delete_action, Core};
 use crate::scheduler::parse_constraints;
 
 fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
+    limits::check_service_spec(spec)?;
     check_name("service", &spec.name)?;
     let image = spec.container.as_ref().map_or("", |c| c.image.as_str());
     if image.trim().is_empty() {
@@ -150,6 +152,7 @@ pub fn get(core: &Core, reference: &str) -> Result<ServiceView, Status> {
 }
 
 pub async fn scale(core: &Core, reference: &str, replicas: u64) -> Result<ServiceView, Status> {
+    limits::check_replicas(replicas)?;
     let service: Service = resolve(core, reference)?;
     if service.spec.as_ref().is_none_or(|s| s.global) {
         return Err(Status::failed_precondition(format!(
@@ -239,7 +242,10 @@ pub fn logs(
                 follow,
                 tail,
             };
-            let mut stream = match LogsClient::new(channel).task_logs(request).await {
+            let mut client = LogsClient::new(channel)
+                .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
+            let mut stream = match client.task_logs(request).await {
                 Ok(reply) => reply.into_inner(),
                 Err(status) => {
                     debug!(task.id = %task.id, %status, "no logs for task");

@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::session::managers;
 use crate::ca::{self, TokenCheck};
-use crate::control::current_cluster;
+use crate::control::{current_cluster, limits};
 use crate::core::{create_action, update_action, Core};
 use crate::error::CaError;
 
@@ -31,7 +31,13 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
             "invalid join token: it was rotated or mistyped; get the current one with `swarmr join-token worker` (or `manager`) on a manager",
         ),
     })?;
-    validate_addr(&req.api_addr)?;
+    limits::check_api_addr(&req.api_addr)?;
+    limits::check_description(&NodeDescription {
+        hostname: req.hostname.clone(),
+        engine_version: req.engine_version.clone(),
+        os: req.os.clone(),
+        arch: req.arch.clone(),
+    })?;
     let nodes: Vec<Node> = core.store().list()?;
     let raft_ids: BTreeSet<u64> = nodes.iter().map(|n| n.raft_id).collect();
     let mut raft_id = ca::new_raft_id();
@@ -85,6 +91,13 @@ pub fn renew(core: &Core, peer: Option<ca::PeerIdentity>, csr_pem: &str) -> Resu
     let peer =
         peer.ok_or_else(|| Status::unauthenticated("renewal needs the node's certificate"))?;
     let node: Node = core.store().get(&peer.id)?.ok_or_else(|| {
+        // A follower may not have applied the node's join yet: only the leader knows.
+        if !core.is_leader() {
+            return Status::unavailable(format!(
+                "node {} is not known to this manager yet; ask the leader",
+                peer.id
+            ));
+        }
         Status::permission_denied(format!(
             "node {} is not part of the cluster (it was removed)",
             peer.id
@@ -115,16 +128,6 @@ fn sign(
     })
 }
 
-fn validate_addr(addr: &str) -> Result<(), Status> {
-    addr.parse::<std::net::SocketAddr>()
-        .map(|_| ())
-        .map_err(|_| {
-            Status::invalid_argument(format!(
-            "advertise address {addr:?} is not IP:PORT; pass --advertise-addr with this node's IP"
-        ))
-        })
-}
-
 pub fn host_of(api_addr: &str) -> &str {
     api_addr.rsplit_once(':').map_or(api_addr, |(host, _)| host)
 }
@@ -140,6 +143,8 @@ pub async fn leave(core: &Core, node_id: &str) -> Result<(), Status> {
             node_id: node_id.to_string(),
         };
         DispatcherClient::new(core.channel(&addr)?)
+            .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
             .leave_cluster(request)
             .await?;
         return Ok(());
@@ -154,6 +159,7 @@ pub async fn leave(core: &Core, node_id: &str) -> Result<(), Status> {
                 "this is the last manager: leaving would destroy the cluster state; stop the node instead, or remove the data dir if that is what you want",
             ));
         }
+        crate::quorum::refuse_quorum_loss(core, node.raft_id, "leaving").await?;
         core.remove_voter(node.raft_id).await?;
     }
     let mut updated = node.clone();

@@ -101,7 +101,7 @@ async fn propose(core: &Core, group: &[Report]) -> Result<(), Status> {
         if actions.is_empty() {
             return Ok(());
         }
-        match core.propose(actions).await {
+        match core.propose_chunked(actions).await {
             // The retry reads the store again, which skips tasks that moved on or went.
             Err(ProposeError::Rejected(reason)) => {
                 debug!(%reason, "status group rejected; retrying")

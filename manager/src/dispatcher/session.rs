@@ -4,18 +4,21 @@
 
 use std::time::Instant;
 
+use prost::Message;
 use swarmr_proto::convert::now_millis;
+use swarmr_proto::limits::MAX_MESSAGE_BYTES;
 use swarmr_proto::{
     ManagerPeer, Node, NodeRole, NodeState, NodeStatus, SessionMessage, SessionRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use tracing::{debug, info, Instrument};
+use tracing::{debug, error, info, Instrument};
 
 use super::join::host_of;
 use super::{heartbeat_period, Sessions, GRACE_PERIODS};
 use crate::ca;
+use crate::control::limits;
 use crate::core::Core;
 
 pub type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
@@ -29,6 +32,11 @@ pub async fn open(
         .store()
         .get(&req.node_id)?
         .ok_or_else(|| removed(&req.node_id))?;
+    // What the node says about itself is stored: check it before anything changes.
+    limits::check_api_addr(&req.api_addr)?;
+    if let Some(description) = &req.description {
+        limits::check_description(description)?;
+    }
     let session_id = ca::new_id();
     let period = heartbeat_period(core);
     sessions.with(|map| {
@@ -117,7 +125,7 @@ async fn push(
             break;
         }
         if dirty {
-            let message = match message(&core, &sessions, &node_id, &session_id) {
+            let message = match message(&core, &sessions, &node_id, &session_id).and_then(fits) {
                 Ok(message) => message,
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
@@ -145,6 +153,23 @@ async fn push(
     }
     sessions.index.unwatch(&node_id, &session_id);
     debug!("session stream ended");
+}
+
+/// A message the node could not decode (over the gRPC limit) is refused here, with the
+/// reason, rather than sent.
+fn fits(message: SessionMessage) -> Result<SessionMessage, Status> {
+    let size = message.encoded_len();
+    if size > MAX_MESSAGE_BYTES {
+        error!(
+            size,
+            max = MAX_MESSAGE_BYTES,
+            "a session message is over the message limit"
+        );
+        return Err(Status::resource_exhausted(format!(
+            "this node's assignments ({size} bytes) exceed the {MAX_MESSAGE_BYTES}-byte session message limit: scale services down or spread them over more nodes"
+        )));
+    }
+    Ok(message)
 }
 
 fn message(

@@ -42,7 +42,7 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
                 Change::Delete { task_id } => by_id(&task_id).map(delete_action),
             })
             .collect();
-        core.propose(actions).await?;
+        core.propose_chunked(actions).await?;
     }
     Ok(match plan.next_wakeup {
         Some(at) => Action::Requeue(Duration::from_millis((at - now).max(0) as u64)),

@@ -6,6 +6,7 @@
 // openraft's error types are large and its traits fix them as our return types.
 #![allow(clippy::result_large_err)]
 
+pub(crate) mod dedup;
 pub mod log_store;
 pub mod network;
 pub mod service;
@@ -36,6 +37,9 @@ pub fn config(snapshot_interval: u64) -> Result<openraft::Config, openraft::Conf
         election_timeout_min: 350,
         election_timeout_max: 700,
         install_snapshot_timeout: 5_000,
+        // With entries of at most `core::MAX_ENTRY_BYTES`, an AppendEntries stays under
+        // `swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES`.
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_interval),
         // Entries kept after a snapshot for followers that are only a little behind.
         max_in_snapshot_log_to_keep: snapshot_interval / 2,
@@ -43,6 +47,9 @@ pub fn config(snapshot_interval: u64) -> Result<openraft::Config, openraft::Conf
     }
     .validate()
 }
+
+/// Entries per AppendEntries.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 64;
 
 /// How long a write waits for a leader to exist before giving up.
 pub const NO_LEADER_WAIT: Duration = Duration::from_secs(10);

@@ -94,7 +94,11 @@ impl PeerClient {
             let channel = (self.network.tls)
                 .channel(&self.addr, MANAGER_NAME)
                 .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-            self.client = Some(RaftClient::new(channel).max_decoding_message_size(usize::MAX));
+            self.client = Some(
+                RaftClient::new(channel)
+                    .max_decoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES)
+                    .max_encoding_message_size(swarmr_proto::limits::MAX_RAFT_MESSAGE_BYTES),
+            );
         }
         self.client.clone().ok_or_else(|| {
             RPCError::Unreachable(Unreachable::new(&std::io::Error::other("no client")))

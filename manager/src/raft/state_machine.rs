@@ -13,7 +13,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use swarmr_proto::ProposalResult;
 
-use super::{decode, encode, NodeId, StorageError, TypeConfig};
+use super::{decode, dedup, encode, NodeId, StorageError, TypeConfig};
 use crate::store::{apply, Store, StoreEvent};
 
 const LAST_APPLIED: &str = "~sm/last_applied";
@@ -84,12 +84,26 @@ impl StateMachine {
             .map_err(|_| sm_write_err(std::io::Error::other("state machine lock poisoned")))?;
         let (mut batch, result, actions) = match &entry.payload {
             EntryPayload::Normal(proposal) => {
+                let digest = dedup::digest(proposal);
+                if let Some(first) = dedup::seen(&self.store.state, &digest).map_err(sm_read_err)? {
+                    return self.apply_again(entry.log_id, first);
+                }
                 let read_meta = |key: &str| self.store.read_meta(key);
                 let conflict = |target: &_| self.store.find_conflict(target);
-                match apply::plan(index, proposal, &read_meta, &conflict).map_err(sm_read_err)? {
-                    Ok(planned) => (planned.batch, String::new(), planned.actions),
-                    Err(reason) => (sled::Batch::default(), reason, Vec::new()),
-                }
+                let (mut batch, error, actions) =
+                    match apply::plan(index, proposal, &read_meta, &conflict)
+                        .map_err(sm_read_err)?
+                    {
+                        Ok(planned) => (planned.batch, String::new(), planned.actions),
+                        Err(reason) => (sled::Batch::default(), reason, Vec::new()),
+                    };
+                let result = ProposalResult {
+                    error: error.clone(),
+                    index,
+                };
+                dedup::record(&self.store.state, &mut batch, &digest, &result, index)
+                    .map_err(sm_write_err)?;
+                (batch, error, actions)
             }
             EntryPayload::Membership(membership) => {
                 let stored = Membership::new(Some(entry.log_id), membership.clone());
@@ -110,6 +124,26 @@ impl StateMachine {
             error: result,
             index,
         })
+    }
+
+    /// A proposal applied before (see `dedup`): only the applied index moves; the caller
+    /// gets the first result. Runs under the write lock `apply_entry` holds.
+    fn apply_again(
+        &self,
+        log_id: LogId<NodeId>,
+        first: ProposalResult,
+    ) -> Result<ProposalResult, StorageError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(LAST_APPLIED, encode(&Some(log_id)).map_err(sm_write_err)?);
+        self.store.state.apply_batch(batch).map_err(sm_write_err)?;
+        self.store.publish(
+            log_id.index,
+            StoreEvent::Applied {
+                index: log_id.index,
+                actions: Vec::new(),
+            },
+        );
+        Ok(first)
     }
 
     /// Copies the whole state tree under the write lock: a consistent cut.
@@ -247,5 +281,79 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use swarmr_proto::{Network, NetworkSpec, Proposal};
+
+    fn entry(index: u64, proposal: &Proposal) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(proposal.clone()),
+        }
+    }
+
+    #[test]
+    fn a_write_committed_twice_is_applied_once_and_reported_as_applied() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sm = StateMachine::open(&db, store.clone()).unwrap();
+        let network = Network {
+            id: "n1".into(),
+            spec: Some(NetworkSpec {
+                name: "web".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let proposal = Proposal {
+            actions: vec![crate::core::create_action(network)],
+            proposed_at: 1,
+        };
+        let first = sm.apply_entry(&entry(5, &proposal)).unwrap();
+        assert_eq!((first.error.as_str(), first.index), ("", 5));
+        // The follower lost the answer and proposed the same write again.
+        let again = sm.apply_entry(&entry(6, &proposal)).unwrap();
+        assert_eq!(
+            again, first,
+            "the retry gets the first result, not 'already exists'"
+        );
+        let stored: Network = store.get("n1").unwrap().unwrap();
+        assert_eq!(stored.meta.map(|m| m.version), Some(5), "written once");
+        // A different request (another time) is applied on its own.
+        let other = Proposal {
+            proposed_at: 2,
+            ..proposal
+        };
+        let rejected = sm.apply_entry(&entry(7, &other)).unwrap();
+        assert!(rejected.error.contains("already exists"), "{rejected:?}");
+    }
+
+    #[test]
+    fn proposal_records_are_pruned_past_the_window() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sm = StateMachine::open(&db, store.clone()).unwrap();
+        let empty = |at| Proposal {
+            actions: Vec::new(),
+            proposed_at: at,
+        };
+        let total = dedup::WINDOW + 10;
+        for i in 1..=total {
+            sm.apply_entry(&entry(i, &empty(i as i64))).unwrap();
+        }
+        let records = store.state.scan_prefix("~dedup/").count() as u64;
+        assert!(records <= dedup::WINDOW + 1, "{records} records kept");
+        // The oldest is forgotten, a recent one remembered.
+        let oldest = dedup::digest(&empty(1));
+        let recent = dedup::digest(&empty(total as i64));
+        assert!(dedup::seen(&store.state, &oldest).unwrap().is_none());
+        assert!(dedup::seen(&store.state, &recent).unwrap().is_some());
+        dedup::forget_all(&store.state).unwrap();
+        assert_eq!(store.state.scan_prefix("~dedup").count(), 0);
     }
 }

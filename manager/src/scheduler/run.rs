@@ -48,6 +48,6 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
             Some(update_action(task, version))
         })
         .collect();
-    core.propose(actions).await?;
+    core.propose_chunked(actions).await?;
     Ok(Action::AwaitChange)
 }

@@ -62,6 +62,23 @@ impl Store {
         }
     }
 
+    /// Whether an object is stored, without decoding it (the per-call authorization check).
+    pub fn contains<T: Object>(&self, id: &str) -> Result<bool, StoreError> {
+        let key = object::key_of(T::KIND, id);
+        self.state
+            .contains_key(key.as_bytes())
+            .map_err(StoreError::Read)
+    }
+
+    /// Whether the cluster object exists, without decoding it.
+    pub fn has_cluster(&self) -> bool {
+        let prefix = format!("{}/", <Cluster as Object>::KIND);
+        matches!(
+            self.state.scan_prefix(prefix.as_bytes()).next(),
+            Some(Ok(_))
+        )
+    }
+
     pub fn list<T: Object>(&self) -> Result<Vec<T>, StoreError> {
         let prefix = format!("{}/", T::KIND);
         self.state
