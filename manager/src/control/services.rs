@@ -18,7 +18,7 @@ use crate::ca;
 use crate::core::{create_action, delete_action, Core};
 use crate::scheduler::parse_constraints;
 
-fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
+pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
     check_name("service", &spec.name)?;
     let image = spec.container.as_ref().map_or("", |c| c.image.as_str());
     if image.trim().is_empty() {
@@ -53,6 +53,7 @@ fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
 
 pub async fn create(core: &Core, mut spec: ServiceSpec) -> Result<Service, Status> {
     validate(core, &mut spec)?;
+    super::updates::check_update_configs(&spec)?;
     let existing: Vec<Service> = core.store().list()?;
     if let Some(clash) = existing.iter().find(|s| s.name() == spec.name) {
         return Err(Status::already_exists(format!(
@@ -66,6 +67,8 @@ pub async fn create(core: &Core, mut spec: ServiceSpec) -> Result<Service, Statu
         spec: Some(spec),
         vips: Vec::new(),
         spec_version: 1,
+        update_status: None,
+        previous_spec: None,
     };
     core.propose(vec![create_action(service.clone())]).await?;
     Ok(core.store().get(&service.id)?.unwrap_or(service))

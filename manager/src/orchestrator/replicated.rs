@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use swarmr_proto::{NodeAvailability, NodeState, Service, Task};
 
 use super::slot::{current, restart_ended, trim_history};
+use super::updater::{self, Board, Rollout};
 use super::{is_terminal, wants_running, Ctx};
 
 /// Reconciles one replicated service's tasks.
@@ -28,12 +29,24 @@ pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&
         .len()
         .min(usize::try_from(replicas).unwrap_or(usize::MAX));
     let mut created: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut board = Board::default();
+    let spec = service.spec.clone().unwrap_or_default();
     for (i, &slot) in occupied.iter().enumerate() {
         let tasks = slots.get(&slot).map(Vec::as_slice).unwrap_or_default();
-        if i < kept {
-            created.insert(slot, reconcile_slot(ctx, service, tasks));
-        } else {
+        if i >= kept {
             tasks.iter().for_each(|t| ctx.shutdown(t));
+        } else if !updater::handover(ctx, service, tasks, &mut board) {
+            let made = reconcile_slot(ctx, service, tasks);
+            match made {
+                0 => board.observe(ctx, &spec, slot, tasks),
+                _ => board.in_flight += 1,
+            }
+            created.insert(slot, made);
+        }
+    }
+    if let Some(rollout) = Rollout::of(service) {
+        for slot in updater::advance(ctx, service, &rollout, &board, tasks) {
+            *created.entry(slot).or_default() += 1;
         }
     }
     if let Some(stray) = slots.get(&0) {
