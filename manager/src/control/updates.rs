@@ -106,7 +106,10 @@ fn refuse_global_rollout(spec: &ServiceSpec, rollout: bool) -> Result<(), Status
 
 /// Ratios within 0..=1; a rollback cannot itself fail over to a rollback.
 pub fn check_update_configs(spec: &ServiceSpec) -> Result<(), Status> {
-    let configs = [("update", &spec.update_config), ("rollback", &spec.rollback_config)];
+    let configs = [
+        ("update", &spec.update_config),
+        ("rollback", &spec.rollback_config),
+    ];
     for (what, config) in configs {
         let Some(config) = config else { continue };
         let ratio = config.max_failure_ratio;

@@ -49,12 +49,12 @@ pub mod updater;
 mod tests;
 #[cfg(test)]
 mod tests_global;
+#[cfg(test)]
+mod tests_update;
 
 use std::collections::{BTreeMap, HashMap};
 
-use swarmr_proto::{
-    NetworkAttachment, Node, Service, Task, TaskState, TaskStatus, UpdateStatus,
-};
+use swarmr_proto::{NetworkAttachment, Node, Service, Task, TaskState, TaskStatus, UpdateStatus};
 
 use crate::scheduler::parse_constraints;
 

@@ -58,12 +58,10 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
                         update_action(service, version)
                     })
                 }
-                Change::Rollback { service_id, status } => {
-                    service_of(&service_id).map(|service| {
-                        let version = service.version();
-                        update_action(roll_back(service, status), version)
-                    })
-                }
+                Change::Rollback { service_id, status } => service_of(&service_id).map(|service| {
+                    let version = service.version();
+                    update_action(roll_back(service, status), version)
+                }),
             })
             .collect();
         core.propose(actions).await?;

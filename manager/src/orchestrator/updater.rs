@@ -113,7 +113,13 @@ pub struct Board<'a> {
 
 impl<'a> Board<'a> {
     /// Files a slot the usual reconcile left alone.
-    pub(crate) fn observe(&mut self, ctx: &Ctx<'_>, spec: &ServiceSpec, slot: u64, tasks: &[&'a Task]) {
+    pub(crate) fn observe(
+        &mut self,
+        ctx: &Ctx<'_>,
+        spec: &ServiceSpec,
+        slot: u64,
+        tasks: &[&'a Task],
+    ) {
         let (Some(task), _) = current(tasks) else {
             return;
         };
@@ -261,7 +267,10 @@ fn on_failure(
         true => (UpdateState::RollbackPaused, "rollback"),
         false => (UpdateState::Paused, "update"),
     };
-    ctx.set_update_status(service, status(state, format!("{what} paused due to {why}")));
+    ctx.set_update_status(
+        service,
+        status(state, format!("{what} paused due to {why}")),
+    );
 }
 
 /// No slot left to replace: done once every replaced task has run for `monitor`.
