@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use swarmr_proto::{TaskState, TaskStatus};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::task::{failure, running, status};
 use super::NetworkAttach;
 use crate::error::AgentError;
-use crate::executor::{ContainerSpec, Executor, ExecutorError};
+use crate::executor::{ContainerSpec, Executor, ExecutorError, Health};
 
 /// A message from an operation to the agent's loop.
 #[derive(Debug)]
@@ -49,6 +49,8 @@ pub enum Work {
     Start(ContainerSpec),
     Stop {
         container_id: String,
+        /// Waited before the stop signal, so every node's discovery dropped the task.
+        drain: Duration,
         grace: Duration,
         then: Option<TaskStatus>,
     },
@@ -60,9 +62,16 @@ pub async fn perform<E: Executor>(ctx: OpCtx<E>, work: Work) {
         Work::Start(spec) => start_task(&ctx, spec).await,
         Work::Stop {
             container_id,
+            drain,
             grace,
             then,
-        } => stop_container(&ctx, container_id, grace, then).await,
+        } => {
+            if !drain.is_zero() {
+                debug!(?drain, "letting discovery drop the task before stopping it");
+                tokio::time::sleep(drain).await;
+            }
+            stop_container(&ctx, container_id, grace, then).await
+        }
     };
     ctx.send(OpEvent::Done { reconcile });
 }
@@ -111,6 +120,11 @@ async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
             ctx.report(status);
             return true;
         }
+    }
+    if matches!(container.health, Some(Health::Starting | Health::Unhealthy)) {
+        // RUNNING once healthy: the loop reports it from the container's health.
+        info!(container.id = %container.container_id, "task started; waiting for its health check");
+        return true;
     }
     info!(container.id = %container.container_id, pid = ?container.pid, "task running");
     ctx.report(running(&container));
