@@ -9,4 +9,5 @@ mod networks;
 mod overlay;
 mod security;
 mod services;
+mod updates;
 mod util;
