@@ -72,9 +72,18 @@ fn running_ids(host: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// One HTTP/1.0 GET through busybox nc, bounded to 2 s (busybox's `wget -T` crashes):
+/// the reply's last line (the body), or `FAIL`.
+fn get_script(ip: &str) -> String {
+    format!(
+        "r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80 | tail -n 1); \
+         if [ -n \"$r\" ]; then echo \"$r\"; else echo FAIL; fi"
+    )
+}
+
 /// One GET from inside the container; the body, or `FAIL`.
 fn get(container: &str, ip: &str) -> String {
-    let script = format!("wget -q -T 2 -O - http://{ip}/ || echo FAIL");
+    let script = get_script(ip);
     let out = Command::new("docker")
         .args(["exec", container, "sh", "-c", &script])
         .output()
@@ -91,8 +100,8 @@ struct Requests {
 impl Requests {
     fn start(container: &str, ip: &str) -> Requests {
         let script = format!(
-            "rm -f /tmp/stop; while [ ! -e /tmp/stop ]; do \
-             wget -q -T 2 -O - http://{ip}/ || echo FAIL; usleep 70000; done"
+            "rm -f /stop; while [ ! -e /stop ]; do {}; usleep 70000; done",
+            get_script(ip)
         );
         let child = Command::new("docker")
             .args(["exec", container, "sh", "-c", &script])
@@ -108,7 +117,7 @@ impl Requests {
     /// Stops the loop; every reply in order.
     fn stop(self) -> Vec<String> {
         let _ = Command::new("docker")
-            .args(["exec", &self.container, "touch", "/tmp/stop"])
+            .args(["exec", &self.container, "touch", "/stop"])
             .output();
         let out = self.child.wait_with_output().expect("client output");
         String::from_utf8_lossy(&out.stdout)
