@@ -29,7 +29,7 @@ fn running_v1(config: UpdateConfig) -> Sim {
     let mut service = replicated(3, restart);
     let spec = service.spec.as_mut().unwrap();
     spec.container.as_mut().unwrap().image = "web:v1".into();
-    spec.update_config = Some(config.clone());
+    spec.update_config = Some(config);
     spec.rollback_config = Some(config);
     let mut sim = Sim::new(vec![service], vec![node("n1")]);
     sim.step();

@@ -67,8 +67,8 @@ impl Rollout {
             _ => return None,
         };
         let config = match rolling_back {
-            true => spec.rollback_config.clone(),
-            false => spec.update_config.clone(),
+            true => spec.rollback_config,
+            false => spec.update_config,
         };
         Some(Rollout {
             config: config.unwrap_or_else(default_config),

@@ -44,6 +44,8 @@ pub struct OpCtx<E> {
 }
 
 /// The work of one operation.
+// Short-lived values, one per step; boxing the spec would only cost a deref.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Work {
     Start(ContainerSpec),

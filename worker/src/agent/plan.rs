@@ -54,6 +54,8 @@ pub struct View<'a> {
 }
 
 /// One step towards the desired state.
+// Short-lived values, one per step; boxing the spec would only cost a deref.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Report a task's status (its timestamp is set when it is sent).
