@@ -335,3 +335,71 @@ fn rollback_without_a_previous_spec_is_refused() {
         "{err}"
     );
 }
+
+/// The `Env` of every running container of the service, per Docker.
+fn running_envs(host: &str, name: &str) -> Vec<String> {
+    let id = inspect_service(host, name)["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    containers(&id)
+        .iter()
+        .map(|c| {
+            let out = Command::new("docker")
+                .args(["inspect", "-f", "{{json .Config.Env}}", c])
+                .output()
+                .expect("docker inspect");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn an_update_continues_under_a_new_leader_after_the_old_one_is_killed() {
+    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
+    cluster.join("m2", "manager");
+    cluster.join("m3", "manager");
+    let (m1, m2) = (cluster.node("m1").host(), cluster.node("m2").host());
+    let flags = [
+        "--replicas",
+        "3",
+        "--constraint",
+        "node.hostname!=m1",
+        "--update-delay",
+        "2s",
+        "--update-monitor",
+        "1s",
+        "-e",
+        "V=1",
+    ];
+    create_sleeper(&m1, "upd-failover", &flags);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "update",
+        "-d",
+        "--env-add",
+        "V=2",
+        "upd-failover",
+    ]);
+    wait_until("the first slot is replaced", || {
+        running_envs(&m1, "upd-failover")
+            .iter()
+            .any(|e| e.contains("V=2"))
+    });
+    cluster.node("m1").kill();
+    wait_until("the update completes under the new leader", || {
+        run(&["-H", &m2, "service", "inspect", "upd-failover"])
+            .status
+            .success()
+            && inspect_service(&m2, "upd-failover")["UpdateStatus"]["State"] == "completed"
+    });
+    wait_until("the replaced containers are gone", || {
+        running_envs(&m2, "upd-failover").len() == 3
+    });
+    let envs = running_envs(&m2, "upd-failover");
+    assert_eq!(running_ids(&m2, "upd-failover").len(), 3);
+    assert!(envs.iter().all(|e| e.contains("V=2")), "{envs:?}");
+}
