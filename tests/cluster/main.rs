@@ -4,6 +4,7 @@ mod deploy;
 mod discovery;
 mod errors;
 mod failover;
+mod health;
 mod membership;
 mod networks;
 mod overlay;

@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use crate::util::*;
 
-const IMAGE: &str = "swarmr/busybox:latest";
+pub const IMAGE: &str = "swarmr/busybox:latest";
 /// httpd answering with `$VERSION`, so a reply tells which spec served it.
-const WEB: &str = "mkdir -p /www && echo $VERSION > /www/index.html && exec httpd -f -p 80 -h /www";
+pub const WEB: &str =
+    "mkdir -p /www && echo $VERSION > /www/index.html && exec httpd -f -p 80 -h /www";
 const HEALTHY: [&str; 6] = [
     "--health-cmd",
     "wget -qO- http://127.0.0.1/ >/dev/null",
@@ -38,13 +39,13 @@ impl Drop for Tag {
     }
 }
 
-fn inspect_service(host: &str, name: &str) -> Value {
+pub fn inspect_service(host: &str, name: &str) -> Value {
     let out = ok(&["-H", host, "service", "inspect", name]);
     let array: Value = serde_json::from_str(&out).expect("inspect JSON");
     array[0].clone()
 }
 
-fn first_container(host: &str, name: &str) -> String {
+pub fn first_container(host: &str, name: &str) -> String {
     let id = inspect_service(host, name)["ID"]
         .as_str()
         .expect("id")
@@ -52,7 +53,7 @@ fn first_container(host: &str, name: &str) -> String {
     containers(&id).into_iter().next().unwrap_or_default()
 }
 
-fn ps_rows(host: &str, name: &str) -> Vec<Value> {
+pub fn ps_rows(host: &str, name: &str) -> Vec<Value> {
     ok(&["-H", host, "service", "ps", name, "--format", "json"])
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
