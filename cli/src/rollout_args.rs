@@ -50,6 +50,9 @@ pub struct ServiceUpdateArgs {
     /// Replace every task even if nothing changed.
     #[arg(long)]
     pub force: bool,
+    /// Return to the previous spec, as `service rollback` (takes no other change).
+    #[arg(long)]
+    pub rollback: bool,
     #[command(flatten)]
     pub rollout: RolloutFlags,
     #[command(flatten)]

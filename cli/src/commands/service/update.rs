@@ -25,6 +25,12 @@ pub async fn update(host: &str, args: ServiceUpdateArgs) -> anyhow::Result<()> {
         false => network_ids(&mut control).await?,
     };
     apply(&args, &mut spec, &networks)?;
+    if args.rollback {
+        if Some(&spec) != service.spec.as_ref() || args.force {
+            bail!("--rollback takes no other change: run the rollback and the update apart");
+        }
+        return rollback(host, &args.wait, &service.id).await;
+    }
     let before = converge::task_ids(&mut control, &service.id).await;
     let request = UpdateServiceRequest {
         reference: service.id.clone(),
