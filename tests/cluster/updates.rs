@@ -335,6 +335,19 @@ fn rollback_without_a_previous_spec_is_refused() {
         err.contains("has no previous spec to roll back to"),
         "{err}"
     );
+    let err = fails(&["-H", &m, "service", "update", "--rollback", "upd-fresh"]);
+    assert!(err.contains("has no previous spec"), "{err}");
+    let mixed = [
+        "-H",
+        &m,
+        "service",
+        "update",
+        "--rollback",
+        "--env-add",
+        "A=1",
+        "upd-fresh",
+    ];
+    assert!(fails(&mixed).contains("--rollback takes no other change"));
 }
 
 /// The `Env` of every running container of the service, per Docker.
