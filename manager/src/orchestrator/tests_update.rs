@@ -133,20 +133,41 @@ fn start_first_keeps_the_old_task_until_its_successor_runs() {
 }
 
 #[test]
-fn stop_first_replaces_one_slot_at_a_time() {
+fn stop_first_refills_a_slot_only_once_its_old_task_stopped() {
     let mut sim = running_v1(config(UpdateOrder::StopFirst, UpdateFailureAction::Pause));
     update_image(&mut sim, "web:v2");
     sim.step();
     let images = wanted_images(&sim);
-    assert_eq!(images.len(), 3, "{images:?}");
-    assert_eq!(images[0], (1, "web:v2".into()));
-    assert_eq!(images[1], (2, "web:v1".into()));
-    run_to_end(&mut sim);
+    assert_eq!(
+        images,
+        [(2, "web:v1".into()), (3, "web:v1".into())],
+        "slot 1 stops first"
+    );
+    assert_eq!(
+        sim.plan().changes,
+        vec![],
+        "nothing until the old task stopped"
+    );
+    stop_unwanted(&mut sim);
+    sim.step();
+    assert_eq!(wanted_images(&sim)[0], (1, "web:v2".into()));
+    for _ in 0..30 {
+        let alive = sim.tasks.iter().filter(|t| !is_terminal(t)).count();
+        assert!(
+            alive <= 3,
+            "stop-first never runs more than the replicas: {alive}"
+        );
+        sim.step();
+        start_new(&mut sim);
+        stop_unwanted(&mut sim);
+        sim.now += 1_000;
+    }
     assert!(wanted_images(&sim).iter().all(|(_, i)| i == "web:v2"));
     assert_eq!(
         state(&sim),
         (UpdateState::Completed, "update completed".into())
     );
+    sim.assert_settled();
 }
 
 #[test]
@@ -219,7 +240,7 @@ fn force_replaces_every_task_of_an_unchanged_spec() {
 
 #[test]
 fn parallelism_two_with_a_delay_waits_between_groups() {
-    let mut config = config(UpdateOrder::StopFirst, UpdateFailureAction::Pause);
+    let mut config = config(UpdateOrder::StartFirst, UpdateFailureAction::Pause);
     config.parallelism = 2;
     config.delay_ms = 5_000;
     let mut sim = running_v1(config);
@@ -233,6 +254,8 @@ fn parallelism_two_with_a_delay_waits_between_groups() {
     };
     assert_eq!(fresh(&sim), 2);
     start_new(&mut sim);
+    sim.step();
+    stop_unwanted(&mut sim);
     let plan = sim.plan();
     assert_eq!(plan.changes, vec![], "the delay holds slot 3 back");
     assert_eq!(plan.next_wakeup, Some(sim.now + 5_000));

@@ -11,9 +11,10 @@
 //!   from the creation of its fresh task until that task is RUNNING (which, for a task
 //!   with a health check, means healthy). After a slot's task runs, the next slot waits
 //!   `delay`.
-//! - `stop-first`: the stale task is told to stop in the proposal that creates its
-//!   successor. `start-first`: the stale task keeps running beside its successor and is
-//!   told to stop once the successor runs (the *handover*).
+//! - `stop-first`: the stale task is told to stop; its slot is refilled with the current
+//!   spec once it has stopped (`replicated.rs`), so no more than `replicas` tasks run.
+//!   `start-first`: the stale task keeps running beside its successor and is told to
+//!   stop once the successor runs (the *handover*).
 //! - A fresh task made since the rollout began that ends while wanted is a failure.
 //!   More failures than `max_failure_ratio` × replicas (any, at 0) trigger the failure
 //!   action: `pause` (state `paused` / `rollback_paused`), `rollback` (the spec goes
@@ -170,7 +171,8 @@ pub(crate) fn handover<'a>(
 }
 
 /// Moves the rollout on: counts failures, applies the failure action, replaces the next
-/// stale slots or declares the rollout done. Returns the slots it created a task in.
+/// stale slots (start-first: creates their successors; stop-first: stops them) or
+/// declares the rollout done. Returns the slots it created a task in.
 pub(crate) fn advance(
     ctx: &mut Ctx<'_>,
     service: &Service,
@@ -220,11 +222,12 @@ pub(crate) fn advance(
     let start_first = rollout.config.order() == UpdateOrder::StartFirst;
     let mut created = Vec::new();
     for (&slot, task) in board.stale.iter().take(budget) {
-        if !start_first {
+        if start_first {
+            ctx.create(service, slot, "", 0);
+            created.push(slot);
+        } else {
             ctx.shutdown(task);
         }
-        ctx.create(service, slot, "", 0);
-        created.push(slot);
     }
     created
 }
