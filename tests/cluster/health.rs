@@ -136,7 +136,7 @@ fn a_task_is_in_dns_only_once_its_health_check_passes() {
     });
     let web = first_container(&m1, "hc-web");
     wait_until("the task waits for its check", || {
-        current_state(&m1, "hc-web").starts_with("Starting")
+        current_state(&m1, "hc-web").starts_with("Starting (starting)")
     });
     assert_eq!(
         answers(&client, "tasks.hc-web"),

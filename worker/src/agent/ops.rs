@@ -10,7 +10,7 @@ use swarmr_proto::{TaskState, TaskStatus};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::task::{failure, running, status};
+use super::task::{failure, health_state, running, status};
 use super::NetworkAttach;
 use crate::error::AgentError;
 use crate::executor::{ContainerSpec, Executor, ExecutorError, Health};
@@ -94,9 +94,10 @@ impl<E: Executor> OpCtx<E> {
     }
 }
 
-/// ACCEPTED, PREPARING (the image, pulled if missing; failure is REJECTED), STARTING
-/// (create, start and wire onto the networks; failure is FAILED), then RUNNING with the
-/// container's id and PID.
+/// ACCEPTED, PREPARING (the image, pulled if missing; failure is REJECTED), then create,
+/// start and wire onto the networks (failure is FAILED), STARTING with the container's
+/// health, then RUNNING with the container's id and PID, or, for a container with a
+/// health check, once it is healthy (the loop reports that).
 async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
     ctx.report(status(TaskState::Accepted, "accepted"));
     ctx.report(status(TaskState::Preparing, "preparing"));
@@ -105,7 +106,6 @@ async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
         ctx.report(failure(TaskState::Rejected, "preparing", err.report()));
         return true;
     }
-    ctx.report(status(TaskState::Starting, "starting"));
     let container = match create_and_start(ctx.executor.as_ref(), &spec).await {
         Ok(container) => container,
         Err(err) => {
@@ -123,6 +123,10 @@ async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
             return true;
         }
     }
+    let mut starting = status(TaskState::Starting, "starting");
+    starting.container_id = container.container_id.clone();
+    starting.set_health(health_state(&container));
+    ctx.report(starting);
     if matches!(container.health, Some(Health::Starting | Health::Unhealthy)) {
         // RUNNING once healthy: the loop reports it from the container's health.
         info!(container.id = %container.container_id, "task started; waiting for its health check");
