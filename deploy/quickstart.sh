@@ -27,21 +27,21 @@ down() {
             ip netns del "$ns" 2>/dev/null || true
         done
     done
-    for ns in $P-h1 $P-h2 $P-h3 $P-u; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in $P-h1 $P-h2 $P-h3 $P-client $P-u; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$STATE"
 }
 
-host_up() { # n: host namespace qs-hN at 192.0.2.N on the underlay bridge
-    local n=$1 ns=$P-h$1
+host_up() { # name n: namespace qs-NAME at 192.0.2.N on the underlay bridge
+    local name=$1 n=$2 ns=$P-$1
     ip netns add "$ns"
     ip -n "$ns" link set lo up
-    ip link add "$P-h${n}e" type veth peer name "$P-h${n}b"
-    ip link set "$P-h${n}e" netns "$ns"
-    ip link set "$P-h${n}b" netns "$P-u"
-    ip -n "$ns" link set "$P-h${n}e" name eth0
+    ip link add "$P-${name}e" type veth peer name "$P-${name}b"
+    ip link set "$P-${name}e" netns "$ns"
+    ip link set "$P-${name}b" netns "$P-u"
+    ip -n "$ns" link set "$P-${name}e" name eth0
     ip -n "$ns" addr add "192.0.2.$n/24" dev eth0
     ip -n "$ns" link set eth0 up
-    ip -n "$P-u" link set "$P-h${n}b" master br0 up
+    ip -n "$P-u" link set "$P-${name}b" master br0 up
 }
 
 node() { # n, swarmr arguments...: start a node in host n, in the background
@@ -68,7 +68,8 @@ up() {
     ip -n "$P-u" link set lo up
     ip -n "$P-u" link add br0 type bridge
     ip -n "$P-u" link set br0 up
-    for n in 1 2 3; do host_up "$n"; done
+    for n in 1 2 3; do host_up "h$n" "$n"; done
+    host_up client 100   # a machine outside the cluster, for the published port
 
     say "swarmr init    (on h1, 192.0.2.1)"
     node 1 init
@@ -85,8 +86,8 @@ up() {
     swarmr_on 1 node ls
     say "swarmr network create --driver overlay my-overlay"
     swarmr_on 1 network create --driver overlay my-overlay
-    say "swarmr service create --network my-overlay --replicas 3 my-service"
-    swarmr_on 1 service create --network my-overlay --replicas 3 my-service
+    say "swarmr service create --network my-overlay --replicas 3 -p 8080:80 my-service"
+    swarmr_on 1 service create --network my-overlay --replicas 3 -p 8080:80 my-service
     say "swarmr service ps my-service"
     swarmr_on 1 service ps my-service
     say "swarmr network inspect my-overlay"
@@ -117,6 +118,18 @@ up() {
     for _ in 1 2 3 4 5 6; do
         answer=$(docker exec "$from" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 1 $vip 80 | tail -1" 2>/dev/null || true)
         echo "GET http://my-service/ ($vip)  ->  answered by ${answer:-nobody}"
+    done
+
+    say "from a client outside the cluster (192.0.2.100): port 8080 on every node, the task sees the client's own address"
+    for n in 1 2 3; do
+        answer=""
+        for _ in $(seq 1 50); do
+            answer=$(nsenter --net=/run/netns/$P-client sh -c \
+                "printf 'GET /cgi-bin/client-addr HTTP/1.0\r\n\r\n' | busybox nc -w 1 192.0.2.$n 8080 | tail -1" 2>/dev/null || true)
+            [ -n "$answer" ] && break
+            sleep 0.2
+        done
+        echo "GET http://192.0.2.$n:8080/cgi-bin/client-addr  ->  the task saw ${answer:-nothing}"
     done
 
     cat <<EOT

@@ -96,6 +96,14 @@ pub struct NodeArgs {
     /// or comma-separated; default: the nameservers of this host's /etc/resolv.conf).
     #[arg(long = "dns-upstream", value_delimiter = ',')]
     pub dns_upstream: Vec<String>,
+    /// Node-local subnet of the egress bridge, through which tasks reach the outside
+    /// (masqueraded) and published ports reach tasks.
+    #[arg(long, default_value = "172.18.0.0/16")]
+    pub egress_subnet: String,
+    /// Leave this node's own network namespace alone: no egress bridge, no published
+    /// ports (for several nodes sharing one namespace, as the loopback tests do).
+    #[arg(long)]
+    pub no_host_rules: bool,
 }
 
 #[derive(Args)]
@@ -357,6 +365,10 @@ pub struct ServiceCreateArgs {
     /// Service name (default: the image's base name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Publish a port: `PUBLISHED:TARGET[/udp]`, or
+    /// `published=P,target=T[,protocol=tcp|udp][,mode=ingress|host]` (repeatable).
+    #[arg(long, short = 'p')]
+    pub publish: Vec<String>,
     /// Attach to an overlay network, by name or id (repeatable).
     #[arg(long)]
     pub network: Vec<String>,

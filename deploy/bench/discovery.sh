@@ -5,7 +5,7 @@
 # `nsenter --net`, sharing this machine's Docker), an overlay network `disc`, a `web`
 # service (busybox httpd, one replica pinned to host 2) and a `client` (pinned to host 1).
 # From inside the client container's namespace (`nsenter -t <pid> -n`), with the
-# release-built std-only generator `cli/examples/discovery_load.rs`:
+# release-built std-only generator `cli/examples/net_load.rs`:
 #   1. DNS: QUERIES (default 20000) A queries for `web`, one at a time over UDP, to the
 #      embedded DNS on the network's gateway address: queries/s, p50 and p99 latency
 #      (Docker Swarm here: about 0.05 ms per query, p99 0.1-0.3 ms).
@@ -42,9 +42,9 @@ load() { nsenter -t "$CLIENT_PID" -n "$LOAD" "$@"; }
 
 command -v nft >/dev/null || die "nft is not installed (deploy/prereqs.sh)"
 docker image inspect my-service:latest >/dev/null 2>&1 || bash deploy/images/build.sh
-cargo build --release -q -p swarmr-cli --bin swarmr --example discovery_load
+cargo build --release -q -p swarmr-cli --bin swarmr --example net_load
 BIN="$(target_dir)/release/swarmr"
-LOAD="$(target_dir)/release/examples/discovery_load"
+LOAD="$(target_dir)/release/examples/net_load"
 echo "service discovery: 2 hosts (namespaces on an underlay bridge), kernel $(uname -r), $(nproc) CPUs"
 
 make_underlay
@@ -61,7 +61,7 @@ wait_for 30 "the embedded DNS answers" resolves
 PORT=8080
 WEB_PID="$(docker inspect -f '{{.State.Pid}}' "$(container_of web)")"
 nsenter -t "$WEB_PID" -n "$LOAD" listen "$PORT" </dev/null >/dev/null 2>&1 &
-echo "$! discovery_load" >>"$RUN/pids"
+echo "$! net_load" >>"$RUN/pids"
 disown "$!"
 wait_for 30 "the VIP serves" vip_serves
 echo "  client on h1 (pid $CLIENT_PID), web task $TASK_IP on h2, VIP $VIP, DNS $GATEWAY"

@@ -104,8 +104,9 @@ median() {
     sort -g | awk -v d="${1:-3}" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%." d "f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# The underlay: namespace ${P}u with bridge br0, host namespaces ${P}h1/${P}h2 with eth0
-# 192.0.2.1/2; with MTU, every link of it at MTU. Nothing is created in the root namespace.
+# The underlay: namespace ${P}u with bridge br0, host namespaces ${P}h1/${P}h2 (and more
+# with HOSTS, e.g. HOSTS=3) with eth0 192.0.2.N; with MTU, every link of it at MTU.
+# Nothing is created in the root namespace.
 # shellcheck disable=SC2120 # MTU is optional
 make_underlay() {
     local n mtu_args=()
@@ -115,18 +116,26 @@ make_underlay() {
     ip -n "${P}u" link set lo up
     ip -n "${P}u" link add br0 "${mtu_args[@]}" type bridge
     ip -n "${P}u" link set br0 up
-    for n in 1 2; do
-        ip netns add "${P}h$n"
-        echo "${P}h$n" >>"$RUN/netns"
-        ip -n "${P}h$n" link set lo up
-        ip -n "${P}h$n" link add eth0 "${mtu_args[@]}" type veth peer name "${P}${n}u" "${mtu_args[@]}" netns "${P}u"
-        ip -n "${P}h$n" addr add "192.0.2.$n/24" dev eth0
-        ip -n "${P}h$n" link set eth0 up
-        ip -n "${P}u" link set "${P}${n}u" master br0
-        ip -n "${P}u" link set "${P}${n}u" up
+    for n in $(seq "${HOSTS:-2}"); do
+        add_underlay_host "h$n" "$n" "${mtu_args[@]}"
     done
     # Adding ports may have changed the bridge's MTU: set it again.
     [ -z "${1:-}" ] || ip -n "${P}u" link set br0 mtu "$1"
+}
+
+# add_underlay_host NAME LAST [mtu M]: namespace ${P}NAME on the underlay at 192.0.2.LAST
+# (a node's host, or an outside client or server that runs no node).
+add_underlay_host() {
+    local name="$1" last="$2"
+    shift 2
+    ip netns add "${P}$name"
+    echo "${P}$name" >>"$RUN/netns"
+    ip -n "${P}$name" link set lo up
+    ip -n "${P}$name" link add eth0 "$@" type veth peer name "${P}${last}u" "$@" netns "${P}u"
+    ip -n "${P}$name" addr add "192.0.2.$last/24" dev eth0
+    ip -n "${P}$name" link set eth0 up
+    ip -n "${P}u" link set "${P}${last}u" master br0
+    ip -n "${P}u" link set "${P}${last}u" up
 }
 
 # start_node N ARGS...: `swarmr ARGS` in host namespace N (nsenter execs it: $! is the node).

@@ -98,6 +98,7 @@ fn sim_node(i: u64, id: &str) -> Node {
         role: NodeRole::Worker as i32,
         raft_id: 0,
         api_addr: format!("127.0.0.1:{}", 20000 + i),
+        ..Default::default()
     }
 }
 

@@ -155,6 +155,7 @@ impl Manager {
             role: NodeRole::Manager as i32,
             raft_id: self.core.raft_id(),
             api_addr: self.core.api_addr().to_string(),
+            ..Default::default()
         }
     }
 

@@ -87,6 +87,6 @@ pub use netlink::{Netlink, Ns};
 pub use observe::observe;
 pub use plan::plan;
 pub use types::{
-    fmt_mac, mac_for_ip, names, HostDesired, Ipv4Net, Ipv4NetParseError, LocalEndpoint,
-    NetworkDesired, RemoteEndpoint,
+    fmt_mac, mac_for_ip, names, EgressDesired, EgressEndpoint, HostDesired, Ipv4Net,
+    Ipv4NetParseError, LocalEndpoint, NetworkDesired, RemoteEndpoint,
 };

@@ -18,8 +18,9 @@ pub struct Underlay {
 #[derive(Clone, Debug, Default)]
 pub struct ActualHost {
     pub underlay: Underlay,
-    /// Links of the node namespace (for leftover temporary VXLAN names).
+    /// Links of the node namespace (leftover temporary VXLAN names, the egress bridge).
     pub node_links: Vec<Link>,
+    pub node_addresses: Vec<Address>,
     /// Every usable sandbox of this node.
     pub existing_sandboxes: BTreeSet<String>,
     /// Contents of the existing sandboxes of desired networks that could be read.
@@ -75,6 +76,7 @@ pub async fn observe<N: Netlink>(
     let mut actual = ActualHost {
         underlay,
         node_links,
+        node_addresses: node_addrs,
         existing_sandboxes,
         ..ActualHost::default()
     };
@@ -103,6 +105,19 @@ pub async fn observe<N: Netlink>(
                 }
                 Err(err) => failures.push((Scope::endpoint(net, ep), error_chain(&err))),
             }
+        }
+    }
+    let egress_pids = desired.egress.iter().flat_map(|e| &e.endpoints);
+    for ep in egress_pids {
+        let pid = ep.container_pid;
+        if actual.containers.contains_key(&pid) {
+            continue;
+        }
+        match observe_container(nl, &Ns::Container(pid)).await {
+            Ok(container) => {
+                actual.containers.insert(pid, container);
+            }
+            Err(err) => failures.push((crate::plan::egress_scope(ep), error_chain(&err))),
         }
     }
     Ok((actual, failures))

@@ -49,6 +49,7 @@ fn host(networks: Vec<NetworkDesired>) -> HostDesired {
         node_short_id: NODE.into(),
         underlay_addr: UNDERLAY,
         networks,
+        egress: None,
     }
 }
 
@@ -367,4 +368,81 @@ fn kernel_driver_is_send_and_sync(d: &crate::Driver<crate::KernelNetlink>, h: &H
     sync(d);
     send(d.reconcile(h));
     send(d.teardown("node"));
+}
+
+fn with_egress(mut desired: HostDesired) -> HostDesired {
+    let endpoint = |id: &str, pid, last| crate::EgressEndpoint {
+        endpoint_id: id.into(),
+        container_pid: pid,
+        ifname: "eth1".into(),
+        ip: Ipv4Addr::new(172, 18, 0, last),
+    };
+    desired.egress = Some(crate::EgressDesired {
+        bridge: "swr_gwbridge".into(),
+        gateway: Ipv4Addr::new(172, 18, 0, 1),
+        prefix_len: 16,
+        endpoints: vec![
+            endpoint("taskaaaa0001", 101, 2),
+            endpoint("taskbbbb0002", 102, 3),
+        ],
+    });
+    desired
+}
+
+#[tokio::test]
+async fn egress_takes_the_default_route_and_is_idempotent() {
+    let d = driver();
+    let desired = with_egress(host(vec![network(4096)]));
+    let report = d.reconcile(&desired).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    {
+        let st = d.netlink().state();
+        let node = &st.namespaces[&Ns::Node];
+        let bridge = node
+            .links
+            .iter()
+            .find(|l| l.name == "swr_gwbridge")
+            .expect("bridge");
+        let host_end = node
+            .links
+            .iter()
+            .find(|l| l.name == "vg-taskaaaa0001")
+            .expect("veth");
+        assert_eq!(host_end.master, Some(bridge.index));
+        let c = &st.namespaces[&Ns::Container(101)];
+        let eth1 = c.links.iter().find(|l| l.name == "eth1").expect("eth1");
+        assert!(c
+            .addresses
+            .iter()
+            .any(|a| a.link_index == eth1.index && a.ip == Ipv4Addr::new(172, 18, 0, 2)));
+        let defaults: Vec<_> = c.routes.iter().filter(|r| r.prefix_len == 0).collect();
+        assert_eq!(defaults.len(), 1, "{defaults:?}");
+        assert_eq!(defaults[0].gateway, Some(Ipv4Addr::new(172, 18, 0, 1)));
+    }
+    d.netlink().take_calls();
+    let again = d.reconcile(&desired).await.unwrap();
+    assert!(
+        again.changes.is_empty(),
+        "second pass changed {:?}",
+        again.changes
+    );
+}
+
+#[tokio::test]
+async fn a_gone_egress_endpoint_loses_its_host_end() {
+    let d = driver();
+    let mut desired = with_egress(host(vec![network(4096)]));
+    d.reconcile(&desired).await.unwrap();
+    if let Some(egress) = desired.egress.as_mut() {
+        egress.endpoints.truncate(1);
+    }
+    d.reconcile(&desired).await.unwrap();
+    let st = d.netlink().state();
+    let names: Vec<&str> = st.namespaces[&Ns::Node]
+        .links
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert!(names.contains(&"vg-taskaaaa0001"), "{names:?}");
+    assert!(!names.contains(&"vg-taskbbbb0002"), "{names:?}");
 }

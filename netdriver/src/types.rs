@@ -14,6 +14,29 @@ pub struct HostDesired {
     pub underlay_addr: Ipv4Addr,
     /// Networks with at least one local endpoint.
     pub networks: Vec<NetworkDesired>,
+    /// The egress bridge and its endpoints; `None` leaves the node namespace alone.
+    pub egress: Option<EgressDesired>,
+}
+
+/// The egress bridge in the node namespace and the containers wired to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressDesired {
+    pub bridge: String,
+    /// The bridge's address, every endpoint's default gateway.
+    pub gateway: Ipv4Addr,
+    pub prefix_len: u8,
+    pub endpoints: Vec<EgressEndpoint>,
+}
+
+/// A container's interface on the egress bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressEndpoint {
+    /// The task id.
+    pub endpoint_id: String,
+    pub container_pid: u32,
+    /// After the container's overlay interfaces: `eth1` behind one overlay.
+    pub ifname: String,
+    pub ip: Ipv4Addr,
 }
 
 /// One overlay network as seen from this host.
@@ -135,6 +158,31 @@ pub mod names {
     pub const VETH_PREFIX: &str = "ve-";
     /// Prefix of the container side of a veth pair before it is moved and renamed.
     pub const PEER_PREFIX: &str = "vp-";
+    /// Prefix of the node side of an egress veth pair.
+    pub const EGRESS_VETH_PREFIX: &str = "vg-";
+    /// Prefix of an egress peer before it is moved into its container.
+    pub const EGRESS_PEER_PREFIX: &str = "vq-";
+
+    /// Node side of a container's egress veth: `vg-<12 alphanumerics of the task id>`.
+    pub fn egress_veth(endpoint_id: &str) -> String {
+        let id: String = endpoint_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
+        format!("{EGRESS_VETH_PREFIX}{id}")
+    }
+
+    /// Temporary name of an egress peer in the node namespace.
+    pub fn egress_peer(endpoint_id: &str) -> String {
+        let hash = fnv1a(&[endpoint_id.as_bytes(), b"egress"]);
+        format!("{EGRESS_PEER_PREFIX}{hash:08x}")
+    }
+
+    /// The part of a node id that names its sandboxes (and so the node, in the kernel).
+    pub fn node_short_id(node_id: &str) -> String {
+        node_id.chars().take(12).collect()
+    }
 
     /// `swr-<node_short_id>-`: every sandbox of this node starts with it.
     pub fn sandbox_prefix(node_short_id: &str) -> String {

@@ -225,6 +225,7 @@ fn host(lab: &Lab, name: &str, vtep: u8, networks: Vec<NetworkDesired>) -> HostD
         node_short_id: lab.node(name),
         underlay_addr: Ipv4Addr::new(192, 0, 2, vtep),
         networks,
+        egress: None,
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use crate::netns::Underlay;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_swarmr");
 
 /// A loopback IP no other node of this test run uses: 127.<pid>.<n>.<n>.
@@ -179,14 +181,19 @@ impl Cluster {
             Some(underlay) => underlay.add_host(name),
             None => fresh_ip(),
         };
-        vec![
+        let mut args = vec![
             "--data-dir".into(),
             self.dir.path().join(name).display().to_string(),
             "--listen-addr".into(),
             format!("{ip}:2377"),
             "--hostname".into(),
             name.into(),
-        ]
+        ];
+        // Loopback nodes share this namespace: none of them may program it.
+        if self.underlay.is_none() {
+            args.push("--no-host-rules".into());
+        }
+        args
     }
 
     fn add_node(&mut self, name: &str, args: Vec<String>) -> &mut Node {
@@ -231,6 +238,17 @@ impl Cluster {
             })
         });
         self.nodes.len() - 1
+    }
+
+    /// A host on the cluster's underlay that runs no node (a client or an outside
+    /// server), at `192.0.2.<last>`; its namespace name. Multi-host clusters only.
+    pub fn outside_host(&mut self, name: &str, last: u8) -> String {
+        let underlay = self
+            .underlay
+            .as_mut()
+            .expect("outside hosts need init_on_hosts");
+        underlay.add_host_at(name, &format!("192.0.2.{last}"));
+        underlay.host_ns(name)
     }
 
     pub fn node(&mut self, name: &str) -> &mut Node {
@@ -303,102 +321,6 @@ fn netns_list() -> Vec<String> {
         .collect()
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Host namespaces on one underlay bridge (its own namespace), removed on drop.
-pub struct Underlay {
-    prefix: String,
-    hosts: Vec<String>,
-}
-
-impl Underlay {
-    fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let prefix = format!(
-            "sw{}{}",
-            std::process::id() % 10000,
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let underlay = Underlay {
-            prefix,
-            hosts: Vec::new(),
-        };
-        let ns = underlay.underlay_ns();
-        ip(&["netns", "add", &ns]);
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &ns, "link", "set", "br0", "up"]);
-        underlay
-    }
-
-    fn underlay_ns(&self) -> String {
-        format!("{}u", self.prefix)
-    }
-
-    pub fn host_ns(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    /// A host namespace wired to the bridge; returns its underlay IP (192.0.2.N).
-    fn add_host(&mut self, name: &str) -> String {
-        self.hosts.push(self.host_ns(name));
-        let n = self.hosts.len();
-        let (ns, under) = (self.host_ns(name), self.underlay_ns());
-        let (host_end, bridge_end) = (
-            format!("{}{n}h", self.prefix),
-            format!("{}{n}u", self.prefix),
-        );
-        let addr = format!("192.0.2.{n}");
-        ip(&["netns", "add", &ns]);
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip(&[
-            "link",
-            "add",
-            &host_end,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &bridge_end,
-        ]);
-        ip(&["link", "set", &host_end, "netns", &ns]);
-        ip(&["link", "set", &bridge_end, "netns", &under]);
-        ip(&["-n", &ns, "link", "set", &host_end, "name", "eth0"]);
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "eth0",
-        ]);
-        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", &under, "link", "set", &bridge_end, "master", "br0"]);
-        ip(&["-n", &under, "link", "set", &bridge_end, "up"]);
-        addr
-    }
-}
-
-impl Drop for Underlay {
-    fn drop(&mut self) {
-        for ns in self
-            .hosts
-            .iter()
-            .chain(std::iter::once(&self.underlay_ns()))
-        {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
 /// `swarmr join` arguments for a throwaway node on loopback (any free port).
 pub fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a str> {
     vec![
@@ -411,6 +333,7 @@ pub fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a s
         "127.0.0.1:0",
         "--advertise-addr",
         "127.0.0.1",
+        "--no-host-rules",
         remote,
     ]
 }

@@ -43,13 +43,18 @@ pub enum AgentError {
 impl AgentError {
     /// The error and its causes on one line, `step: cause: cause`.
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(err) = cause {
-            text.push_str(": ");
-            text.push_str(&err.to_string());
-            cause = err.source();
-        }
-        text
+        chain(self)
     }
+}
+
+/// An error and its causes on one line, `step: cause: cause`, for logs and task errors.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }

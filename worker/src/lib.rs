@@ -7,19 +7,18 @@
 //! - `agent`: the task agent, a reconcile loop from the session's tasks to this node's
 //!   containers; it reports each task's state forward-only for the session to deliver.
 //! - `logs`: the `Logs` gRPC service, streaming a task's container output.
-//! - `overlay`: wires this node's running task containers onto their overlay networks
-//!   through netdriver, from the endpoints the dispatcher pushes.
-//! - `discovery`: the embedded DNS (one server per sandbox, on the gateway address) and
-//!   the VIP load balancing (nftables in each task container), from the pushed directory.
+//! - `network`: everything the node's kernel holds for its tasks, from the pushed state:
+//!   overlay wiring, DNS and VIPs, egress and published ports. It implements the agent's
+//!   `NetworkAttach`; the agent knows nothing of it.
 //! - `executor`: runs tasks as Docker containers (bollard), idempotently, touching only
 //!   containers labelled with this node; an in-memory stand-in for simulations.
 
 pub mod agent;
-pub mod discovery;
+mod command;
 pub mod error;
 pub mod executor;
 pub mod logs;
-pub mod overlay;
+pub mod network;
 pub mod session;
 
 pub use agent::Agent;

@@ -36,6 +36,7 @@ pub async fn run(host: &str, command: NetworkCommand) -> anyhow::Result<()> {
                 internal,
                 subnet: subnet.unwrap_or_default(),
                 gateway: gateway.unwrap_or_default(),
+                ingress: false,
             };
             let mut control = client::control(host).await?;
             let reply = control

@@ -9,6 +9,7 @@ mod identity;
 mod local;
 mod run;
 mod settings;
+mod steps;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,31 +1,23 @@
 //! One run of a node in one role, and the loop that restarts it when the role changes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use swarmr_manager::ca::authz::{AuthzLayer, NodeExists};
 use swarmr_manager::ca::{NodeTls, MANAGER_NAME};
 use swarmr_manager::{ClusterParams, Manager, ManagerConfig};
-use swarmr_proto::control_server::ControlServer;
-use swarmr_proto::dispatcher_server::DispatcherServer;
-use swarmr_proto::logs_server::LogsServer;
 use swarmr_proto::raft_client::RaftClient;
-use swarmr_proto::{AddManagerRequest, NodeDescription, NodeRole, SessionMessage};
-use swarmr_worker::discovery::run_discovery;
-use swarmr_worker::executor::{DockerExecutor, Executor};
-use swarmr_worker::overlay::{self, Overlay};
-use swarmr_worker::{Agent, LogsService};
-use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use swarmr_proto::{AddManagerRequest, NodeRole, SessionMessage};
+use swarmr_worker::executor::DockerExecutor;
+use swarmr_worker::network::overlay;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
 
 use super::certs;
 use super::identity::{self, Identity, Role};
-use super::local::LocalControl;
 use super::settings::Settings;
-use super::SOCKET;
+use super::steps;
 use crate::commands::swarm::join_instructions;
 
 /// How a run starts.
@@ -72,6 +64,9 @@ pub async fn run_node(
             Outcome::Leave => {
                 if let Some(driver) = &host.overlay {
                     overlay::teardown(driver, &identity.node_id).await;
+                }
+                if settings.host_net.enabled {
+                    swarmr_worker::network::publish::teardown().await;
                 }
                 identity::wipe(&settings.data_dir)?;
                 info!("left the cluster; the data dir is clear");
@@ -127,9 +122,9 @@ async fn start_manager(
 
 /// What a node's runs share: the Docker engine and the kernel's overlay driver (`None`
 /// when netlink is not available, e.g. without root).
-struct Host {
-    executor: Arc<DockerExecutor>,
-    overlay: Option<Arc<overlay::OverlayDriver>>,
+pub struct Host {
+    pub executor: Arc<DockerExecutor>,
+    pub overlay: Option<Arc<overlay::OverlayDriver>>,
 }
 
 impl Host {
@@ -155,10 +150,10 @@ impl Host {
 }
 
 /// What every run of a node shares.
-struct Node<'a> {
-    settings: &'a Settings,
-    host: &'a Host,
-    tls: &'a NodeTls,
+pub struct Node<'a> {
+    pub settings: &'a Settings,
+    pub host: &'a Host,
+    pub tls: &'a NodeTls,
 }
 
 async fn run_once(
@@ -167,55 +162,14 @@ async fn run_once(
     boot: Boot,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Outcome> {
-    let (settings, tls) = (node.settings, node.tls);
-    let (executor, overlay) = (node.host.executor.clone(), node.host.overlay.clone());
     let manager = match identity.role {
         Role::Manager => Some(Arc::new(start_manager(node, identity, &boot).await?)),
         Role::Worker => None,
     };
-    let (halt_tx, halt_rx) = watch::channel(false);
-    let (outcome_tx, mut outcome_rx) = mpsc::channel::<Outcome>(4);
-    let mut tasks = JoinSet::new();
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is another swarmr or a Docker Swarm manager using it?)",
-                settings.listen_addr
-            )
-        })?;
-    let logs = LogsService::new(
-        executor.clone(),
-        identity.node_id.clone(),
-        settings.hostname.clone(),
-    );
-    let authz = AuthzLayer::new(&identity.cluster_id, node_exists(manager.as_deref()));
-    let router = tonic::transport::Server::builder()
-        .layer(authz)
-        .add_service(LogsServer::new(logs))
-        .add_optional_service(manager.as_ref().map(|m| m.raft_service()))
-        .add_optional_service(
-            manager
-                .as_ref()
-                .map(|m| ControlServer::new(m.control_service())),
-        )
-        .add_optional_service(
-            manager
-                .as_ref()
-                .map(|m| DispatcherServer::new(m.dispatcher_service())),
-        );
-    let halt = halted(halt_rx.clone());
-    let incoming = tls.incoming(listener);
-    tasks.spawn(async move {
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, halt).await {
-            error!(error = %e, "gRPC server stopped");
-        }
-    });
+    let mut run = steps::Run::new();
+    run.serve_grpc(node, identity, manager.as_ref()).await?;
     if let Some(manager) = &manager {
-        let controllers = manager.clone();
-        let halt = halt_rx.clone();
-        tasks.spawn(async move { controllers.run_controllers(halt).await });
-        info!(node.id = %identity.node_id, addr = %settings.api_addr, "manager listening");
+        run.start_controllers(manager, identity, node.settings);
     }
     if let (Some(manager), Boot::Bootstrap(params)) = (&manager, &boot) {
         manager
@@ -226,80 +180,16 @@ async fn run_once(
     }
     let (updates_tx, mut updates_rx) = watch::channel::<Option<SessionMessage>>(None);
     let (reports_tx, reports_rx) = mpsc::channel(1024);
-    let mut agent = Agent::new(executor.clone(), identity.node_id.clone());
-    if let Some(driver) = &overlay {
-        // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
-        let sandboxes_changed = Arc::new(Notify::new());
-        tasks.spawn(run_discovery(
-            identity.node_id.clone(),
-            updates_rx.clone(),
-            settings.dns_upstreams.clone(),
-            sandboxes_changed.clone(),
-            halt_rx.clone(),
-        ));
-        let overlay = Arc::new(Overlay::new(
-            driver.clone(),
-            identity.node_id.clone(),
-            updates_rx.clone(),
-            sandboxes_changed,
-        ));
-        agent = agent.with_network_attach(overlay.clone());
-        tasks.spawn(overlay.run(reports_tx.clone(), halt_rx.clone()));
-    }
-    tasks.spawn(agent.run(updates_rx.clone(), reports_tx, halt_rx.clone()));
-    let leaving = Arc::new(AtomicBool::new(false));
-    let local = LocalControl::new(
-        manager.as_ref().map(|m| m.control_service()),
-        identity.role,
-        updates_rx.clone(),
-        identity.managers.clone(),
-        tls.clone(),
-        outcome_tx.clone(),
-        leaving.clone(),
-    );
-    tasks.spawn(local.serve(settings.data_dir.join(SOCKET), halted(halt_rx.clone())));
-    let session_config = swarmr_worker::SessionConfig {
-        node_id: identity.node_id.clone(),
-        api_addr: settings.api_addr.clone(),
-        description: NodeDescription {
-            hostname: settings.hostname.clone(),
-            engine_version: executor.engine_version().to_string(),
-            os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
-        },
-        managers: session_managers(identity, settings),
-        connect: {
-            let tls = tls.clone();
-            Arc::new(move |addr: &str| {
-                tls.channel(addr, MANAGER_NAME)
-                    .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
-            })
-        },
-    };
-    tasks.spawn(certs::keep_fresh(
-        tls.clone(),
-        settings.data_dir.clone(),
-        identity.role,
-        session_managers(identity, settings),
-        updates_rx.clone(),
-        halt_rx.clone(),
-    ));
-    let session_outcome = outcome_tx.clone();
-    let session_halt = halt_rx.clone();
-    tasks.spawn(async move {
-        let run = swarmr_worker::run_session(session_config, updates_tx, reports_rx, session_halt);
-        if let Err(e) = run.await {
-            let _ = session_outcome.send(Outcome::Removed(e.to_string())).await;
-        }
-    });
-    let mut voter_request: Option<tokio::task::JoinHandle<()>> = None;
-    if matches!(boot, Boot::JoinedManager) {
-        voter_request = Some(tokio::spawn(request_voter(identity.clone(), tls.clone())));
-    }
+    let agent = run.start_networking(node, identity, &updates_rx, &reports_tx);
+    run.spawn(agent.run(updates_rx.clone(), reports_tx, run.halt()));
+    let leaving = run.serve_local(node, identity, manager.as_deref(), &updates_rx);
+    run.start_session(node, identity, updates_tx, reports_rx, &updates_rx);
+    let voter_request = matches!(boot, Boot::JoinedManager)
+        .then(|| tokio::spawn(request_voter(identity.clone(), node.tls.clone())));
     let outcome = loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break Outcome::Stop,
-            Some(outcome) = outcome_rx.recv() => break outcome,
+            Some(outcome) = run.outcomes.recv() => break outcome,
             changed = updates_rx.changed() => {
                 if changed.is_err() { continue; }
                 let message = updates_rx.borrow_and_update().clone();
@@ -307,7 +197,7 @@ async fn run_once(
                     continue;
                 }
                 if let Some(message) = message {
-                    if let Some(outcome) = follow_session(settings, identity, &message)? {
+                    if let Some(outcome) = follow_session(node.settings, identity, &message)? {
                         break outcome;
                     }
                 }
@@ -317,14 +207,7 @@ async fn run_once(
     if let Some(handle) = voter_request {
         handle.abort();
     }
-    let _ = halt_tx.send(true);
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
-        warn!("some tasks did not stop within 5s");
-    }
+    run.drain().await;
     if let Some(manager) = manager {
         manager.shutdown().await;
     }
@@ -334,34 +217,6 @@ async fn run_once(
 /// Whether a certificate's node still exists, for the authorization layer. Unknown on a
 /// worker (no store) and on a manager whose store holds no cluster yet: a manager that just
 /// joined must accept the leader's Raft calls before it has replicated anything.
-fn node_exists(manager: Option<&Manager>) -> NodeExists {
-    let Some(manager) = manager else {
-        return Arc::new(|_: &str| None);
-    };
-    let store = manager.core().store().clone();
-    Arc::new(move |id: &str| {
-        if !matches!(store.cluster(), Ok(Some(_))) {
-            return None;
-        }
-        store
-            .get::<swarmr_proto::Node>(id)
-            .ok()
-            .map(|n| n.is_some())
-    })
-}
-
-async fn halted(mut halt: watch::Receiver<bool>) {
-    let _ = halt.wait_for(|h| *h).await;
-}
-
-fn session_managers(identity: &Identity, settings: &Settings) -> Vec<String> {
-    let mut managers = identity.managers.clone();
-    if identity.role == Role::Manager && !managers.contains(&settings.api_addr) {
-        managers.push(settings.api_addr.clone());
-    }
-    managers
-}
-
 /// Acts on what the dispatcher says about this node: remember the managers, switch roles.
 fn follow_session(
     settings: &Settings,

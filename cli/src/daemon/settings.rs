@@ -16,6 +16,8 @@ pub struct Settings {
     pub snapshot_interval: u64,
     /// Where the embedded DNS forwards names that are not the cluster's.
     pub dns_upstreams: Vec<SocketAddr>,
+    /// Egress and published ports in the node namespace.
+    pub host_net: swarmr_worker::network::mesh::HostNet,
 }
 
 impl Settings {
@@ -28,6 +30,17 @@ impl Settings {
         if args.snapshot_interval < 10 {
             bail!("--snapshot-interval must be at least 10 entries");
         }
+        let egress_subnet: swarmr_worker::network::mesh::Ipv4Net = args
+            .egress_subnet
+            .parse()
+            .ok()
+            .filter(|n: &swarmr_worker::network::mesh::Ipv4Net| (8..=29).contains(&n.prefix_len()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "invalid --egress-subnet {:?}: use an IPv4 CIDR between /8 and /29, e.g. 172.18.0.0/16",
+                    args.egress_subnet
+                )
+            })?;
         Ok(Self {
             data_dir: args.data_dir.clone(),
             listen_addr: args.listen_addr,
@@ -39,12 +52,20 @@ impl Settings {
             },
             snapshot_interval: args.snapshot_interval,
             dns_upstreams: if args.dns_upstream.is_empty() {
-                swarmr_worker::discovery::host_resolvers()
+                swarmr_worker::network::discovery::host_resolvers()
             } else {
                 args.dns_upstream
                     .iter()
                     .map(|text| parse_upstream(text))
                     .collect::<anyhow::Result<_>>()?
+            },
+            host_net: swarmr_worker::network::mesh::HostNet {
+                enabled: !args.no_host_rules,
+                egress_subnet: swarmr_worker::network::mesh::Ipv4Net::new(
+                    egress_subnet.network(),
+                    egress_subnet.prefix_len(),
+                )?,
+                node_pid: std::process::id(),
             },
         })
     }

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
+
 use swarmr_proto::convert::now_millis;
-use swarmr_proto::{EndpointMode, Network, Service, Task, TaskState, TaskStatus, VirtualIp};
+use swarmr_proto::{EndpointMode, Network, Node, Service, Task, TaskState, TaskStatus, VirtualIp};
 
 use super::ipam::AddressPool;
 use crate::controller::Action;
@@ -25,7 +27,12 @@ fn host(addr: &str) -> Option<Ipv4Addr> {
 }
 
 /// The network's pool with every address in use reserved and the stored cursor.
-fn pool_of(network: &Network, tasks: &[Task], services: &[Service]) -> Option<AddressPool> {
+fn pool_of(
+    network: &Network,
+    tasks: &[Task],
+    services: &[Service],
+    nodes: &[Node],
+) -> Option<AddressPool> {
     let subnet = network.subnet.parse().ok()?;
     let gateway = network.gateway.parse().ok();
     let task_addrs = tasks
@@ -39,11 +46,15 @@ fn pool_of(network: &Network, tasks: &[Task], services: &[Service]) -> Option<Ad
         .flat_map(|s| s.vips.iter())
         .filter(|v| v.network_id == network.id)
         .filter_map(|v| host(&v.addr));
+    let node_addrs = nodes
+        .iter()
+        .filter(|_| is_ingress(network))
+        .filter_map(|n| host(&n.ingress_addr));
     let cursor = network.ip_cursor.parse().ok();
     AddressPool::rebuild(
         subnet,
         gateway,
-        task_addrs.chain(vips).collect::<Vec<_>>(),
+        task_addrs.chain(vips).chain(node_addrs).collect::<Vec<_>>(),
         cursor,
     )
     .ok()
@@ -145,20 +156,52 @@ fn allocate_vips(pools: &mut Pools, service: &Service) -> Option<Service> {
     })
 }
 
+fn is_ingress(network: &Network) -> bool {
+    network.spec.as_ref().is_some_and(|s| s.ingress)
+}
+
+/// Every node gets an address on the ingress network, its end of the routing mesh; an
+/// address of a removed ingress network is given up (and replaced once one exists again).
+fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction> {
+    let ingress = pools.networks.values().find(|n| is_ingress(n)).cloned();
+    let subnet: Option<Ipv4Net> = ingress.as_ref().and_then(|n| n.subnet.parse().ok());
+    let current = |node: &Node| {
+        let ip = host(&node.ingress_addr);
+        ip.zip(subnet)
+            .is_some_and(|(ip, subnet)| subnet.contains(&ip))
+    };
+    nodes
+        .iter()
+        .filter(|n| !current(n) && (ingress.is_some() || !n.ingress_addr.is_empty()))
+        .filter_map(|node| {
+            let ingress_addr = match &ingress {
+                Some(network) => pools.allocate(&network.id).ok()?,
+                None => String::new(),
+            };
+            let updated = Node {
+                ingress_addr,
+                ..node.clone()
+            };
+            Some(update_action(updated, node.version()))
+        })
+        .collect()
+}
+
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
     let read = |e: crate::error::StoreError| ProposeError::Rejected(e.to_string());
     let networks: Vec<Network> = store.list().map_err(read)?;
     let tasks: Vec<Task> = store.list().map_err(read)?;
     let services: Vec<Service> = store.list().map_err(read)?;
+    let nodes: Vec<Node> = store.list().map_err(read)?;
     let mut pools = Pools {
         pools: networks
             .iter()
-            .filter_map(|n| Some((n.id.clone(), pool_of(n, &tasks, &services)?)))
+            .filter_map(|n| Some((n.id.clone(), pool_of(n, &tasks, &services, &nodes)?)))
             .collect(),
         networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
     };
-    let mut actions: Vec<StoreAction> = Vec::new();
+    let mut actions: Vec<StoreAction> = allocate_ingress_addrs(&mut pools, &nodes);
     for service in &services {
         if let Some(updated) = allocate_vips(&mut pools, service) {
             actions.push(update_action(updated, service.version()));
@@ -180,4 +223,76 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
         core.propose(actions).await?;
     }
     Ok(Action::AwaitChange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmr_proto::NetworkSpec;
+
+    fn pools(ingress: Option<&str>) -> Pools {
+        let networks: Vec<Network> = ingress
+            .map(|subnet| Network {
+                id: "ing".into(),
+                subnet: subnet.into(),
+                gateway: subnet.replace(".0/24", ".1"),
+                spec: Some(NetworkSpec {
+                    ingress: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        Pools {
+            pools: networks
+                .iter()
+                .filter_map(|n| Some((n.id.clone(), pool_of(n, &[], &[], &[])?)))
+                .collect(),
+            networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
+        }
+    }
+
+    fn node(id: &str, ingress_addr: &str) -> Node {
+        Node {
+            id: id.into(),
+            ingress_addr: ingress_addr.into(),
+            ..Default::default()
+        }
+    }
+
+    fn addrs(actions: &[StoreAction]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match &a.target {
+                Some(swarmr_proto::store_action::Target::Node(n)) => Some(n.ingress_addr.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nodes_get_distinct_ingress_addresses_once() {
+        let nodes = [node("a", ""), node("b", ""), node("c", "10.0.7.9/24")];
+        let got = addrs(&allocate_ingress_addrs(
+            &mut pools(Some("10.0.7.0/24")),
+            &nodes,
+        ));
+        assert_eq!(got, ["10.0.7.2/24", "10.0.7.3/24"], "c keeps its address");
+    }
+
+    #[test]
+    fn addresses_of_a_removed_ingress_network_are_given_up_or_replaced() {
+        let nodes = [node("a", "10.0.7.2/24")];
+        assert_eq!(
+            addrs(&allocate_ingress_addrs(&mut pools(None), &nodes)),
+            [""]
+        );
+        let moved = addrs(&allocate_ingress_addrs(
+            &mut pools(Some("10.0.8.0/24")),
+            &nodes,
+        ));
+        assert_eq!(moved, ["10.0.8.2/24"]);
+        assert!(allocate_ingress_addrs(&mut pools(None), &[node("b", "")]).is_empty());
+    }
 }

@@ -4,6 +4,7 @@
 
 mod networks;
 mod nodes;
+mod ports;
 mod resolve;
 mod services;
 mod tokens;
@@ -133,7 +134,7 @@ impl Control for ControlService {
         req: Request<CreateServiceRequest>,
     ) -> Result<Response<CreateServiceResponse>, Status> {
         let spec = req.into_inner().spec.unwrap_or_default();
-        let service = services::create(&self.core, spec).await?;
+        let service = services::create(&self.core, &self.pending_networks, spec).await?;
         Ok(Response::new(CreateServiceResponse {
             service: Some(service),
         }))

@@ -20,6 +20,7 @@ use crate::error::ProposeError;
 
 pub const DRIVER: &str = "overlay";
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+const ENCRYPTED_OPTION: &str = "encrypted";
 
 fn invalid(e: IpamError) -> Status {
     Status::invalid_argument(e.to_string())
@@ -31,6 +32,21 @@ fn check_options(spec: &NetworkSpec) -> Result<(), Status> {
             "network driver {:?} is not supported: swarmr networks use the overlay driver (--driver overlay, the default)",
             spec.driver
         )));
+    }
+    if spec.options.contains_key(ENCRYPTED_OPTION) {
+        return Err(Status::invalid_argument(
+            "--opt encrypted is not supported: swarmr has no encrypted overlay yet, and traffic would cross the underlay in the clear",
+        ));
+    }
+    if let Some(other) = spec.options.keys().find(|k| k.as_str() != MTU_OPTION) {
+        return Err(Status::invalid_argument(format!(
+            "network option {other:?} is not supported: the only option is {MTU_OPTION}"
+        )));
+    }
+    if spec.attachable {
+        return Err(Status::invalid_argument(
+            "--attachable is not supported: swarmr runs service tasks only, no standalone containers to attach",
+        ));
     }
     if let Some(mtu) = spec.options.get(MTU_OPTION) {
         match mtu.parse::<u32>() {
@@ -149,6 +165,11 @@ fn decide(core: &Core, pending: &Pending, spec: &NetworkSpec) -> Result<Network,
             spec.name, clash.id
         )));
     }
+    if spec.ingress && existing.iter().any(super::ports::is_ingress) {
+        return Err(Status::already_exists(
+            "the cluster has an ingress network already: there is one routing mesh",
+        ));
+    }
     let (subnet, gateway, vni) = allocate(&cluster, &existing, spec)?;
     let network = Network {
         id: ca::new_id(),
@@ -175,9 +196,10 @@ fn users(core: &Core, network: &Network) -> Result<Vec<String>, Status> {
     Ok(services
         .iter()
         .filter(|s| {
-            s.spec
-                .as_ref()
-                .is_some_and(|spec| spec.networks.contains(&network.id))
+            s.ingress_network_id == network.id
+                || s.spec
+                    .as_ref()
+                    .is_some_and(|spec| spec.networks.contains(&network.id))
         })
         .map(|s| s.name().to_string())
         .collect())
@@ -200,7 +222,11 @@ pub async fn remove(core: &Core, reference: &str) -> Result<String, Status> {
 
 pub async fn prune(core: &Core) -> Result<Vec<String>, Status> {
     let mut removed = Vec::new();
-    for network in list(core)? {
+    // The routing mesh stays, as Docker's `ingress` does: `network rm ingress` removes it.
+    for network in list(core)?
+        .into_iter()
+        .filter(|n| !super::ports::is_ingress(n))
+    {
         if users(core, &network)?.is_empty() {
             removed.push(network.name().to_string());
             core.propose(vec![delete_action(network)]).await?;
@@ -286,9 +312,10 @@ fn service_views(
     Ok(services
         .iter()
         .filter(|s| {
-            s.spec
-                .as_ref()
-                .is_some_and(|spec| spec.networks.contains(&network.id))
+            s.ingress_network_id == network.id
+                || s.spec
+                    .as_ref()
+                    .is_some_and(|spec| spec.networks.contains(&network.id))
         })
         .map(|s| NetworkServiceView {
             name: s.name().to_string(),

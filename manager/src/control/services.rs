@@ -13,6 +13,8 @@ use tokio_stream::StreamExt;
 use tonic::Status;
 use tracing::debug;
 
+use super::networks::Pending;
+use super::ports;
 use super::resolve::{check_name, resolve, Named};
 use crate::ca;
 use crate::core::{create_action, delete_action, Core};
@@ -40,18 +42,52 @@ pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status
             "invalid restart condition: use any, on-failure or none",
         ));
     }
-    let mut ids = Vec::new();
+    ports::check(&spec.ports)?;
+    let mut networks: Vec<Network> = Vec::new();
     for reference in &spec.networks {
         let network: Network = resolve(core, reference)?;
-        if !ids.contains(&network.id) {
-            ids.push(network.id);
+        if ports::is_ingress(&network) {
+            return Err(Status::invalid_argument(
+                "the ingress network carries published ports only: publish with --publish instead of --network ingress",
+            ));
+        }
+        if !networks.iter().any(|n| n.id == network.id) {
+            networks.push(network);
         }
     }
-    spec.networks = ids;
+    let internal = |n: &Network| n.spec.as_ref().is_some_and(|s| s.internal);
+    if !spec.ports.is_empty() && !networks.is_empty() && networks.iter().all(internal) {
+        return Err(Status::invalid_argument(
+            "a service on internal networks only cannot publish ports: add a network that is not --internal, or drop --publish",
+        ));
+    }
+    spec.networks = networks.into_iter().map(|n| n.id).collect();
     Ok(())
 }
 
-pub async fn create(core: &Core, mut spec: ServiceSpec) -> Result<Service, Status> {
+/// The ports as published for a service with `spec`, and its ingress network (made now
+/// if this is the cluster's first ingress port).
+pub async fn publish(
+    core: &Core,
+    pending: &Pending,
+    service_id: &str,
+    spec: &ServiceSpec,
+) -> Result<(Vec<swarmr_proto::PortConfig>, String), Status> {
+    let services: Vec<Service> = core.store().list()?;
+    let published = ports::assign(&services, service_id, &spec.ports)?;
+    let ingress = if ports::needs_ingress(&published) {
+        ports::ingress_network(core, pending).await?
+    } else {
+        String::new()
+    };
+    Ok((published, ingress))
+}
+
+pub async fn create(
+    core: &Core,
+    pending: &Pending,
+    mut spec: ServiceSpec,
+) -> Result<Service, Status> {
     validate(core, &mut spec)?;
     super::updates::check_update_configs(&spec)?;
     let existing: Vec<Service> = core.store().list()?;
@@ -61,12 +97,16 @@ pub async fn create(core: &Core, mut spec: ServiceSpec) -> Result<Service, Statu
             spec.name, clash.id
         )));
     }
+    let id = ca::new_id();
+    let (ports, ingress_network_id) = publish(core, pending, &id, &spec).await?;
     let service = Service {
-        id: ca::new_id(),
+        id,
         meta: None,
         spec: Some(spec),
         vips: Vec::new(),
         spec_version: 1,
+        ports,
+        ingress_network_id,
         update_status: None,
         previous_spec: None,
     };

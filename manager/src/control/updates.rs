@@ -43,6 +43,7 @@ pub async fn update(
     }
     validate(core, &mut spec)?;
     check_update_configs(&spec)?;
+    refuse_port_change(&old, &spec)?;
     let rollout = template_changed(&old, &spec);
     refuse_global_rollout(&spec, rollout)?;
     if spec == old {
@@ -70,6 +71,7 @@ pub async fn rollback(core: &Core, reference: &str) -> Result<ServiceView, Statu
     };
     let current = service.spec.clone().unwrap_or_default();
     refuse_global_rollout(&current, template_changed(&current, &previous))?;
+    refuse_port_change(&current, &previous)?;
     let version = service.version();
     let status = status(UpdateState::RollbackStarted, "manually requested rollback");
     let rolled = roll_back(service.clone(), status);
@@ -99,6 +101,18 @@ fn refuse_global_rollout(spec: &ServiceSpec, rollout: bool) -> Result<(), Status
             "service {} is in global mode: rolling updates of its tasks are not supported \
              yet; only its replicas-free settings and labels can change",
             spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// Published ports are allocated at create; an update does not move them yet.
+fn refuse_port_change(old: &ServiceSpec, new: &ServiceSpec) -> Result<(), Status> {
+    if old.ports != new.ports {
+        return Err(Status::invalid_argument(format!(
+            "service {}: published ports cannot change with an update yet; remove the \
+             service and create it again with the new --publish",
+            old.name
         )));
     }
     Ok(())

@@ -33,7 +33,7 @@ pub fn for_networks(view: &View, assignments: &[NetworkAssignment]) -> Vec<Disco
 }
 
 /// Serves traffic: RUNNING as reported, and still wanted.
-fn is_serving(task: &Task) -> bool {
+pub(super) fn is_serving(task: &Task) -> bool {
     let running = task
         .status
         .as_ref()

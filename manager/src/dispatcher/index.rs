@@ -12,6 +12,7 @@ use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Network, Node, NodeRole, Service, StoreAction, Task};
 
 use super::assignments::{is_live_endpoint, is_node_task};
+use super::ingress::{is_published, mesh_node};
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -117,6 +118,15 @@ impl View {
         // The task's node(s), and every node with an endpoint on a network it was or is
         // an endpoint of (they hold it as a peer, or it holds them).
         let new = (!delete).then_some(task);
+        // Every node answers the mesh's ports, so each one balances over these tasks.
+        let on_mesh = |t: &Task| {
+            t.networks
+                .iter()
+                .any(|a| self.networks.get(&a.network_id).is_some_and(is_ingress))
+        };
+        if old.iter().chain(new).any(on_mesh) {
+            return Affected::Everyone;
+        }
         for t in old.iter().chain(new) {
             affected.node(&t.node_id);
             if is_live_endpoint(t) {
@@ -136,6 +146,9 @@ impl View {
             self.services.insert(service.id.clone(), service.clone())
         };
         let new = (!delete).then_some(service);
+        if old.iter().chain(new).any(is_published) {
+            return Affected::Everyone;
+        }
         let networks: BTreeSet<String> = old
             .iter()
             .chain(new)
@@ -156,6 +169,11 @@ impl View {
         };
         let is_manager = |n: &Node| n.role() == NodeRole::Manager;
         if old.as_ref().is_some_and(is_manager) || (!delete && is_manager(node)) {
+            return Affected::Everyone;
+        }
+        // The mesh's next hops are every node that is up.
+        let new_hop = (!delete).then(|| mesh_node(node)).flatten();
+        if self.any_published() && old.as_ref().and_then(mesh_node) != new_hop {
             return Affected::Everyone;
         }
         let mut affected = Affected::Nobody;
@@ -260,6 +278,19 @@ impl View {
         self.nodes.get(id)
     }
 
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
+    /// The routing mesh's network, once a published port made it.
+    pub fn ingress_network(&self) -> Option<&Network> {
+        self.networks.values().find(|n| is_ingress(n))
+    }
+
+    fn any_published(&self) -> bool {
+        self.services.values().any(is_published)
+    }
+
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
     }
@@ -268,6 +299,10 @@ impl View {
     pub fn node_addr(&self, id: &str) -> &str {
         self.nodes.get(id).map_or("", node_addr)
     }
+}
+
+fn is_ingress(network: &Network) -> bool {
+    network.spec.as_ref().is_some_and(|s| s.ingress)
 }
 
 fn node_addr(node: &Node) -> &str {

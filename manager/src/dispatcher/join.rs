@@ -62,6 +62,7 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
         role: NodeRole::Worker as i32,
         raft_id,
         api_addr: req.api_addr.clone(),
+        ..Default::default()
     };
     let node_id = node.id.clone();
     // Signed before anything is written, so a bad request leaves no node behind.

@@ -19,6 +19,7 @@ mod discovery;
 mod feed;
 mod health;
 mod index;
+mod ingress;
 mod join;
 mod report;
 mod session;

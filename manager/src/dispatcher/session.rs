@@ -166,6 +166,7 @@ fn message(
             tasks,
             networks,
             discovery,
+            ingress: super::ingress::for_cluster(view),
         })
     })?
 }

@@ -241,10 +241,18 @@ impl<'a> Ctx<'a> {
             ..Default::default()
         };
         status.set_state(TaskState::New);
-        let networks = spec.networks.iter().map(|id| NetworkAttachment {
-            network_id: id.clone(),
-            addr: String::new(),
-        });
+        // The ingress address comes last: it labels the task for the routing mesh and
+        // gets no interface, so the container's interfaces keep the spec's order.
+        let ingress =
+            (!service.ingress_network_id.is_empty()).then_some(&service.ingress_network_id);
+        let networks = spec
+            .networks
+            .iter()
+            .chain(ingress)
+            .map(|id| NetworkAttachment {
+                network_id: id.clone(),
+                addr: String::new(),
+            });
         let mut task = Task {
             id: (self.new_id)(),
             service_id: service.id.clone(),

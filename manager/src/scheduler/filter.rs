@@ -4,7 +4,7 @@
 use swarmr_proto::{NodeAvailability, NodeState, Task};
 
 use super::constraint::Constraint;
-use super::nodeinfo::NodeInfo;
+use super::nodeinfo::{HostPort, NodeInfo};
 
 /// A placement rule.
 pub trait Filter {
@@ -46,6 +46,26 @@ impl Filter for AvailabilityFilter {
 
     fn explain(&self, failing_nodes: usize) -> String {
         format!("{} not available for new tasks", nodes(failing_nodes))
+    }
+}
+
+/// Host-mode published ports: a node binds each one for one task only.
+pub struct HostPortFilter {
+    pub ports: Vec<HostPort>,
+}
+
+impl Filter for HostPortFilter {
+    fn check(&self, _task: &Task, node: &NodeInfo<'_>) -> bool {
+        !self.ports.iter().any(|p| node.host_ports.contains(p))
+    }
+
+    fn explain(&self, failing_nodes: usize) -> String {
+        let ports: Vec<String> = self.ports.iter().map(|(p, _)| p.to_string()).collect();
+        format!(
+            "{} with host port {} taken",
+            nodes(failing_nodes),
+            ports.join(", ")
+        )
     }
 }
 

@@ -46,6 +46,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use swarmr_proto::{Node, Service, Task, TaskState};
 
+use filter::{Filter, HostPortFilter};
+use nodeinfo::{host_ports, HostPort};
+
 pub use constraint::{node_matches, parse_constraints, Constraint, ConstraintKey, Operator};
 pub use nodeinfo::{counts_toward_spread, is_terminal, NodeInfo, NodeSet};
 pub use pipeline::{Pipeline, NO_SUITABLE_NODE};
@@ -80,13 +83,20 @@ pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decisio
     }
     pinned.sort_by(|(_, a), (_, b)| (&a.node_id, &a.id).cmp(&(&b.node_id, &b.id)));
 
-    let mut set = NodeSet::build(nodes, tasks);
+    let ports: HashMap<&str, Vec<HostPort>> = services
+        .iter()
+        .map(|s| (s.id.as_str(), host_ports(s)))
+        .filter(|(_, ports)| !ports.is_empty())
+        .collect();
+    let mut set = NodeSet::build(nodes, tasks, &ports);
     let mut pipelines: HashMap<&str, Result<Pipeline, String>> = HashMap::new();
     let mut out = Vec::new();
     for (service, task) in pinned {
         let entry = pipelines.entry(&service.id);
         match entry.or_insert_with(|| Pipeline::for_service(service)) {
-            Ok(pipeline) => schedule_pinned(pipeline, task, &mut set, &mut out),
+            Ok(pipeline) => {
+                schedule_pinned(pipeline, task, &host_ports(service), &mut set, &mut out)
+            }
             Err(reason) => unschedulable(task, reason, &mut out),
         }
     }
@@ -96,7 +106,9 @@ pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decisio
             .entry(service_id)
             .or_insert_with(|| Pipeline::for_service(service))
         {
-            Ok(pipeline) => schedule_group(pipeline, &group, &mut set, &mut out),
+            Ok(pipeline) => {
+                schedule_group(pipeline, &group, &host_ports(service), &mut set, &mut out)
+            }
             Err(reason) => group
                 .iter()
                 .for_each(|t| unschedulable(t, reason, &mut out)),
@@ -115,6 +127,7 @@ fn is_schedulable(task: &Task) -> bool {
 fn schedule_group<'a>(
     pipeline: &mut Pipeline,
     group: &[&'a Task],
+    ports: &[HostPort],
     set: &mut NodeSet<'a>,
     out: &mut Vec<Decision>,
 ) {
@@ -137,10 +150,19 @@ fn schedule_group<'a>(
         eligible.iter().map(|&i| key(&set.infos[i], i)).collect();
     for task in group {
         let Some((_, _, node_id, i)) = queue.pop_first() else {
-            return;
+            // Every eligible node now binds the service's host ports.
+            let rule = HostPortFilter {
+                ports: ports.to_vec(),
+            };
+            let reason = format!("{NO_SUITABLE_NODE} ({})", rule.explain(eligible.len()));
+            unschedulable(task, &reason, out);
+            continue;
         };
-        set.infos[i].add_task(service_id);
-        queue.insert(key(&set.infos[i], i));
+        set.infos[i].add_task(service_id, ports);
+        // A node binding the service's host ports takes no second task of it.
+        if ports.is_empty() {
+            queue.insert(key(&set.infos[i], i));
+        }
         out.push(Decision::Assign {
             task_id: task.id.clone(),
             node_id: node_id.to_string(),
@@ -152,6 +174,7 @@ fn schedule_group<'a>(
 fn schedule_pinned<'a>(
     pipeline: &mut Pipeline,
     task: &'a Task,
+    ports: &[HostPort],
     set: &mut NodeSet<'a>,
     out: &mut Vec<Decision>,
 ) {
@@ -165,7 +188,7 @@ fn schedule_pinned<'a>(
     };
     pipeline.reset();
     if pipeline.check(task, &set.infos[i]) {
-        set.infos[i].add_task(&task.service_id);
+        set.infos[i].add_task(&task.service_id, ports);
         out.push(Decision::Assign {
             task_id: task.id.clone(),
             node_id: task.node_id.clone(),

@@ -1,9 +1,22 @@
 //! Per-node bookkeeping for one scheduling pass: the node and how many live tasks it
 //! holds, in total and per service. Counts grow as the pass places tasks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use swarmr_proto::{Node, NodeAvailability, NodeState, Task, TaskState};
+use swarmr_proto::{Node, NodeAvailability, NodeState, PublishMode, Service, Task, TaskState};
+
+/// A host-mode published port: number and protocol.
+pub type HostPort = (u32, i32);
+
+/// The host-mode ports a service's tasks bind on their node.
+pub fn host_ports(service: &Service) -> Vec<HostPort> {
+    service
+        .ports
+        .iter()
+        .filter(|p| p.publish_mode() == PublishMode::Host)
+        .map(|p| (p.published_port, p.protocol))
+        .collect()
+}
 
 /// A node as the filters and the spread see it.
 #[derive(Debug, Clone)]
@@ -12,6 +25,8 @@ pub struct NodeInfo<'a> {
     /// Live tasks on the node (see [`counts_toward_spread`]).
     pub total: usize,
     by_service: HashMap<&'a str, usize>,
+    /// Host-mode ports its live tasks bind.
+    pub host_ports: HashSet<HostPort>,
 }
 
 impl<'a> NodeInfo<'a> {
@@ -20,6 +35,7 @@ impl<'a> NodeInfo<'a> {
             node,
             total: 0,
             by_service: HashMap::new(),
+            host_ports: HashSet::new(),
         }
     }
 
@@ -50,10 +66,11 @@ impl<'a> NodeInfo<'a> {
         self.by_service.get(service_id).copied().unwrap_or(0)
     }
 
-    /// Counts one more live task of the service.
-    pub fn add_task(&mut self, service_id: &'a str) {
+    /// Counts one more live task of the service, binding its host ports.
+    pub fn add_task(&mut self, service_id: &'a str, ports: &[HostPort]) {
         self.total += 1;
         *self.by_service.entry(service_id).or_insert(0) += 1;
+        self.host_ports.extend(ports.iter().copied());
     }
 }
 
@@ -75,13 +92,18 @@ pub struct NodeSet<'a> {
 }
 
 impl<'a> NodeSet<'a> {
-    pub fn build(nodes: &'a [Node], tasks: &'a [Task]) -> NodeSet<'a> {
+    pub fn build(
+        nodes: &'a [Node],
+        tasks: &'a [Task],
+        ports: &HashMap<&str, Vec<HostPort>>,
+    ) -> NodeSet<'a> {
         let infos: Vec<NodeInfo<'a>> = nodes.iter().map(NodeInfo::new).collect();
         let index = infos.iter().enumerate().map(|(i, n)| (n.id(), i)).collect();
         let mut set = NodeSet { infos, index };
         for task in tasks.iter().filter(|t| counts_toward_spread(t)) {
             if let Some(&i) = set.index.get(task.node_id.as_str()) {
-                set.infos[i].add_task(&task.service_id);
+                let bound = ports.get(task.service_id.as_str());
+                set.infos[i].add_task(&task.service_id, bound.map_or(&[], Vec::as_slice));
             }
         }
         set

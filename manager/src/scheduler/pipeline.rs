@@ -5,8 +5,10 @@
 use swarmr_proto::{Service, Task};
 
 use super::constraint::parse_constraints;
-use super::filter::{AvailabilityFilter, ConstraintFilter, Filter, PinnedNodeFilter, ReadyFilter};
-use super::nodeinfo::NodeInfo;
+use super::filter::{
+    AvailabilityFilter, ConstraintFilter, Filter, HostPortFilter, PinnedNodeFilter, ReadyFilter,
+};
+use super::nodeinfo::{host_ports, NodeInfo};
 
 /// The prefix of every scheduling error.
 pub const NO_SUITABLE_NODE: &str = "no suitable node";
@@ -30,6 +32,10 @@ impl Pipeline {
             vec![Box::new(ReadyFilter), Box::new(AvailabilityFilter)];
         for constraint in parse_constraints(texts)? {
             filters.push(Box::new(ConstraintFilter { constraint }));
+        }
+        let ports = host_ports(service);
+        if !ports.is_empty() {
+            filters.push(Box::new(HostPortFilter { ports }));
         }
         filters.push(Box::new(PinnedNodeFilter));
         Ok(Pipeline::new(filters))

@@ -356,3 +356,56 @@ fn bench_10k_tasks_on_1k_nodes() {
     assert_eq!(decisions.len(), 10_000);
     assert!(per_node(&decisions).values().all(|&n| n == 10));
 }
+
+fn host_published(id: &str, port: u32) -> Service {
+    let mut s = service(id, &[]);
+    s.ports = vec![swarmr_proto::PortConfig {
+        target_port: 80,
+        published_port: port,
+        publish_mode: swarmr_proto::PublishMode::Host as i32,
+        ..Default::default()
+    }];
+    s
+}
+
+#[test]
+fn host_ports_put_one_task_per_node_and_explain_the_rest() {
+    let nodes = vec![ready("a"), ready("b")];
+    let mut tasks = pending_batch(3, "edge");
+    let services = vec![host_published("edge", 8081)];
+    let decisions = plan(&nodes, &tasks, &services);
+    assert_eq!(
+        per_node(&decisions).values().copied().collect::<Vec<_>>(),
+        [1, 1]
+    );
+    apply(&mut tasks, &decisions);
+    let left = tasks
+        .iter()
+        .find(|t| t.node_id.is_empty())
+        .expect("one left");
+    assert_eq!(
+        left.scheduling_error,
+        "no suitable node (2 nodes with host port 8081 taken)"
+    );
+    // Planning again: still no place, and the same reason is not rewritten.
+    assert!(plan(&nodes, &tasks, &services).is_empty());
+}
+
+#[test]
+fn another_service_on_the_same_host_port_avoids_that_node() {
+    let nodes = vec![ready("a"), ready("b")];
+    let mut tasks = vec![task("old", "first", TaskState::Running, "a")];
+    tasks.push(pending("new", "second"));
+    let services = vec![
+        host_published("first", 8081),
+        host_published("second", 8081),
+    ];
+    let decisions = plan(&nodes, &tasks, &services);
+    assert_eq!(
+        decisions,
+        [Decision::Assign {
+            task_id: "new".into(),
+            node_id: "b".into()
+        }]
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use swarmr_proto::{Network, Service};
+use swarmr_proto::{Network, PortConfig, PortProtocol, PublishMode, Service};
 
 pub fn network(new: &Network, other: &Network) -> Option<String> {
     let name = |n: &Network| n.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
@@ -33,12 +33,36 @@ pub fn network(new: &Network, other: &Network) -> Option<String> {
 
 pub fn service(new: &Service, other: &Service) -> Option<String> {
     let name = |s: &Service| s.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-    (name(new) == name(other)).then(|| {
-        format!(
+    if name(new) == name(other) {
+        return Some(format!(
             "service name {:?} is already in use by service {}",
             name(new),
             other.id
-        )
+        ));
+    }
+    // Two services decided on different managers at once may pick one ingress port.
+    let ingress = |p: &PortConfig| p.publish_mode() == PublishMode::Ingress;
+    new.ports.iter().find_map(|mine| {
+        other
+            .ports
+            .iter()
+            .any(|theirs| {
+                theirs.published_port == mine.published_port
+                    && theirs.protocol == mine.protocol
+                    && (ingress(mine) || ingress(theirs))
+            })
+            .then(|| {
+                format!(
+                    "port {}/{} is already published by service {}",
+                    mine.published_port,
+                    if mine.protocol() == PortProtocol::Udp {
+                        "udp"
+                    } else {
+                        "tcp"
+                    },
+                    name(other)
+                )
+            })
     })
 }
 

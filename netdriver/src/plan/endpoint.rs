@@ -159,7 +159,11 @@ fn plan_container_extras(
         .routes
         .iter()
         .any(|r| r.prefix_len == 0 && r.gateway == Some(gateway));
-    if ep.ifname == PRIMARY_IFNAME && !has_default {
+    // Behind an egress interface, the default route is that interface's.
+    if ep.ifname == PRIMARY_IFNAME
+        && !has_default
+        && !super::egress::has_egress(n, ep.container_pid)
+    {
         let change = Change::AddDefaultRoute {
             ns: cn,
             link: ep.ifname.clone(),

@@ -23,6 +23,7 @@ pub fn plan(desired: &HostDesired, actual: &ActualHost) -> Vec<Step> {
     for net in &desired.networks {
         steps.extend(plan_network(desired, net, actual));
     }
+    steps.extend(egress::plan_egress(desired, actual));
     steps
 }
 
@@ -298,9 +299,11 @@ fn plan_stale_veths(n: &mut Net, sandbox: &ActualSandbox) {
     }
 }
 
+mod egress;
 mod endpoint;
 mod peers;
 
+pub use egress::scope as egress_scope;
 pub use endpoint::endpoint_mismatch;
 use endpoint::plan_endpoint;
 use peers::{plan_fdb, plan_neighbours};

@@ -29,6 +29,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +76,12 @@ pub trait NetworkAttach: Send + Sync + 'static {
     /// Wires the container of `task_id`, whose process is `pid`; the error is the reason
     /// the task fails with.
     fn attach<'a>(&'a self, task_id: &'a str, pid: u32) -> BoxFuture<'a, Result<(), String>>;
+
+    /// The nameserver each task of `message` is created with, by task id; tasks left out
+    /// keep Docker's default resolv.conf.
+    fn nameservers(&self, _message: &SessionMessage) -> HashMap<String, String> {
+        HashMap::new()
+    }
 }
 
 /// The task agent of one node.

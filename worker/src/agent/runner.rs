@@ -142,7 +142,11 @@ impl<E: Executor> Runner<E> {
 
     /// Takes a session message's tasks as the desired state.
     fn set_session(&mut self, message: SessionMessage) {
-        self.nameservers = crate::discovery::nameservers(&message);
+        self.nameservers = self
+            .network
+            .as_ref()
+            .map(|n| n.nameservers(&message))
+            .unwrap_or_default();
         let tasks: BTreeMap<String, Task> = message
             .tasks
             .into_iter()

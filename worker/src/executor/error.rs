@@ -3,7 +3,6 @@
 //! A variant's text says what failed and, where there is one, what to do; the Docker
 //! error underneath is its `source` (see [`ExecutorError::report`] for the whole chain).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 /// The error type of the Docker client underneath.
@@ -105,14 +104,7 @@ pub enum ExecutorError {
 impl ExecutorError {
     /// The error and its causes on one line, `step: cause: cause`, for task status messages.
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = self.source();
-        while let Some(err) = cause {
-            text.push_str(": ");
-            text.push_str(&err.to_string());
-            cause = err.source();
-        }
-        text
+        crate::error::chain(self)
     }
 
     /// True when the error says the container does not exist.

@@ -71,6 +71,7 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
         constraints: args.constraint.clone(),
         restart: Some(restart),
         endpoint_mode: endpoint_mode as i32,
+        ports: super::publish::parse_ports(&args.publish)?,
         update_config,
         rollback_config,
     })

@@ -49,8 +49,10 @@ fn endpoint_label(spec: &swarmr_proto::ServiceSpec) -> &'static str {
 fn inspect_json(service: &Service) -> Value {
     let meta = service.meta.unwrap_or_default();
     let spec = spec(service);
-    let endpoint_mode = endpoint_label(&spec);
-    let mut endpoint = json!({ "Spec": { "Mode": endpoint_mode } });
+    let mut endpoint = json!({ "Spec": endpoint_spec_json(&spec) });
+    if !service.ports.is_empty() {
+        endpoint["Ports"] = ports_json(&service.ports);
+    }
     if !service.vips.is_empty() {
         let vips: Vec<Value> = service
             .vips
@@ -116,7 +118,7 @@ fn spec_json(spec: &ServiceSpec) -> Value {
             "ForceUpdate": container.force_update,
         },
         "Mode": mode,
-        "EndpointSpec": { "Mode": endpoint_label(spec) },
+        "EndpointSpec": endpoint_spec_json(spec),
     });
     if let Some(config) = &spec.update_config {
         value["UpdateConfig"] = rollout_json::update_config(config);
@@ -125,6 +127,41 @@ fn spec_json(spec: &ServiceSpec) -> Value {
         value["RollbackConfig"] = rollout_json::update_config(config);
     }
     value
+}
+
+/// Docker's `EndpointSpec`: the mode, and the ports as the spec asks for them.
+fn endpoint_spec_json(spec: &ServiceSpec) -> Value {
+    let mut endpoint_spec = json!({ "Mode": endpoint_label(spec) });
+    if !spec.ports.is_empty() {
+        endpoint_spec["Ports"] = ports_json(&spec.ports);
+    }
+    endpoint_spec
+}
+
+/// Docker's `PortConfig` objects. A spec port left to the cluster has no
+/// `PublishedPort`, as in Docker's spec.
+fn ports_json(ports: &[swarmr_proto::PortConfig]) -> Value {
+    let entries: Vec<Value> = ports
+        .iter()
+        .map(|p| {
+            let mut entry = json!({
+                "Protocol": match p.protocol() {
+                    swarmr_proto::PortProtocol::Tcp => "tcp",
+                    swarmr_proto::PortProtocol::Udp => "udp",
+                },
+                "TargetPort": p.target_port,
+                "PublishMode": match p.publish_mode() {
+                    swarmr_proto::PublishMode::Ingress => "ingress",
+                    swarmr_proto::PublishMode::Host => "host",
+                },
+            });
+            if p.published_port != 0 {
+                entry["PublishedPort"] = json!(p.published_port);
+            }
+            entry
+        })
+        .collect();
+    json!(entries)
 }
 
 /// `docker service inspect --pretty`, the parts swarmr has.
@@ -216,6 +253,43 @@ mod tests {
             spec_version: 1,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn published_ports_are_shaped_like_docker() {
+        let mut published = service(false);
+        let port = swarmr_proto::PortConfig {
+            target_port: 80,
+            published_port: 0,
+            ..Default::default()
+        };
+        if let Some(spec) = published.spec.as_mut() {
+            spec.ports = vec![port.clone()];
+        }
+        published.ports = vec![swarmr_proto::PortConfig {
+            published_port: 30000,
+            ..port
+        }];
+        let value = inspect_json(&published);
+        let spec_port = &value["Spec"]["EndpointSpec"]["Ports"][0];
+        assert_eq!(spec_port["TargetPort"], 80);
+        assert!(
+            spec_port.get("PublishedPort").is_none(),
+            "left to the cluster"
+        );
+        let port = &value["Endpoint"]["Ports"][0];
+        assert_eq!(
+            (
+                &port["Protocol"],
+                &port["PublishedPort"],
+                &port["PublishMode"]
+            ),
+            (&json!("tcp"), &json!(30000), &json!("ingress"))
+        );
+        assert_eq!(
+            value["Endpoint"]["Spec"]["Ports"],
+            value["Spec"]["EndpointSpec"]["Ports"]
+        );
     }
 
     #[test]

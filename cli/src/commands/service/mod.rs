@@ -11,6 +11,7 @@ mod display;
 mod inspect;
 mod logs;
 mod ps;
+mod publish;
 mod rollout;
 mod rollout_json;
 mod update;
@@ -76,6 +77,7 @@ struct LsRow {
     mode: &'static str,
     replicas: String,
     image: String,
+    ports: String,
 }
 
 impl From<&ServiceView> for LsRow {
@@ -88,6 +90,12 @@ impl From<&ServiceView> for LsRow {
             mode: mode_label(&spec),
             replicas: format!("{}/{}", view.running, view.desired),
             image: spec.container.map(|c| c.image).unwrap_or_default(),
+            ports: service
+                .ports
+                .iter()
+                .map(publish::port_column)
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }
@@ -101,14 +109,14 @@ impl LsRow {
             self.mode.into(),
             self.replicas.clone(),
             image,
-            String::new(),
+            self.ports.clone(),
         ]
     }
 
     fn json(&self) -> Value {
         json!({
             "ID": self.id, "Name": self.name, "Mode": self.mode,
-            "Replicas": self.replicas, "Image": self.image, "Ports": "",
+            "Replicas": self.replicas, "Image": self.image, "Ports": self.ports,
         })
     }
 }

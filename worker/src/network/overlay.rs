@@ -18,8 +18,9 @@ use swarmr_proto::convert::now_millis;
 use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::discovery;
+use super::mesh::{self, HostNet};
 use crate::agent::NetworkAttach;
-use crate::discovery;
 use tracing::{info, warn, Instrument};
 
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -42,10 +43,7 @@ pub async fn teardown(driver: &OverlayDriver, node_id: &str) {
     }
 }
 
-/// The sandbox namespaces of a node are named after this much of its id.
-pub fn short_id(node_id: &str) -> String {
-    node_id.chars().take(12).collect()
-}
+use swarmr_netdriver::names::node_short_id as short_id;
 
 fn ip_and_net(addr: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, prefix) = addr.split_once('/')?;
@@ -75,14 +73,17 @@ pub fn desired_host(
     node_id: &str,
     message: &SessionMessage,
     started: &Started,
+    host: &HostNet,
 ) -> Option<HostDesired> {
     let underlay_addr: Ipv4Addr = message.node.as_ref()?.status.as_ref()?.addr.parse().ok()?;
     let mut locals: BTreeMap<&str, Vec<LocalEndpoint>> = BTreeMap::new();
+    let mut pids: BTreeMap<String, u32> = BTreeMap::new();
     for task in &message.tasks {
         let Some(pid) = wireable(task, started) else {
             continue;
         };
-        for (index, attachment) in task.networks.iter().enumerate() {
+        pids.insert(task.id.clone(), pid);
+        for (index, attachment) in mesh::overlay_attachments(message, task).enumerate() {
             let Some((ip, _)) = ip_and_net(&attachment.addr) else {
                 continue;
             };
@@ -98,7 +99,7 @@ pub fn desired_host(
                 });
         }
     }
-    let networks = message
+    let mut networks: Vec<NetworkDesired> = message
         .networks
         .iter()
         .filter_map(|assignment| {
@@ -132,10 +133,12 @@ pub fn desired_host(
             })
         })
         .collect();
+    networks.extend(mesh::ingress_desired(node_id, message, host));
     Some(HostDesired {
         node_short_id: short_id(node_id),
         underlay_addr,
         networks,
+        egress: mesh::egress_desired(message, host, &pids),
     })
 }
 
@@ -150,6 +153,7 @@ pub struct Overlay {
     reconciling: tokio::sync::Mutex<()>,
     /// Told whenever the kernel changed, for the DNS servers that live in the sandboxes.
     changed: Arc<Notify>,
+    host: HostNet,
 }
 
 impl Overlay {
@@ -158,6 +162,7 @@ impl Overlay {
         node_id: String,
         sessions: watch::Receiver<Option<SessionMessage>>,
         changed: Arc<Notify>,
+        host: HostNet,
     ) -> Self {
         Overlay {
             driver,
@@ -166,6 +171,7 @@ impl Overlay {
             started: Mutex::new(Started::new()),
             reconciling: tokio::sync::Mutex::new(()),
             changed,
+            host,
         }
     }
 
@@ -194,7 +200,7 @@ impl Overlay {
                             .is_some_and(|s| s.state() < TaskState::Running)
                 })
             });
-            desired_host(&self.node_id, &message, &started)
+            desired_host(&self.node_id, &message, &started, &self.host)
         };
         let Some(desired) = desired else {
             return Vec::new();
@@ -244,11 +250,16 @@ impl Overlay {
 }
 
 impl NetworkAttach for Overlay {
+    fn nameservers(&self, message: &SessionMessage) -> HashMap<String, String> {
+        discovery::nameservers(message)
+    }
+
     fn attach<'a>(&'a self, task_id: &'a str, pid: u32) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let networked = self.sessions.borrow().as_ref().and_then(|m| {
                 let task = m.tasks.iter().find(|t| t.id == task_id)?;
-                (!task.networks.is_empty()).then(|| (task.clone(), m.discovery.clone()))
+                let egress = self.host.enabled && mesh::has_egress(m, task);
+                (!task.networks.is_empty() || egress).then(|| (task.clone(), m.discovery.clone()))
             });
             let Some((task, directory)) = networked else {
                 return Ok(());
@@ -312,6 +323,14 @@ mod tests {
         }
     }
 
+    fn no_host() -> HostNet {
+        HostNet {
+            enabled: false,
+            egress_subnet: "172.18.0.0/16".parse().expect("subnet"),
+            node_pid: 1,
+        }
+    }
+
     fn message(tasks: Vec<Task>) -> SessionMessage {
         let network = |id: &str, vni, subnet: &str, gw: &str| Network {
             id: id.into(),
@@ -358,8 +377,13 @@ mod tests {
             ),
             task("b", TaskState::Starting, 0, &[("front", "10.0.0.3/24")]),
         ];
-        let host =
-            desired_host("abcdefghijklmnop", &message(tasks), &Started::new()).expect("desired");
+        let host = desired_host(
+            "abcdefghijklmnop",
+            &message(tasks),
+            &Started::new(),
+            &no_host(),
+        )
+        .expect("desired");
         assert_eq!(host.node_short_id, "abcdefghijkl");
         assert_eq!(host.underlay_addr, Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(host.networks.len(), 2);
@@ -384,7 +408,8 @@ mod tests {
             42,
             &[("back", "10.0.1.2/24")],
         )];
-        let host = desired_host("n", &message(tasks), &Started::new()).expect("desired");
+        let host =
+            desired_host("n", &message(tasks), &Started::new(), &no_host()).expect("desired");
         assert_eq!(host.networks.len(), 1);
         assert_eq!(host.networks[0].network_id, "back");
     }

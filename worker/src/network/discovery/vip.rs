@@ -9,10 +9,8 @@
 //! create: atomic, and idempotent whether or not it existed).
 
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 
 use swarmr_proto::{DiscoveryNetwork, EndpointMode, Task};
-use tokio::io::AsyncWriteExt;
 
 use super::error::DiscoveryError;
 
@@ -86,32 +84,11 @@ pub fn ruleset(rules: &[VipRule]) -> String {
 /// Loads `script` into the namespace of process `pid` with `nsenter -n nft -f -`: the
 /// child enters only that network namespace, and this process none.
 pub async fn apply(pid: u32, script: &str) -> Result<(), DiscoveryError> {
-    let fail = |detail: String| DiscoveryError::LoadVipRules { pid, detail };
-    let mut child = tokio::process::Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .args(["nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("run nsenter nft: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| fail(format!("write the ruleset: {e}")))?;
-    }
-    let output = child
-        .wait_with_output()
+    let netns = format!("--net=/proc/{pid}/ns/net");
+    crate::command::run("nsenter", &[&netns, "nft", "-f", "-"], Some(script))
         .await
-        .map_err(|e| fail(format!("wait for nft: {e}")))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(fail(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ))
-    }
+        .map(drop)
+        .map_err(|detail| DiscoveryError::LoadVipRules { pid, detail })
 }
 
 #[cfg(test)]

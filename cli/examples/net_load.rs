@@ -1,6 +1,6 @@
-//! Load generator for `deploy/bench/discovery.sh`, run inside a container's network
-//! namespace (`nsenter -t <pid> -n`), so it sees exactly what the container sees. Std only:
-//! it must not resolve names itself.
+//! Load generator for `deploy/bench/discovery.sh` and `publish.sh`, run inside a
+//! container's (or a client host's) network namespace with `nsenter`, so it sees exactly
+//! what that namespace sees. Std only: it must not resolve names itself.
 //!
 //! - `dns SERVER NAME COUNT`: COUNT A queries for NAME to SERVER:53, one at a time over UDP;
 //!   prints `qps=<n> p50_ms=<n> p99_ms=<n> errors=<n>`.
@@ -8,6 +8,10 @@
 //!   prints `cps=<n> p99_ms=<n> errors=<n>`.
 //! - `listen PORT`: accepts and closes connections until killed, so the connection rate
 //!   measures the network path, not a forking server's accept loop.
+//! - `request IP:PORT COUNT`: COUNT HTTP/1.0 requests one after another, each on a new
+//!   connection; prints `rps=<n> p50_ms=<n> p99_ms=<n> errors=<n>`.
+//! - `serve PORT`: answers each request with a short HTTP response, one thread, until
+//!   killed.
 //!
 //! Prints figures, asserts nothing.
 
@@ -22,6 +26,8 @@ fn main() {
         ["dns", server, name, count] => count.parse().ok().map(|n| dns(server, name, n)),
         ["connect", target, count] => count.parse().ok().map(|n| connect(target, n)),
         ["listen", port] => port.parse().ok().map(listen),
+        ["request", target, count] => count.parse().ok().map(|n| request(target, n)),
+        ["serve", port] => port.parse().ok().map(serve),
         _ => None,
     };
     if parsed.is_none() {
@@ -119,9 +125,69 @@ fn connect(target: &str, count: u32) {
     );
 }
 
+fn bind(port: u16) -> std::net::TcpListener {
+    match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cannot listen on port {port}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn listen(port: u16) {
-    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind the listener");
-    for stream in listener.incoming() {
+    for stream in bind(port).incoming() {
         drop(stream);
+    }
+}
+
+/// One request on a new connection: connect, send, read the whole answer.
+fn one_request(target: &SocketAddr) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect_timeout(target, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    if answer.starts_with(b"HTTP/1.0 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not a 200 answer"))
+    }
+}
+
+fn request(target: &str, count: u32) {
+    let Ok(target) = target.parse::<SocketAddr>() else {
+        eprintln!("bad target {target}");
+        std::process::exit(2);
+    };
+    let (mut latencies, mut errors) = (Vec::new(), 0u32);
+    let start = Instant::now();
+    for _ in 0..count {
+        let began = Instant::now();
+        match one_request(&target) {
+            Ok(()) => latencies.push(began.elapsed()),
+            Err(_) => errors += 1,
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    println!(
+        "rps={:.0} p50_ms={:.3} p99_ms={:.3} errors={errors}",
+        latencies.len() as f64 / elapsed,
+        quantile_ms(&latencies, 0.50),
+        quantile_ms(&latencies, 0.99)
+    );
+}
+
+fn serve(port: u16) {
+    use std::io::{Read, Write};
+    const ANSWER: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+    for stream in bind(port).incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut request = [0u8; 512];
+        if stream.read(&mut request).is_ok() {
+            let _ = stream.write_all(ANSWER);
+        }
     }
 }

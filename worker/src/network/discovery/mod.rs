@@ -31,7 +31,7 @@ use tracing::{debug, info, warn, Instrument};
 pub use error::DiscoveryError;
 pub use names::{resolve, Answer};
 
-use crate::overlay::short_id;
+use swarmr_netdriver::names::node_short_id as short_id;
 
 /// How often listeners and VIP tables are checked between session messages: a sandbox
 /// made by the overlay loop gets its DNS server within this.
@@ -212,16 +212,7 @@ impl State {
     }
 }
 
-fn report(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
+use crate::error::chain as report;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,266 @@
+//! The steps of one run of a node (`run::run_once`): serve gRPC, start the manager's
+//! controllers, start the task networking and the agent, serve the control socket, keep
+//! the session with the leader, and drain it all at the end. Every background task runs
+//! in the run's `JoinSet` and stops when the run halts.
+
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use swarmr_manager::ca::authz::{AuthzLayer, NodeExists};
+use swarmr_manager::ca::MANAGER_NAME;
+use swarmr_manager::Manager;
+use swarmr_proto::control_server::ControlServer;
+use swarmr_proto::dispatcher_server::DispatcherServer;
+use swarmr_proto::logs_server::LogsServer;
+use swarmr_proto::{NodeDescription, SessionMessage, TaskStatusUpdate};
+use swarmr_worker::executor::{DockerExecutor, Executor};
+use swarmr_worker::network::discovery::run_discovery;
+use swarmr_worker::network::overlay::Overlay;
+use swarmr_worker::network::publish::run_publish;
+use swarmr_worker::{Agent, LogsService};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::certs;
+use super::identity::{Identity, Role};
+use super::local::LocalControl;
+use super::run::{Node, Outcome};
+use super::settings::Settings;
+use super::SOCKET;
+
+type Updates = watch::Receiver<Option<SessionMessage>>;
+
+/// What one run's steps share: its background tasks, the halt signal they stop on, and
+/// where they report an outcome that ends the run.
+pub struct Run {
+    tasks: JoinSet<()>,
+    halt_tx: watch::Sender<bool>,
+    halt_rx: watch::Receiver<bool>,
+    outcome_tx: mpsc::Sender<Outcome>,
+    pub outcomes: mpsc::Receiver<Outcome>,
+}
+
+impl Run {
+    pub fn new() -> Self {
+        let (halt_tx, halt_rx) = watch::channel(false);
+        let (outcome_tx, outcomes) = mpsc::channel::<Outcome>(4);
+        Run {
+            tasks: JoinSet::new(),
+            halt_tx,
+            halt_rx,
+            outcome_tx,
+            outcomes,
+        }
+    }
+
+    pub fn halt(&self) -> watch::Receiver<bool> {
+        self.halt_rx.clone()
+    }
+
+    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
+    /// The node's gRPC port: Logs always, Raft, Control and Dispatcher on a manager.
+    pub async fn serve_grpc(
+        &mut self,
+        node: &Node<'_>,
+        identity: &Identity,
+        manager: Option<&Arc<Manager>>,
+    ) -> anyhow::Result<()> {
+        let settings = node.settings;
+        let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another swarmr or a Docker Swarm manager using it?)",
+                    settings.listen_addr
+                )
+            })?;
+        let logs = LogsService::new(
+            node.host.executor.clone(),
+            identity.node_id.clone(),
+            settings.hostname.clone(),
+        );
+        let authz = AuthzLayer::new(&identity.cluster_id, node_exists(manager.map(|m| &**m)));
+        let router = tonic::transport::Server::builder()
+            .layer(authz)
+            .add_service(LogsServer::new(logs))
+            .add_optional_service(manager.map(|m| m.raft_service()))
+            .add_optional_service(manager.map(|m| ControlServer::new(m.control_service())))
+            .add_optional_service(manager.map(|m| DispatcherServer::new(m.dispatcher_service())));
+        let halt = halted(self.halt());
+        let incoming = node.tls.incoming(listener);
+        self.spawn(async move {
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, halt).await {
+                error!(error = %e, "gRPC server stopped");
+            }
+        });
+        Ok(())
+    }
+
+    pub fn start_controllers(
+        &mut self,
+        manager: &Arc<Manager>,
+        identity: &Identity,
+        settings: &Settings,
+    ) {
+        let controllers = manager.clone();
+        let halt = self.halt();
+        self.spawn(async move { controllers.run_controllers(halt).await });
+        info!(node.id = %identity.node_id, addr = %settings.api_addr, "manager listening");
+    }
+
+    /// DNS, VIPs, the overlay, published ports and egress (when netlink is there), and the
+    /// agent that runs the tasks, wired to the overlay.
+    pub fn start_networking(
+        &mut self,
+        node: &Node<'_>,
+        identity: &Identity,
+        updates: &Updates,
+        reports: &mpsc::Sender<TaskStatusUpdate>,
+    ) -> Agent<DockerExecutor> {
+        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone());
+        let Some(driver) = &node.host.overlay else {
+            // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
+            return agent;
+        };
+        let settings = node.settings;
+        let sandboxes_changed = Arc::new(Notify::new());
+        self.spawn(run_discovery(
+            identity.node_id.clone(),
+            updates.clone(),
+            settings.dns_upstreams.clone(),
+            sandboxes_changed.clone(),
+            self.halt(),
+        ));
+        let overlay = Arc::new(Overlay::new(
+            driver.clone(),
+            identity.node_id.clone(),
+            updates.clone(),
+            sandboxes_changed,
+            settings.host_net.clone(),
+        ));
+        self.spawn(run_publish(
+            identity.node_id.clone(),
+            settings.host_net.clone(),
+            updates.clone(),
+            self.halt(),
+        ));
+        self.spawn(overlay.clone().run(reports.clone(), self.halt()));
+        agent.with_network_attach(overlay)
+    }
+
+    /// The control socket the local CLI talks to; the flag it sets while leaving.
+    pub fn serve_local(
+        &mut self,
+        node: &Node<'_>,
+        identity: &Identity,
+        manager: Option<&Manager>,
+        updates: &Updates,
+    ) -> Arc<AtomicBool> {
+        let leaving = Arc::new(AtomicBool::new(false));
+        let local = LocalControl::new(
+            manager.map(|m| m.control_service()),
+            identity.role,
+            updates.clone(),
+            identity.managers.clone(),
+            node.tls.clone(),
+            self.outcome_tx.clone(),
+            leaving.clone(),
+        );
+        let socket = node.settings.data_dir.join(SOCKET);
+        self.spawn(local.serve(socket, halted(self.halt())));
+        leaving
+    }
+
+    /// The session with the leader, and certificate renewal; a session that says this
+    /// node was removed ends the run.
+    pub fn start_session(
+        &mut self,
+        node: &Node<'_>,
+        identity: &Identity,
+        updates_tx: watch::Sender<Option<SessionMessage>>,
+        reports: mpsc::Receiver<TaskStatusUpdate>,
+        updates: &Updates,
+    ) {
+        let (settings, tls) = (node.settings, node.tls);
+        let config = swarmr_worker::SessionConfig {
+            node_id: identity.node_id.clone(),
+            api_addr: settings.api_addr.clone(),
+            description: NodeDescription {
+                hostname: settings.hostname.clone(),
+                engine_version: node.host.executor.engine_version().to_string(),
+                os: std::env::consts::OS.into(),
+                arch: std::env::consts::ARCH.into(),
+            },
+            managers: session_managers(identity, settings),
+            connect: {
+                let tls = tls.clone();
+                Arc::new(move |addr: &str| {
+                    tls.channel(addr, MANAGER_NAME)
+                        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
+                })
+            },
+        };
+        self.spawn(certs::keep_fresh(
+            tls.clone(),
+            settings.data_dir.clone(),
+            identity.role,
+            session_managers(identity, settings),
+            updates.clone(),
+            self.halt(),
+        ));
+        let (outcome, halt) = (self.outcome_tx.clone(), self.halt());
+        self.spawn(async move {
+            let run = swarmr_worker::run_session(config, updates_tx, reports, halt);
+            if let Err(e) = run.await {
+                let _ = outcome.send(Outcome::Removed(e.to_string())).await;
+            }
+        });
+    }
+
+    /// Halts every step and waits (5 s at most) for them to stop.
+    pub async fn drain(mut self) {
+        let _ = self.halt_tx.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            warn!("some tasks did not stop within 5s");
+        }
+    }
+}
+
+fn node_exists(manager: Option<&Manager>) -> NodeExists {
+    let Some(manager) = manager else {
+        return Arc::new(|_: &str| None);
+    };
+    let store = manager.core().store().clone();
+    Arc::new(move |id: &str| {
+        if !matches!(store.cluster(), Ok(Some(_))) {
+            return None;
+        }
+        store
+            .get::<swarmr_proto::Node>(id)
+            .ok()
+            .map(|n| n.is_some())
+    })
+}
+
+async fn halted(mut halt: watch::Receiver<bool>) {
+    let _ = halt.wait_for(|h| *h).await;
+}
+
+pub fn session_managers(identity: &Identity, settings: &Settings) -> Vec<String> {
+    let mut managers = identity.managers.clone();
+    if identity.role == Role::Manager && !managers.contains(&settings.api_addr) {
+        managers.push(settings.api_addr.clone());
+    }
+    managers
+}

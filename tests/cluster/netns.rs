@@ -1,0 +1,107 @@
+//! Hosts as network namespaces on one underlay bridge (TEST-NET-1 addresses), removed on
+//! drop: the machines of a multi-host test.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Runs `ip`; a failure fails the test.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Host namespaces on one underlay bridge (its own namespace), removed on drop.
+pub struct Underlay {
+    prefix: String,
+    hosts: Vec<String>,
+}
+
+impl Underlay {
+    pub fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!(
+            "sw{}{}",
+            std::process::id() % 10000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let underlay = Underlay {
+            prefix,
+            hosts: Vec::new(),
+        };
+        let ns = underlay.underlay_ns();
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &ns, "link", "set", "br0", "up"]);
+        underlay
+    }
+
+    fn underlay_ns(&self) -> String {
+        format!("{}u", self.prefix)
+    }
+
+    pub fn host_ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// A host namespace wired to the bridge; returns its underlay IP (192.0.2.N).
+    pub fn add_host(&mut self, name: &str) -> String {
+        let addr = format!("192.0.2.{}", self.hosts.len() + 1);
+        self.add_host_at(name, &addr);
+        addr
+    }
+
+    /// A host namespace wired to the bridge at `addr`.
+    pub fn add_host_at(&mut self, name: &str, addr: &str) {
+        self.hosts.push(self.host_ns(name));
+        let n = self.hosts.len();
+        let (ns, under) = (self.host_ns(name), self.underlay_ns());
+        let (host_end, bridge_end) = (
+            format!("{}{n}h", self.prefix),
+            format!("{}{n}u", self.prefix),
+        );
+        ip(&["netns", "add", &ns]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&[
+            "link",
+            "add",
+            &host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &bridge_end,
+        ]);
+        ip(&["link", "set", &host_end, "netns", &ns]);
+        ip(&["link", "set", &bridge_end, "netns", &under]);
+        ip(&["-n", &ns, "link", "set", &host_end, "name", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &under, "link", "set", &bridge_end, "master", "br0"]);
+        ip(&["-n", &under, "link", "set", &bridge_end, "up"]);
+    }
+}
+
+impl Drop for Underlay {
+    fn drop(&mut self) {
+        for ns in self
+            .hosts
+            .iter()
+            .chain(std::iter::once(&self.underlay_ns()))
+        {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
