@@ -329,7 +329,8 @@ fn force_redeploys_an_unchanged_spec_and_a_failing_update_pauses() {
 fn rollback_without_a_previous_spec_is_refused() {
     let cluster = Cluster::init(&[]);
     let m = cluster.nodes[0].host();
-    create_sleeper(&m, "upd-fresh", &["-d"]);
+    // Without -d: the test ends after the task runs, so cleanup finds its container.
+    create_sleeper(&m, "upd-fresh", &[]);
     let err = fails(&["-H", &m, "service", "rollback", "upd-fresh"]);
     assert!(
         err.contains("has no previous spec to roll back to"),
