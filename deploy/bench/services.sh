@@ -4,7 +4,7 @@
 #    swarmr/busybox, TRIALS (default 5) trials each, on 3 real nodes over loopback sharing
 #    this host's Docker (needs root and Docker; builds the image if missing).
 # 2. Scheduler at scale: 10,000 tasks onto 1,000 simulated nodes around one in-process
-#    manager (NODES, TASKS, SESSIONS tune it; see manager/examples/scheduler_scale.rs).
+#    manager (NODES, TASKS, SESSIONS tune it; see manager/examples/scheduler_scale/).
 # SKIP_CONVERGENCE=1 or SKIP_SCALE=1 runs only the other part.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -28,13 +28,14 @@ use swarmr_manager::store::StoreEvent;
 use swarmr_manager::{ca, ClusterParams, Manager, ManagerConfig};
 use swarmr_proto::control_client::ControlClient;
 use swarmr_proto::control_server::ControlServer;
-use swarmr_proto::dispatcher_client::DispatcherClient;
 use swarmr_proto::dispatcher_server::DispatcherServer;
 use swarmr_proto::store_action::Target;
 use swarmr_proto::*;
 use swarmr_worker::executor::NoopExecutor;
 use swarmr_worker::{Agent, SessionConfig};
 use tokio::sync::{broadcast, mpsc, watch};
+
+mod sim;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -68,41 +69,7 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn description(i: u64) -> NodeDescription {
-    NodeDescription {
-        hostname: format!("sim-{i:04}"),
-        engine_version: "noop".into(),
-        os: std::env::consts::OS.into(),
-        arch: std::env::consts::ARCH.into(),
-    }
-}
-
-/// A worker node as `Join` plus a first session leave it (so opening the session changes
-/// nothing).
-fn sim_node(i: u64, id: &str) -> Node {
-    Node {
-        id: id.to_string(),
-        meta: None,
-        spec: Some(NodeSpec {
-            desired_role: NodeRole::Worker as i32,
-            availability: NodeAvailability::Active as i32,
-            labels: Default::default(),
-        }),
-        description: Some(description(i)),
-        status: Some(NodeStatus {
-            state: NodeState::Ready as i32,
-            message: String::new(),
-            addr: "127.0.0.1".into(),
-            since: convert::now_millis(),
-        }),
-        role: NodeRole::Worker as i32,
-        raft_id: 0,
-        api_addr: format!("127.0.0.1:{}", 20000 + i),
-        ..Default::default()
-    }
-}
-
-fn state_of(task: &Task) -> TaskState {
+pub fn state_of(task: &Task) -> TaskState {
     task.status.as_ref().map_or(TaskState::New, |s| s.state())
 }
 
@@ -174,8 +141,9 @@ async fn watch_progress(
             Ok(Err(broadcast::error::RecvError::Closed)) => break,
             // Lagged, a reset or a quiet second: read everything.
             Ok(Err(_)) | Err(_) => {
-                let tasks: Vec<Task> = manager.core().store().list().expect("list tasks");
-                tasks.iter().for_each(|t| progress.see(t));
+                if let Ok(tasks) = manager.core().store().list::<Task>() {
+                    tasks.iter().for_each(|t| progress.see(t));
+                }
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
@@ -193,83 +161,34 @@ async fn watch_progress(
     progress
 }
 
-/// Reports the ASSIGNED tasks of nodes without a session RUNNING, one call per node.
-async fn sessionless_reporter(
-    channel: tonic::transport::Channel,
-    store: swarmr_manager::store::Store,
-    nodes: HashSet<String>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut client = DispatcherClient::new(channel);
-    let mut events = store.subscribe();
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = events.recv() => {}
-        }
-        while events.try_recv().is_ok() {}
-        let tasks: Vec<Task> = store.list().expect("list tasks");
-        let mut by_node: HashMap<&str, Vec<TaskStatusUpdate>> = HashMap::new();
-        // Resending is harmless: the manager ignores a report that does not move forward.
-        let assigned = |t: &&Task| state_of(t) == TaskState::Assigned;
-        for task in tasks
-            .iter()
-            .filter(assigned)
-            .filter(|t| nodes.contains(&t.node_id))
-        {
-            by_node
-                .entry(&task.node_id)
-                .or_default()
-                .push(TaskStatusUpdate {
-                    task_id: task.id.clone(),
-                    status: Some(TaskStatus {
-                        state: TaskState::Running as i32,
-                        message: "started (simulated)".into(),
-                        timestamp: convert::now_millis(),
-                        ..Default::default()
-                    }),
-                });
-        }
-        for (node_id, updates) in by_node {
-            let node_id = node_id.to_string();
-            let request = UpdateTaskStatusRequest {
-                node_id,
-                session_id: String::new(),
-                updates,
-            };
-            let _ = client.update_task_status(request).await;
-        }
-    }
+/// The manager under test, serving Control and Dispatcher on a loopback port.
+struct Bench {
+    manager: Arc<Manager>,
+    tls: ca::NodeTls,
+    addr: String,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+    background: tokio::task::JoinSet<()>,
+    _dir: tempfile::TempDir,
 }
 
-#[tokio::main]
-async fn main() {
-    let nodes = env_or("NODES", 1000);
-    let total = env_or("TASKS", 10_000);
-    let sessions = env_or("SESSIONS", nodes).min(nodes);
-    let heartbeat = Duration::from_millis(env_or("HEARTBEAT", 5000));
-    let limit = Duration::from_secs(env_or("TIMEOUT", 600));
+async fn start_manager(heartbeat: Duration) -> anyhow::Result<Bench> {
     let dir = tempfile::Builder::new()
         .prefix("swarmr-sched-bench-")
-        .tempdir()
-        .expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let addr = listener.local_addr().expect("local addr").to_string();
+        .tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
     let (cluster_id, node_id) = (ca::new_id(), ca::new_id());
-    let root = ca::RootCa::generate(&cluster_id).expect("root CA");
+    let root = ca::RootCa::generate(&cluster_id)?;
     let subject = ca::Subject {
         common_name: &node_id,
         role: ca::CertRole::Manager,
         cluster_id: &cluster_id,
     };
-    let (cert, key) = root
-        .issue_with_new_key(&subject, ca::DEFAULT_CERT_EXPIRY)
-        .expect("manager certificate");
+    let (cert, key) = root.issue_with_new_key(&subject, ca::DEFAULT_CERT_EXPIRY)?;
     // The simulated workers present the manager's certificate: this server has no
     // authorization layer, only the TLS every node speaks.
-    let tls = ca::NodeTls::new(&root.cert_pem, &cert, &key).expect("TLS");
+    let tls = ca::NodeTls::new(&root.cert_pem, &cert, &key)?;
     let config = ManagerConfig {
         data_dir: dir.path().to_path_buf(),
         node_id,
@@ -278,24 +197,23 @@ async fn main() {
         snapshot_interval: 10_000,
         tls: tls.clone(),
     };
-    let manager = Arc::new(Manager::open(&config).await.expect("open manager"));
+    let manager = Arc::new(Manager::open(&config).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let router = tonic::transport::Server::builder()
         .add_service(ControlServer::new(manager.control_service()))
         .add_service(DispatcherServer::new(manager.dispatcher_service()));
-    let mut halt = stop_rx.clone();
-    let incoming = tls.incoming(listener);
-    let server = tokio::spawn(async move {
+    let mut background = tokio::task::JoinSet::new();
+    let (mut halt, incoming) = (stop_rx.clone(), tls.incoming(listener));
+    background.spawn(async move {
         let shutdown = async move {
             let _ = halt.wait_for(|s| *s).await;
         };
-        router
+        let _ = router
             .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+            .await;
     });
-    let controllers = manager.clone();
-    let halt = stop_rx.clone();
-    let controllers = tokio::spawn(async move { controllers.run_controllers(halt).await });
+    let (controllers, halt) = (manager.clone(), stop_rx.clone());
+    background.spawn(async move { controllers.run_controllers(halt).await });
     let params = ClusterParams {
         cluster_id,
         hostname: "bench-manager".into(),
@@ -306,73 +224,101 @@ async fn main() {
         root,
         cert_expiry: ca::DEFAULT_CERT_EXPIRY,
     };
-    manager.bootstrap(&params).await.expect("bootstrap");
+    manager.bootstrap(&params).await?;
+    Ok(Bench {
+        manager,
+        tls,
+        addr,
+        stop_tx,
+        stop_rx,
+        background,
+        _dir: dir,
+    })
+}
 
-    let ids: Vec<String> = (0..nodes).map(|_| ca::new_id()).collect();
+/// Commits the simulated nodes, 100 per proposal.
+async fn register_nodes(bench: &Bench, ids: &[String]) -> anyhow::Result<()> {
     for (batch, chunk) in ids.chunks(100).enumerate() {
         let actions = chunk
             .iter()
             .enumerate()
-            .map(|(j, id)| create_action(sim_node((batch * 100 + j) as u64, id)))
+            .map(|(j, id)| create_action(sim::sim_node((batch * 100 + j) as u64, id)))
             .collect();
-        manager
-            .core()
-            .propose(actions)
-            .await
-            .expect("register nodes");
+        bench.manager.core().propose(actions).await?;
     }
+    Ok(())
+}
 
+/// A real session and agent for each of the first `sessions` nodes, the reporter for the
+/// rest; returns once every session got its first message.
+async fn open_sessions(
+    bench: &mut Bench,
+    ids: &[String],
+    sessions: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let connect: swarmr_worker::Connect = {
-        let tls = tls.clone();
+        let tls = bench.tls.clone();
         Arc::new(move |addr: &str| {
             tls.channel(addr, ca::MANAGER_NAME)
                 .map_err(|e| tonic::Status::unavailable(e.to_string()))
         })
     };
-    let mut workers = tokio::task::JoinSet::new();
     let mut first_messages = Vec::new();
-    for (i, id) in ids.iter().enumerate().take(sessions as usize) {
+    for (i, id) in ids.iter().enumerate().take(sessions) {
         let (updates_tx, updates_rx) = watch::channel::<Option<SessionMessage>>(None);
         let (reports_tx, reports_rx) = mpsc::channel(1024);
         let session = SessionConfig {
             node_id: id.clone(),
             api_addr: format!("127.0.0.1:{}", 20000 + i),
-            description: description(i as u64),
-            managers: vec![addr.clone()],
+            description: sim::description(i as u64),
+            managers: vec![bench.addr.clone()],
             connect: connect.clone(),
         };
         let agent = Agent::new(Arc::new(NoopExecutor::new()), id.clone());
-        workers.spawn(agent.run(updates_rx.clone(), reports_tx, stop_rx.clone()));
-        let halt = stop_rx.clone();
-        workers.spawn(async move {
+        let halt = bench.stop_rx.clone();
+        bench
+            .background
+            .spawn(agent.run(updates_rx.clone(), reports_tx, halt.clone()));
+        bench.background.spawn(async move {
             let _ = swarmr_worker::run_session(session, updates_tx, reports_rx, halt).await;
         });
         first_messages.push(updates_rx);
     }
-    let sessionless: HashSet<String> = ids.iter().skip(sessions as usize).cloned().collect();
+    let sessionless: HashSet<String> = ids.iter().skip(sessions).cloned().collect();
     if !sessionless.is_empty() {
-        let store = manager.core().store().clone();
-        let channel = tls
-            .channel(&addr, ca::MANAGER_NAME)
-            .expect("dispatcher channel");
-        let reporter = sessionless_reporter(channel, store, sessionless, stop_rx.clone());
-        workers.spawn(reporter);
+        let store = bench.manager.core().store().clone();
+        let channel = bench.tls.channel(&bench.addr, ca::MANAGER_NAME)?;
+        let reporter =
+            sim::sessionless_reporter(channel, store, sessionless, bench.stop_rx.clone());
+        bench.background.spawn(reporter);
     }
     let opened = Instant::now();
     while first_messages.iter().any(|rx| rx.borrow().is_none()) {
-        assert!(opened.elapsed() < limit, "sessions did not open in time");
+        anyhow::ensure!(
+            opened.elapsed() < limit,
+            "sessions did not open in {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
         "{sessions} real sessions + agents established in {:.2} s ({} nodes simulated without a session); RSS {:.0} MB",
         opened.elapsed().as_secs_f64(),
-        nodes - sessions,
+        ids.len() - sessions,
         proc_mb("VmRSS")
     );
+    Ok(())
+}
 
-    let channel = tls
-        .channel(&addr, ca::MANAGER_NAME)
-        .expect("control channel");
+/// Creates the service and follows it to RUNNING; prints the figures.
+async fn measure(
+    bench: &Bench,
+    total: u64,
+    nodes: u64,
+    sessions: u64,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let channel = bench.tls.channel(&bench.addr, ca::MANAGER_NAME)?;
     let mut control = ControlClient::new(channel);
     let spec = ServiceSpec {
         name: "scale".into(),
@@ -384,16 +330,14 @@ async fn main() {
         replicas: Some(total),
         ..Default::default()
     };
-    let events = manager.core().store().subscribe();
+    let events = bench.manager.core().store().subscribe();
     let cpu_before = cpu_secs();
     let start = Instant::now();
     control
         .create_service(CreateServiceRequest { spec: Some(spec) })
-        .await
-        .expect("create service");
+        .await?;
     let created = start.elapsed().as_secs_f64();
-    let progress = watch_progress(&manager, events, start, total as usize, limit).await;
-
+    let progress = watch_progress(&bench.manager, events, start, total as usize, limit).await;
     println!("== scheduler at scale: {total} tasks, {nodes} nodes ({sessions} real sessions)");
     println!("CreateService returned after {created:.3} s");
     for (i, (what, _)) in MILESTONES.iter().enumerate() {
@@ -411,13 +355,24 @@ async fn main() {
         verdict(progress.reached[2].is_some_and(|t| t < 3.0)),
         verdict(proc_mb("VmHWM") < 500.0)
     );
+    Ok(())
+}
 
-    let _ = stop_tx.send(true);
-    let drain = async {
-        while workers.join_next().await.is_some() {}
-        let _ = controllers.await;
-        let _ = server.await;
-    };
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let nodes = env_or("NODES", 1000);
+    let total = env_or("TASKS", 10_000);
+    let sessions = env_or("SESSIONS", nodes).min(nodes);
+    let heartbeat = Duration::from_millis(env_or("HEARTBEAT", 5000));
+    let limit = Duration::from_secs(env_or("TIMEOUT", 600));
+    let mut bench = start_manager(heartbeat).await?;
+    let ids: Vec<String> = (0..nodes).map(|_| ca::new_id()).collect();
+    register_nodes(&bench, &ids).await?;
+    open_sessions(&mut bench, &ids, sessions as usize, limit).await?;
+    let result = measure(&bench, total, nodes, sessions, limit).await;
+    let _ = bench.stop_tx.send(true);
+    let drain = async { while bench.background.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
-    manager.shutdown().await;
+    bench.manager.shutdown().await;
+    result
 }
