@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 use swarmr_proto::control_client::ControlClient;
 use swarmr_proto::{
     ContainerSpec, CreateServiceRequest, GetServiceRequest, JoinTokenRequest, ListNodesRequest,
-    ListTasksRequest, NodeState, RemoveServiceRequest, ServiceSpec, TaskState, UpdateConfig,
-    UpdateServiceRequest, UpdateState,
+    NodeState, RemoveServiceRequest, ServiceSpec,
 };
 use swarmr_worker::executor::{
     ContainerSpec as WorkerContainerSpec, DockerExecutor, Executor as _,
@@ -34,8 +33,9 @@ use swarmr_worker::executor::{
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-#[path = "common/mod.rs"]
+#[path = "../common/mod.rs"]
 mod common;
+mod update;
 use common::{client, CERTS};
 
 const IMAGE: &str = "swarmr/busybox:latest";
@@ -115,7 +115,7 @@ impl Drop for Cluster {
 }
 
 /// Container ids (running or not) matching a `docker ps` filter.
-fn docker_ps(filter: &str) -> Vec<String> {
+pub(crate) fn docker_ps(filter: &str) -> Vec<String> {
     let Ok(out) = Command::new("docker")
         .args(["ps", "-aq", "--filter", filter])
         .output()
@@ -128,7 +128,7 @@ fn docker_ps(filter: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if check().await {
@@ -260,118 +260,6 @@ async fn trial(c: &mut ControlClient<Channel>, name: &str, replicas: u64) -> f64
     took
 }
 
-/// Rolling update: 30 replicas running, then `service update --force` with parallelism 3,
-/// no delay, stop-first. Returns the seconds until every slot runs a new task, and until
-/// the update status is `completed` (which adds the 5 s monitor of the last group).
-async fn update_trial(c: &mut ControlClient<Channel>, name: &str, replicas: u64) -> (f64, f64) {
-    let config = UpdateConfig {
-        parallelism: 3,
-        monitor_ms: Some(5_000),
-        ..Default::default()
-    };
-    let spec = ServiceSpec {
-        name: name.to_string(),
-        container: Some(ContainerSpec {
-            image: IMAGE.into(),
-            command: vec!["sleep".into(), "600".into()],
-            // Stopped old tasks leave at once instead of after the 10 s grace (sleep as
-            // PID 1 ignores SIGTERM); the update does not wait for them either way.
-            stop_grace_period_ms: Some(0),
-            ..Default::default()
-        }),
-        replicas: Some(replicas),
-        update_config: Some(config),
-        ..Default::default()
-    };
-    let request = CreateServiceRequest { spec: Some(spec) };
-    let service = c
-        .create_service(request)
-        .await
-        .expect("create")
-        .into_inner()
-        .service;
-    let service = service.expect("created service");
-    let get = GetServiceRequest {
-        reference: service.id.clone(),
-    };
-    wait_for(
-        "the replicas to run",
-        Duration::from_secs(120),
-        async || {
-            let view = c
-                .get_service(get.clone())
-                .await
-                .expect("get")
-                .into_inner()
-                .service;
-            view.is_some_and(|v| v.running == replicas)
-        },
-    )
-    .await;
-    let current = c.get_service(get.clone()).await.expect("get").into_inner();
-    let current = current.service.and_then(|v| v.service).expect("service");
-    let mut spec = current.spec.clone().expect("spec");
-    if let Some(container) = spec.container.as_mut() {
-        container.force_update += 1;
-    }
-    let template = spec.container.clone();
-    let request = UpdateServiceRequest {
-        reference: current.id.clone(),
-        spec: Some(spec),
-        version: current.meta.map_or(0, |m| m.version),
-    };
-    let start = Instant::now();
-    c.update_service(request).await.expect("update");
-    let mut replaced = None;
-    let completed = loop {
-        let tasks = ListTasksRequest {
-            service: current.id.clone(),
-        };
-        let tasks = c.list_tasks(tasks).await.expect("tasks").into_inner().tasks;
-        let fresh = tasks
-            .iter()
-            .filter_map(|t| t.task.as_ref())
-            .filter(|t| t.container == template && t.desired_state() == TaskState::Running)
-            .filter(|t| {
-                t.status
-                    .as_ref()
-                    .is_some_and(|s| s.state() == TaskState::Running)
-            })
-            .count() as u64;
-        if fresh == replicas && replaced.is_none() {
-            replaced = Some(start.elapsed().as_secs_f64());
-        }
-        let view = c.get_service(get.clone()).await.expect("get").into_inner();
-        let status = view
-            .service
-            .and_then(|v| v.service)
-            .and_then(|s| s.update_status);
-        if status.is_some_and(|s| s.state() == UpdateState::Completed) {
-            break start.elapsed().as_secs_f64();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "{name}: update never completed"
-        );
-        tokio::time::sleep(POLL).await;
-    };
-    c.remove_service(RemoveServiceRequest {
-        reference: current.id.clone(),
-    })
-    .await
-    .expect("remove service");
-    let filter = format!("label=com.swarmr.service.id={}", current.id);
-    wait_for(
-        "the containers to go",
-        Duration::from_secs(120),
-        async || docker_ps(&filter).is_empty(),
-    )
-    .await;
-    let replaced = replaced.unwrap_or(completed);
-    println!("  {name}: {replicas} replicas replaced after {replaced:.3} s, update completed after {completed:.3} s");
-    (replaced, completed)
-}
-
 /// The Docker floor: `replicas` containers created and started at once through the worker's
 /// executor, timed until all run, then removed.
 async fn docker_floor(executor: &Arc<DockerExecutor>, tag: &str, replicas: u64) -> f64 {
@@ -462,7 +350,7 @@ async fn main() {
     }
     println!("== rolling update (--force, parallelism 3, no delay, stop-first, monitor 5 s)");
     let name = format!("bench-update-{}", std::process::id());
-    let (replaced, completed) = update_trial(&mut c, &name, 30).await;
+    let (replaced, completed) = update::trial(&mut c, &name, 30).await;
     let floor = docker_floor(&executor, "floor-update", 30).await;
     summary.push(format!(
         "update 30 replicas: every task replaced after {replaced:.3} s, completed after {completed:.3} s (5 s monitor included); Docker floor (30 containers at once) {floor:.3} s, replaced/floor {:.2}",
