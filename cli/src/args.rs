@@ -327,6 +327,15 @@ pub enum ServiceCommand {
         #[arg(required = true, value_name = "SERVICE=REPLICAS")]
         scales: Vec<String>,
     },
+    /// Change a service; its tasks are replaced group by group when their template
+    /// changes. Waits until the update completes unless -d.
+    Update(Box<crate::rollout_args::ServiceUpdateArgs>),
+    /// Return a service to the spec it had before its last update.
+    Rollback {
+        #[command(flatten)]
+        wait: WaitArgs,
+        service: String,
+    },
     /// Print the output of a service's tasks.
     Logs {
         /// Keep printing new output.
@@ -402,6 +411,10 @@ pub struct ServiceCreateArgs {
     #[arg(long, default_value = "vip", value_parser = ["vip", "dnsrr"])]
     pub endpoint_mode: String,
     #[command(flatten)]
+    pub rollout: crate::rollout_args::RolloutFlags,
+    #[command(flatten)]
+    pub container_flags: crate::rollout_args::ContainerFlags,
+    #[command(flatten)]
     pub wait: WaitArgs,
     /// Image to run.
     pub image: String,
@@ -410,7 +423,7 @@ pub struct ServiceCreateArgs {
     pub command: Vec<String>,
 }
 
-fn parse_replicas(value: &str) -> Result<u64, String> {
+pub fn parse_replicas(value: &str) -> Result<u64, String> {
     value
         .parse()
         .map_err(|_| format!("{value:?} is not a number of replicas: use 0 or more"))

@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod daemon;
 mod output;
+mod rollout_args;
 
 use std::process::ExitCode;
 

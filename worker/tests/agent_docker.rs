@@ -47,6 +47,7 @@ impl TestAgent {
                 command: vec!["sleep".into(), "600".into()],
                 env: vec!["SWARMR_TEST=1".into()],
                 labels: [("test".to_string(), "agent".to_string())].into(),
+                ..Default::default()
             }),
             ..Default::default()
         }

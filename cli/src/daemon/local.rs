@@ -172,6 +172,8 @@ local_control! {
     get_service(GetServiceRequest) -> GetServiceResponse;
     scale_service(ScaleServiceRequest) -> ScaleServiceResponse;
     remove_service(RemoveServiceRequest) -> RemoveServiceResponse;
+    update_service(UpdateServiceRequest) -> UpdateServiceResponse;
+    rollback_service(RollbackServiceRequest) -> RollbackServiceResponse;
     list_tasks(ListTasksRequest) -> ListTasksResponse;
     service_logs(ServiceLogsRequest) -> Self::ServiceLogsStream;
     issue_client_certificate(IssueClientCertificateRequest) -> IssueClientCertificateResponse;

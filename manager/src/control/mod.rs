@@ -10,6 +10,7 @@ mod ports;
 mod resolve;
 mod services;
 mod tokens;
+mod updates;
 
 pub(crate) use nodes::reachable_voters;
 pub(crate) use tokens::current_cluster;
@@ -174,6 +175,28 @@ impl Control for ControlService {
         let req = req.into_inner();
         let service = services::scale(&self.core, &req.reference, req.replicas).await?;
         Ok(Response::new(ScaleServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn update_service(
+        &self,
+        req: Request<UpdateServiceRequest>,
+    ) -> Result<Response<UpdateServiceResponse>, Status> {
+        let req = req.into_inner();
+        let spec = req.spec.unwrap_or_default();
+        let service = updates::update(&self.core, &req.reference, spec, req.version).await?;
+        Ok(Response::new(UpdateServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn rollback_service(
+        &self,
+        req: Request<RollbackServiceRequest>,
+    ) -> Result<Response<RollbackServiceResponse>, Status> {
+        let service = updates::rollback(&self.core, &req.into_inner().reference).await?;
+        Ok(Response::new(RollbackServiceResponse {
             service: Some(service),
         }))
     }

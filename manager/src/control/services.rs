@@ -21,7 +21,7 @@ use crate::ca;
 use crate::core::{create_action, delete_action, Core};
 use crate::scheduler::parse_constraints;
 
-fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
+pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
     limits::check_service_spec(spec)?;
     check_name("service", &spec.name)?;
     let image = spec.container.as_ref().map_or("", |c| c.image.as_str());
@@ -91,6 +91,7 @@ pub async fn create(
     mut spec: ServiceSpec,
 ) -> Result<Service, Status> {
     validate(core, &mut spec)?;
+    super::updates::check_update_configs(&spec)?;
     let existing: Vec<Service> = core.store().list()?;
     if let Some(clash) = existing.iter().find(|s| s.name() == spec.name) {
         return Err(Status::already_exists(format!(
@@ -108,6 +109,8 @@ pub async fn create(
         spec_version: 1,
         ports,
         ingress_network_id,
+        update_status: None,
+        previous_spec: None,
     };
     core.propose(vec![create_action(service.clone())]).await?;
     Ok(core.store().get(&service.id)?.unwrap_or(service))

@@ -24,11 +24,15 @@ pub(super) fn is_node_task(task: &Task) -> bool {
         && !(is_terminal(state_of(task)) && task.desired_state() > TaskState::Running)
 }
 
-/// An endpoint holds its address while its task is live and wanted.
+/// An endpoint holds its address while its task is live and wanted, and also while a
+/// RUNNING task told to stop drains: it has left discovery (no new connection reaches
+/// it) but stays wired and known to its peers until it ends, so the connections it has
+/// get their stop grace period.
 pub(super) fn is_live_endpoint(task: &Task) -> bool {
+    let state = state_of(task);
     !task.node_id.is_empty()
-        && !is_terminal(state_of(task))
-        && task.desired_state() <= TaskState::Running
+        && !is_terminal(state)
+        && (task.desired_state() <= TaskState::Running || state == TaskState::Running)
 }
 
 /// A node's tasks, and for each network its live tasks use, the endpoints on other nodes.

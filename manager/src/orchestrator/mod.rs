@@ -24,8 +24,11 @@
 //!   a node (before ASSIGNED) or sit on a node that is gone are deleted.
 //! - History (`slot.rs`): at most [`TASK_HISTORY_LIMIT`] tasks per slot (per node in
 //!   global mode), counting the ones created now; the oldest finished ones go first.
-//! - Rolling updates are out of scope: tasks made for an older `spec_version` are
-//!   kept as they are, and only new tasks get the current spec.
+//! - Rolling updates (`updater.rs`, replicated mode): while the service's update
+//!   status says `updating` or `rollback_started`, slots whose task was made from an
+//!   older task template are replaced group by group; the updater also moves the
+//!   status on (paused, rolled back, completed). Otherwise stale tasks are kept as they
+//!   are, and only new tasks get the current spec.
 //!
 //! Invariants:
 //! - Forward only: the only update is desired state RUNNING → SHUTDOWN; a task's
@@ -40,15 +43,18 @@ mod replicated;
 pub mod restart;
 pub mod run;
 mod slot;
+pub mod updater;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_global;
+#[cfg(test)]
+mod tests_update;
 
 use std::collections::{BTreeMap, HashMap};
 
-use swarmr_proto::{NetworkAttachment, Node, Service, Task, TaskState, TaskStatus};
+use swarmr_proto::{NetworkAttachment, Node, Service, Task, TaskState, TaskStatus, UpdateStatus};
 
 use crate::scheduler::parse_constraints;
 
@@ -65,6 +71,17 @@ pub enum Change {
     Shutdown { task_id: String },
     /// Remove the task from the store.
     Delete { task_id: String },
+    /// Set the service's update status.
+    UpdateStatus {
+        service_id: String,
+        status: UpdateStatus,
+    },
+    /// Roll the service back: its spec and previous spec swap, and its update status
+    /// becomes `status`.
+    Rollback {
+        service_id: String,
+        status: UpdateStatus,
+    },
 }
 
 /// The changes, and the earliest time a restart delay ends (unix ms), if one is
@@ -193,6 +210,20 @@ impl<'a> Ctx<'a> {
     pub fn delete(&mut self, task: &Task) {
         self.changes.push(Change::Delete {
             task_id: task.id.clone(),
+        });
+    }
+
+    pub fn set_update_status(&mut self, service: &Service, status: UpdateStatus) {
+        self.changes.push(Change::UpdateStatus {
+            service_id: service.id.clone(),
+            status,
+        });
+    }
+
+    pub fn rollback(&mut self, service: &Service, status: UpdateStatus) {
+        self.changes.push(Change::Rollback {
+            service_id: service.id.clone(),
+            status,
         });
     }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use swarmr_proto::convert::now_millis;
-use swarmr_proto::{Node, Service, Task, TaskState, TaskStatus};
+use swarmr_proto::{Node, Service, Task, TaskState, TaskStatus, UpdateStatus};
 
 use super::{plan_with_wakeup, Change};
 use crate::ca;
@@ -11,6 +11,16 @@ use crate::controller::Action;
 use crate::core::{create_action, delete_action, update_action, Core};
 use crate::error::ProposeError;
 use crate::store::Object;
+
+/// The service with its spec and previous spec swapped, as a new spec version.
+pub fn roll_back(mut service: Service, status: UpdateStatus) -> Service {
+    let previous = service.previous_spec.take();
+    service.previous_spec = service.spec.take();
+    service.spec = previous;
+    service.spec_version += 1;
+    service.update_status = Some(status);
+    service
+}
 
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
@@ -24,6 +34,7 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
         let index: std::collections::HashMap<&str, &Task> =
             tasks.iter().map(|t| (t.id.as_str(), t)).collect();
         let by_id = |id: &str| index.get(id).map(|t| (*t).clone());
+        let service_of = |id: &str| services.iter().find(|s| s.id == id).cloned();
         let actions = plan
             .changes
             .into_iter()
@@ -40,6 +51,17 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
                     update_action(task, version)
                 }),
                 Change::Delete { task_id } => by_id(&task_id).map(delete_action),
+                Change::UpdateStatus { service_id, status } => {
+                    service_of(&service_id).map(|mut service| {
+                        let version = service.version();
+                        service.update_status = Some(status);
+                        update_action(service, version)
+                    })
+                }
+                Change::Rollback { service_id, status } => service_of(&service_id).map(|service| {
+                    let version = service.version();
+                    update_action(roll_back(service, status), version)
+                }),
             })
             .collect();
         core.propose_chunked(actions).await?;

@@ -69,6 +69,16 @@ impl Sim {
                     let i = self.tasks.iter().position(|t| &t.id == task_id).unwrap();
                     self.tasks.remove(i);
                 }
+                Change::UpdateStatus { service_id, status } => {
+                    let service = self.services.iter_mut().find(|s| &s.id == service_id);
+                    service.unwrap().update_status = Some(status.clone());
+                }
+                Change::Rollback { service_id, status } => {
+                    let i = self.services.iter().position(|s| &s.id == service_id);
+                    let service = self.services.remove(i.unwrap());
+                    let service = run::roll_back(service, status.clone());
+                    self.services.insert(i.unwrap(), service);
+                }
             }
         }
     }

@@ -45,11 +45,18 @@ pub const DEFAULT_RESCAN_PERIOD: Duration = Duration::from_secs(5);
 /// How long a stopping container gets between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a stopping task that served on a network waits before its container gets the
+/// stop signal: the task left discovery when it was told to stop, and this lets every
+/// node's DNS and VIP rules drop it first, so no new connection reaches a dying container.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(1);
+
 /// The agent's timings.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentConfig {
     pub rescan_period: Duration,
+    /// For tasks whose spec sets no stop grace period.
     pub stop_grace: Duration,
+    pub drain: Duration,
 }
 
 impl Default for AgentConfig {
@@ -57,6 +64,7 @@ impl Default for AgentConfig {
         AgentConfig {
             rescan_period: DEFAULT_RESCAN_PERIOD,
             stop_grace: DEFAULT_STOP_GRACE,
+            drain: DEFAULT_DRAIN,
         }
     }
 }
@@ -103,6 +111,12 @@ impl<E: Executor> Agent<E> {
     /// Changes how often the agent reconciles without a reason.
     pub fn with_rescan_period(mut self, period: Duration) -> Self {
         self.config.rescan_period = period;
+        self
+    }
+
+    /// Changes how long a stopping networked task waits before its stop signal.
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.config.drain = drain;
         self
     }
 

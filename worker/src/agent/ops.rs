@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use swarmr_proto::{TaskState, TaskStatus};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::task::{failure, running, status};
+use super::task::{failure, health_state, running, status};
 use super::NetworkAttach;
 use crate::error::AgentError;
-use crate::executor::{ContainerSpec, Executor, ExecutorError};
+use crate::executor::{ContainerSpec, Executor, ExecutorError, Health};
 
 /// A message from an operation to the agent's loop.
 #[derive(Debug)]
@@ -44,11 +44,15 @@ pub struct OpCtx<E> {
 }
 
 /// The work of one operation.
+// Short-lived values, one per step; boxing the spec would only cost a deref.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Work {
     Start(ContainerSpec),
     Stop {
         container_id: String,
+        /// Waited before the stop signal, so every node's discovery dropped the task.
+        drain: Duration,
         grace: Duration,
         then: Option<TaskStatus>,
     },
@@ -60,9 +64,16 @@ pub async fn perform<E: Executor>(ctx: OpCtx<E>, work: Work) {
         Work::Start(spec) => start_task(&ctx, spec).await,
         Work::Stop {
             container_id,
+            drain,
             grace,
             then,
-        } => stop_container(&ctx, container_id, grace, then).await,
+        } => {
+            if !drain.is_zero() {
+                debug!(?drain, "letting discovery drop the task before stopping it");
+                tokio::time::sleep(drain).await;
+            }
+            stop_container(&ctx, container_id, grace, then).await
+        }
     };
     ctx.send(OpEvent::Done { reconcile });
 }
@@ -83,9 +94,10 @@ impl<E: Executor> OpCtx<E> {
     }
 }
 
-/// ACCEPTED, PREPARING (the image, pulled if missing; failure is REJECTED), STARTING
-/// (create, start and wire onto the networks; failure is FAILED), then RUNNING with the
-/// container's id and PID.
+/// ACCEPTED, PREPARING (the image, pulled if missing; failure is REJECTED), then create,
+/// start and wire onto the networks (failure is FAILED), STARTING with the container's
+/// health, then RUNNING with the container's id and PID, or, for a container with a
+/// health check, once it is healthy (the loop reports that).
 async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
     ctx.report(status(TaskState::Accepted, "accepted"));
     ctx.report(status(TaskState::Preparing, "preparing"));
@@ -94,7 +106,6 @@ async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
         ctx.report(failure(TaskState::Rejected, "preparing", err.report()));
         return true;
     }
-    ctx.report(status(TaskState::Starting, "starting"));
     let container = match create_and_start(ctx.executor.as_ref(), &spec).await {
         Ok(container) => container,
         Err(err) => {
@@ -111,6 +122,15 @@ async fn start_task<E: Executor>(ctx: &OpCtx<E>, spec: ContainerSpec) -> bool {
             ctx.report(status);
             return true;
         }
+    }
+    let mut starting = status(TaskState::Starting, "starting");
+    starting.container_id = container.container_id.clone();
+    starting.set_health(health_state(&container));
+    ctx.report(starting);
+    if matches!(container.health, Some(Health::Starting | Health::Unhealthy)) {
+        // RUNNING once healthy: the loop reports it from the container's health.
+        info!(container.id = %container.container_id, "task started; waiting for its health check");
+        return true;
     }
     info!(container.id = %container.container_id, pid = ?container.pid, "task running");
     ctx.report(running(&container));

@@ -12,6 +12,9 @@
 //!   C running → adopt it: RUNNING with its id and PID; C exited → its end;
 //! - D RUNNING, K RUNNING: C exited → COMPLETE or FAILED with the exit code; C gone →
 //!   FAILED. Never a restart: the orchestrator replaces failed tasks with new ones.
+//! - Health: a container with a health check is RUNNING only once healthy; while its
+//!   check is starting the task stays STARTING, and an unhealthy container (before or
+//!   after RUNNING) fails its task (then is stopped as any ended task's), as Swarm does.
 //!
 //! Containers whose task is not in the session (deleted by the manager) or that carry no
 //! task label are stopped and removed silently, but only once a session message arrived:
@@ -21,8 +24,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use swarmr_proto::{Task, TaskState, TaskStatus};
 
-use super::task::{self, container_spec, exited, failure, is_terminal, running, session_state};
-use crate::executor::{ContainerSpec, ContainerState, ContainerStatus};
+use super::task::{
+    self, container_spec, exited, failure, is_terminal, running, session_state, unhealthy,
+};
+use crate::executor::{ContainerSpec, ContainerState, ContainerStatus, Health};
 
 /// The kind of an operation in flight; at most one per task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,8 @@ pub struct View<'a> {
 }
 
 /// One step towards the desired state.
+// Short-lived values, one per step; boxing the spec would only cost a deref.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Report a task's status (its timestamp is set when it is sent).
@@ -155,8 +162,24 @@ fn plan_runnable(
         }
         return Some(start(view, task));
     };
+    match (&c.state, c.health) {
+        // Reported first, so the task leaves discovery; its container is stopped next,
+        // as that of any ended task.
+        (state, Some(Health::Unhealthy)) if state.is_running() => Some(report(task, unhealthy(c))),
+        (state, Some(Health::Starting)) if state.is_running() => None,
+        (state, _) if state.is_running() => before_running.then(|| report(task, running(c))),
+        _ => plan_ended(view, task, c, before_running),
+    }
+}
+
+/// A task whose container is not running.
+fn plan_ended(
+    view: &View<'_>,
+    task: &Task,
+    c: &ContainerStatus,
+    before_running: bool,
+) -> Option<Action> {
     match &c.state {
-        state if state.is_running() => before_running.then(|| report(task, running(c))),
         ContainerState::Exited { exit_code } => Some(report(task, exited(c, *exit_code))),
         ContainerState::Created if before_running => Some(start(view, task)),
         ContainerState::Created | ContainerState::Dead => {

@@ -17,7 +17,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::ops::{perform, OpCtx, OpEvent, OpMsg, Work};
 use super::plan::{advances, known_state, plan, Action, OpKind, View};
-use super::task::now_millis;
+use super::task::{now_millis, session_state, stop_grace};
 use super::{AgentConfig, NetworkAttach};
 use crate::error::AgentError;
 use crate::executor::{ContainerEvent, ContainerEventKind, Executor, ExecutorError};
@@ -209,9 +209,10 @@ impl<E: Executor> Runner<E> {
                 container_id,
                 then,
             } => {
-                let grace = self.config.stop_grace;
+                let (drain, grace) = self.stop_timings(&key);
                 let work = Work::Stop {
                     container_id,
+                    drain,
                     grace,
                     then,
                 };
@@ -225,6 +226,22 @@ impl<E: Executor> Runner<E> {
                 }
             }
         }
+    }
+
+    /// The drain before the stop signal (for a task that may be in discovery: on a
+    /// network, and RUNNING as far as the manager knows) and the grace period after it.
+    fn stop_timings(&self, key: &str) -> (Duration, Duration) {
+        let Some(task) = self.tasks.as_ref().and_then(|tasks| tasks.get(key)) else {
+            return (Duration::ZERO, self.config.stop_grace);
+        };
+        let grace = stop_grace(task, self.config.stop_grace);
+        let served = !task.networks.is_empty() && session_state(task) == TaskState::Running;
+        let drain = if served {
+            self.config.drain
+        } else {
+            Duration::ZERO
+        };
+        (drain, grace)
     }
 
     fn spawn(&mut self, key: String, kind: OpKind, work: Work) {

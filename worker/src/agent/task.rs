@@ -1,12 +1,12 @@
 //! Pure helpers over tasks: the container a task asks for, the statuses the agent reports,
 //! and the forward-only order of task states.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use swarmr_proto::convert::container_name;
-use swarmr_proto::{Task, TaskState, TaskStatus};
+use swarmr_proto::{HealthState, Task, TaskState, TaskStatus};
 
-use crate::executor::{ContainerSpec, ContainerStatus};
+use crate::executor::{ContainerSpec, ContainerStatus, Health, Healthcheck};
 
 /// True for the states a task never leaves (COMPLETE, SHUTDOWN, FAILED, REJECTED, ORPHANED).
 pub fn is_terminal(state: TaskState) -> bool {
@@ -35,7 +35,45 @@ pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
         task_id: task.id.clone(),
         hostname: None,
         dns: Vec::new(),
+        healthcheck: container.healthcheck.as_ref().map(healthcheck),
+        stop_signal: Some(container.stop_signal.clone()).filter(|s| !s.is_empty()),
     })
+}
+
+fn healthcheck(config: &swarmr_proto::HealthConfig) -> Healthcheck {
+    Healthcheck {
+        test: config.test.clone(),
+        interval: Duration::from_millis(config.interval_ms),
+        timeout: Duration::from_millis(config.timeout_ms),
+        start_period: Duration::from_millis(config.start_period_ms),
+        retries: config.retries,
+    }
+}
+
+/// How long the task's container gets between its stop signal and SIGKILL.
+pub fn stop_grace(task: &Task, default: Duration) -> Duration {
+    task.container
+        .as_ref()
+        .and_then(|c| c.stop_grace_period_ms)
+        .map_or(default, Duration::from_millis)
+}
+
+/// The container's health as the task reports it.
+pub fn health_state(container: &ContainerStatus) -> HealthState {
+    match container.health {
+        None => HealthState::None,
+        Some(Health::Starting) => HealthState::Starting,
+        Some(Health::Healthy) => HealthState::Healthy,
+        Some(Health::Unhealthy) => HealthState::Unhealthy,
+    }
+}
+
+/// FAILED because the container's health check failed, as Swarm says it.
+pub fn unhealthy(container: &ContainerStatus) -> TaskStatus {
+    let mut status = failure(TaskState::Failed, "unhealthy", "task: container unhealthy");
+    status.container_id = container.container_id.clone();
+    status.set_health(HealthState::Unhealthy);
+    status
 }
 
 /// A status without its timestamp (set when it is reported).
@@ -55,11 +93,13 @@ pub fn failure(state: TaskState, message: &str, error: impl Into<String>) -> Tas
     }
 }
 
-/// RUNNING, with the container's id and its main process's PID (0 if it has none).
+/// RUNNING, with the container's id, its main process's PID (0 if it has none) and its
+/// health.
 pub fn running(container: &ContainerStatus) -> TaskStatus {
     TaskStatus {
         container_id: container.container_id.clone(),
         pid: container.pid.unwrap_or(0),
+        health: health_state(container) as i32,
         ..status(TaskState::Running, "started")
     }
 }

@@ -33,6 +33,7 @@ fn task(id: &str, desired: TaskState, state: TaskState) -> Task {
             command: vec!["sleep".into(), "600".into()],
             env: vec!["A=1".into()],
             labels: [("team".to_string(), "blue".to_string())].into(),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -51,6 +52,7 @@ fn container(task_id: &str, state: ContainerState) -> ContainerStatus {
         finished_at: None,
         oom_killed: false,
         error: None,
+        health: None,
     }
 }
 
@@ -140,6 +142,8 @@ fn an_assigned_task_is_started_with_its_spec() {
         task_id: "t1".into(),
         hostname: None,
         dns: Vec::new(),
+        healthcheck: None,
+        stop_signal: None,
     };
     assert_eq!(actions, [Action::Start { spec: expected }]);
 }
@@ -488,4 +492,34 @@ fn the_agent_and_the_session_can_be_spawned() {
     };
     let (updates, _) = watch::channel(None);
     is_send(&crate::run_session(config, updates, reports_rx, shutdown));
+}
+
+#[test]
+fn a_container_with_a_health_check_runs_only_once_healthy_and_fails_when_unhealthy() {
+    use crate::executor::Health;
+    use swarmr_proto::HealthState;
+    let mut starting = container("t1", ContainerState::Running);
+    starting.health = Some(Health::Starting);
+    let case = |c: &ContainerStatus, known| {
+        Case::with_tasks(vec![task("t1", TaskState::Running, known)]).containers(vec![c.clone()])
+    };
+    assert_eq!(case(&starting, TaskState::Starting).plan_once(), []);
+    let healthy = ContainerStatus {
+        health: Some(Health::Healthy),
+        ..starting.clone()
+    };
+    let running = reported(&case(&healthy, TaskState::Starting).plan_once());
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].1.state(), TaskState::Running);
+    assert_eq!(running[0].1.health(), HealthState::Healthy);
+    let sick = ContainerStatus {
+        health: Some(Health::Unhealthy),
+        ..starting
+    };
+    for known in [TaskState::Starting, TaskState::Running] {
+        let failed = reported(&case(&sick, known).plan());
+        assert_eq!(failed.len(), 1, "{known:?}");
+        assert_eq!(failed[0].1.state(), TaskState::Failed);
+        assert_eq!(failed[0].1.error, "task: container unhealthy");
+    }
 }

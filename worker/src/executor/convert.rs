@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerState as DockerState,
-    ContainerStateStatusEnum as S, EventMessage, HostConfig, RestartPolicy, RestartPolicyNameEnum,
+    ContainerStateStatusEnum as S, EventMessage, HealthConfig, HealthStatusEnum, HostConfig,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::types::{
-    ContainerEvent, ContainerEventKind, ContainerSpec, ContainerState, ContainerStatus, LABEL_NODE,
-    LABEL_SERVICE, LABEL_TASK,
+    ContainerEvent, ContainerEventKind, ContainerSpec, ContainerState, ContainerStatus, Health,
+    Healthcheck, LABEL_NODE, LABEL_SERVICE, LABEL_TASK,
 };
 
 /// Docker's network mode for task containers: the overlay is wired separately by netlink.
@@ -26,6 +27,8 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         env: (!spec.env.is_empty()).then(|| spec.env.clone()),
         labels: Some(spec.all_labels()),
         hostname: spec.hostname.clone(),
+        healthcheck: spec.healthcheck.as_ref().map(health_config),
+        stop_signal: spec.stop_signal.clone(),
         host_config: Some(HostConfig {
             network_mode: Some(NETWORK_MODE.to_string()),
             restart_policy: Some(RestartPolicy {
@@ -37,6 +40,29 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// Docker's health config: durations in nanoseconds, 0 for Docker's defaults.
+fn health_config(check: &Healthcheck) -> HealthConfig {
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    HealthConfig {
+        test: (!check.test.is_empty()).then(|| check.test.clone()),
+        interval: Some(nanos(check.interval)),
+        timeout: Some(nanos(check.timeout)),
+        start_period: Some(nanos(check.start_period)),
+        retries: Some(i64::from(check.retries)),
+        ..Default::default()
+    }
+}
+
+/// The container's health, if it has a check.
+fn health_from_docker(state: &DockerState) -> Option<Health> {
+    match state.health.as_ref()?.status? {
+        HealthStatusEnum::STARTING => Some(Health::Starting),
+        HealthStatusEnum::HEALTHY => Some(Health::Healthy),
+        HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+        HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
     }
 }
 
@@ -53,7 +79,7 @@ pub fn label_filters(node_id: &str, task_id: Option<&str>) -> HashMap<String, Ve
 pub fn event_filters(node_id: &str) -> HashMap<String, Vec<String>> {
     let mut filters = label_filters(node_id, None);
     filters.insert("type".to_string(), vec!["container".to_string()]);
-    let events = ["start", "die", "oom", "destroy"];
+    let events = ["start", "die", "oom", "destroy", "health_status"];
     filters.insert("event".to_string(), events.map(String::from).to_vec());
     filters
 }
@@ -86,6 +112,7 @@ pub fn status_from_inspect(
         finished_at: state.finished_at.as_deref().and_then(parse_rfc3339_millis),
         oom_killed: state.oom_killed.unwrap_or(false),
         error: state.error.clone().filter(|e| !e.is_empty()),
+        health: health_from_docker(state),
     }
 }
 
@@ -118,6 +145,7 @@ pub fn event_from_message(msg: &EventMessage) -> Option<ContainerEvent> {
         },
         "oom" => ContainerEventKind::Oom,
         "destroy" => ContainerEventKind::Destroy,
+        action if action.starts_with("health_status") => ContainerEventKind::Health,
         _ => return None,
     };
     let time = match (msg.time_nano, msg.time) {
@@ -210,7 +238,32 @@ mod tests {
             task_id: "t1".into(),
             hostname: Some("web-1".into()),
             dns: vec!["10.0.0.1".into()],
+            healthcheck: None,
+            stop_signal: None,
         }
+    }
+
+    #[test]
+    fn health_check_and_stop_signal_reach_docker() {
+        let mut spec = spec();
+        assert_eq!(
+            create_body(&spec).healthcheck,
+            None,
+            "the image's check stays"
+        );
+        spec.healthcheck = Some(Healthcheck {
+            test: vec!["CMD-SHELL".into(), "wget -qO- http://127.0.0.1/".into()],
+            interval: std::time::Duration::from_secs(2),
+            retries: 3,
+            ..Default::default()
+        });
+        spec.stop_signal = Some("SIGQUIT".into());
+        let body = create_body(&spec);
+        let check = body.healthcheck.unwrap();
+        assert_eq!(check.test.unwrap()[0], "CMD-SHELL");
+        assert_eq!(check.interval, Some(2_000_000_000));
+        assert_eq!((check.timeout, check.retries), (Some(0), Some(3)));
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGQUIT"));
     }
 
     #[test]
@@ -262,7 +315,10 @@ mod tests {
         );
         let events = event_filters("n1");
         assert_eq!(events["type"], ["container"]);
-        assert_eq!(events["event"], ["start", "die", "oom", "destroy"]);
+        assert_eq!(
+            events["event"],
+            ["start", "die", "oom", "destroy", "health_status"]
+        );
     }
 
     fn inspect(status: S, pid: i64, exit_code: i64) -> ContainerInspectResponse {

@@ -38,8 +38,8 @@ pub use docker::{DockerExecutor, DEFAULT_PULL_TIMEOUT};
 pub use error::{DockerError, ExecutorError};
 pub use noop::NoopExecutor;
 pub use types::{
-    ContainerEvent, ContainerEventKind, ContainerSpec, ContainerState, ContainerStatus, LogLine,
-    LogStream, LABEL_NODE, LABEL_SERVICE, LABEL_TASK,
+    ContainerEvent, ContainerEventKind, ContainerSpec, ContainerState, ContainerStatus, Health,
+    Healthcheck, LogLine, LogStream, LABEL_NODE, LABEL_SERVICE, LABEL_TASK,
 };
 
 /// Runs containers for tasks. Implemented by [`DockerExecutor`] and [`NoopExecutor`].

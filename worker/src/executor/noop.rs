@@ -140,6 +140,7 @@ impl Executor for NoopExecutor {
             finished_at: None,
             oom_killed: false,
             error: None,
+            health: None,
         };
         state
             .containers

@@ -28,6 +28,30 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// Nameservers for the container's resolv.conf; empty keeps Docker's default.
     pub dns: Vec<String>,
+    /// `None` keeps the image's HEALTHCHECK.
+    pub healthcheck: Option<Healthcheck>,
+    /// `None` keeps the image's STOPSIGNAL (or SIGTERM).
+    pub stop_signal: Option<String>,
+}
+
+/// A container health check, as Docker's `HealthConfig`: `test` empty inherits the image's
+/// command (with these timings), `["NONE"]` disables it; a zero duration or retry count
+/// takes Docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub start_period: std::time::Duration,
+    pub retries: u32,
+}
+
+/// A running container's health, as Docker reports it; `None` when it has no check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
 }
 
 impl ContainerSpec {
@@ -88,6 +112,8 @@ pub struct ContainerStatus {
     pub oom_killed: bool,
     /// Docker's error for the last start attempt (e.g. executable not found).
     pub error: Option<String>,
+    /// `None`: the container has no health check.
+    pub health: Option<Health>,
 }
 
 /// What happened to a container.
@@ -102,6 +128,8 @@ pub enum ContainerEventKind {
     Oom,
     /// The container was removed.
     Destroy,
+    /// Its health check passed or failed (a change of `Health`).
+    Health,
 }
 
 /// A status change of one of this node's containers.

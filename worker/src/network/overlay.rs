@@ -54,16 +54,15 @@ fn ip_and_net(addr: &str) -> Option<(Ipv4Addr, u8)> {
 /// by task id: their PIDs.
 pub type Started = HashMap<String, u32>;
 
-/// A task whose container runs here and can be wired: wanted, with a PID, and RUNNING or
-/// just started by this node's agent.
+/// A task whose container runs here and can be wired: RUNNING with a PID (also while it
+/// drains after being told to stop: its connections finish), or wanted and just started
+/// by this node's agent.
 fn wireable(task: &Task, started: &Started) -> Option<u32> {
     let status = task.status.as_ref()?;
-    if task.desired_state() != TaskState::Running {
-        return None;
-    }
+    let wanted = task.desired_state() == TaskState::Running;
     match status.state() {
         TaskState::Running => (status.pid > 0).then_some(status.pid),
-        state if state < TaskState::Running => started.get(&task.id).copied(),
+        state if state < TaskState::Running && wanted => started.get(&task.id).copied(),
         _ => None,
     }
 }

@@ -74,3 +74,44 @@ async fn start_kill_and_remove_give_start_die_and_destroy() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs Docker and swarmr/busybox:latest"]
+async fn a_health_check_reports_through_events_and_inspect() {
+    use std::time::Duration;
+    use swarmr_worker::executor::{Health, Healthcheck};
+    with_node(|node| async move {
+        let mut events = node.exec.events(&node.node_id);
+        let check = |test: &str| Healthcheck {
+            test: vec!["CMD-SHELL".into(), test.into()],
+            interval: Duration::from_millis(200),
+            retries: 1,
+            ..Default::default()
+        };
+        let mut good = node.spec("good", &["sleep", "600"]);
+        good.healthcheck = Some(check("true"));
+        let mut bad = node.spec("bad", &["sleep", "600"]);
+        bad.healthcheck = Some(check("false"));
+        let good_id = run(&node.exec, &good).await;
+        let bad_id = run(&node.exec, &bad).await;
+        let mut seen = std::collections::HashSet::new();
+        let wait = async {
+            while seen.len() < 2 {
+                let event = events.next().await.expect("stream ended").expect("event");
+                if event.kind == ContainerEventKind::Health {
+                    seen.insert(event.container_id);
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("health events in time");
+        for (id, health) in [(&good_id, Health::Healthy), (&bad_id, Health::Unhealthy)] {
+            let status = node.exec.inspect(id).await.unwrap();
+            assert_eq!(status.health, Some(health), "{id}");
+        }
+        let plain = run(&node.exec, &node.spec("plain", &["sleep", "600"])).await;
+        assert_eq!(node.exec.inspect(&plain).await.unwrap().health, None);
+    })
+    .await;
+}

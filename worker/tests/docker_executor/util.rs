@@ -36,6 +36,8 @@ impl TestNode {
             task_id,
             hostname: Some(task.to_string()),
             dns: Vec::new(),
+            healthcheck: None,
+            stop_signal: None,
         }
     }
 

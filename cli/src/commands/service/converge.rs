@@ -90,7 +90,7 @@ pub async fn wait(
     }
 }
 
-async fn poll(
+pub(super) async fn poll(
     control: &mut Control,
     service_id: &str,
 ) -> Result<(ServiceView, Vec<TaskView>), tonic::Status> {
@@ -130,9 +130,9 @@ fn timeout_message(timeout: Duration, last: Option<&Progress>, error: Option<Str
 /// One poll's worth of progress.
 #[derive(Debug)]
 pub struct Progress {
-    name: String,
-    running: u64,
-    desired: u64,
+    pub name: String,
+    pub running: u64,
+    pub desired: u64,
     global: bool,
     /// Current task of each slot (or node, in global mode), in slot order.
     current: Vec<Task>,
@@ -142,6 +142,17 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(view: &ServiceView, tasks: &[TaskView], before: &HashSet<String>) -> Self {
+        Self::counting(view, tasks, before, false)
+    }
+
+    /// With `fresh_only`, a slot counts as done only once its task runs the service's
+    /// current container spec (an update's progress).
+    pub fn counting(
+        view: &ServiceView,
+        tasks: &[TaskView],
+        before: &HashSet<String>,
+        fresh_only: bool,
+    ) -> Self {
         let service = view.service.clone().unwrap_or_default();
         let spec = service.spec.unwrap_or_default();
         let mut current: Vec<Task> = Vec::new();
@@ -161,9 +172,20 @@ impl Progress {
             .filter(|t| matches!(state(t), TaskState::Failed | TaskState::Rejected))
             .map(|t| t.status.clone().unwrap_or_default().error)
             .collect();
+        // Slots above the replica count are on their way out after a scale-down: they
+        // neither show nor count (they once made "3 out of 1 tasks").
+        let running = match spec.global {
+            true => view.running,
+            false => {
+                current.retain(|t| t.slot <= view.desired);
+                let counts = |t: &&Task| !fresh_only || t.container == spec.container;
+                let running = current.iter().filter(|t| state(t) == TaskState::Running);
+                running.filter(counts).count() as u64
+            }
+        };
         Progress {
             name: spec.name,
-            running: view.running,
+            running,
             desired: view.desired,
             global: spec.global,
             current,
@@ -351,6 +373,20 @@ mod tests {
         assert_eq!(
             text,
             "service web did not converge within 1m: 0 out of 2 tasks running; No such image: nope"
+        );
+    }
+
+    #[test]
+    fn a_scale_down_counts_only_the_slots_kept() {
+        let tasks = [
+            task("a", 1, 1, TaskState::Running, ""),
+            task("b", 2, 1, TaskState::Running, ""),
+            task("c", 3, 1, TaskState::Running, ""),
+        ];
+        let progress = Progress::new(&view(3, 1), &tasks, &HashSet::new());
+        assert_eq!(
+            progress.lines(false),
+            ["overall progress: 1 out of 1 tasks", "1/1: running"]
         );
     }
 

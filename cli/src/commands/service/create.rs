@@ -40,12 +40,14 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
             args.image
         );
     }
-    let container = ContainerSpec {
+    let mut container = ContainerSpec {
         image: args.image.clone(),
         command: args.command.clone(),
         env: env_entries(&args.env, |key| std::env::var(key).ok()),
         labels: key_values("container-label", &args.container_label)?,
+        ..Default::default()
     };
+    args.container_flags.apply(&mut container)?;
     let restart = RestartPolicy {
         condition: restart_condition(&args.restart_condition)? as i32,
         delay_ms: u64::try_from(args.restart_delay.as_millis()).unwrap_or(u64::MAX),
@@ -56,6 +58,9 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
         "dnsrr" => EndpointMode::Dnsrr,
         other => bail!("invalid --endpoint-mode {other:?}: use vip or dnsrr"),
     };
+    let (mut update_config, mut rollback_config) = (None, None);
+    args.rollout
+        .apply(&mut update_config, &mut rollback_config, true)?;
     Ok(ServiceSpec {
         name,
         labels: key_values("label", &args.label)?,
@@ -67,6 +72,8 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
         restart: Some(restart),
         endpoint_mode: endpoint_mode as i32,
         ports: super::publish::parse_ports(&args.publish)?,
+        update_config,
+        rollback_config,
     })
 }
 
@@ -91,7 +98,7 @@ fn restart_condition(condition: &str) -> anyhow::Result<RestartCondition> {
 
 /// `-e KEY=VALUE` as given; `-e KEY` takes KEY's value from this environment, like Docker
 /// (and stays a bare `KEY` when it is not set here).
-fn env_entries(items: &[String], lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+pub fn env_entries(items: &[String], lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
     items
         .iter()
         .map(|item| match (item.contains('='), lookup(item)) {

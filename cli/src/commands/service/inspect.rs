@@ -1,9 +1,9 @@
 //! `service inspect`: services shaped like `docker service inspect`, or `--pretty` text.
 
 use serde_json::{json, Value};
-use swarmr_proto::{GetServiceRequest, RestartCondition, Service};
+use swarmr_proto::{GetServiceRequest, RestartCondition, Service, ServiceSpec};
 
-use super::{joined_errors, mode_label, spec};
+use super::{joined_errors, mode_label, rollout_json, spec};
 use crate::client;
 use crate::commands::node::millis_to_rfc3339;
 use crate::output;
@@ -49,6 +49,37 @@ fn endpoint_label(spec: &swarmr_proto::ServiceSpec) -> &'static str {
 fn inspect_json(service: &Service) -> Value {
     let meta = service.meta.unwrap_or_default();
     let spec = spec(service);
+    let mut endpoint = json!({ "Spec": endpoint_spec_json(&spec) });
+    if !service.ports.is_empty() {
+        endpoint["Ports"] = ports_json(&service.ports);
+    }
+    if !service.vips.is_empty() {
+        let vips: Vec<Value> = service
+            .vips
+            .iter()
+            .map(|v| json!({ "NetworkID": v.network_id, "Addr": v.addr }))
+            .collect();
+        endpoint["VirtualIPs"] = json!(vips);
+    }
+    let mut value = json!({
+        "ID": service.id,
+        "Version": { "Index": meta.version },
+        "CreatedAt": millis_to_rfc3339(meta.created_at),
+        "UpdatedAt": millis_to_rfc3339(meta.updated_at),
+        "Spec": spec_json(&spec),
+        "Endpoint": endpoint,
+    });
+    if let Some(previous) = &service.previous_spec {
+        value["PreviousSpec"] = spec_json(previous);
+    }
+    if let Some(status) = &service.update_status {
+        value["UpdateStatus"] = rollout_json::update_status(status);
+    }
+    value
+}
+
+/// Docker's `ServiceSpec` shape.
+fn spec_json(spec: &ServiceSpec) -> Value {
     let container = spec.container.clone().unwrap_or_default();
     let restart = spec.restart.unwrap_or_default();
     let mut container_spec = json!({ "Image": container.image, "Labels": container.labels });
@@ -58,6 +89,7 @@ fn inspect_json(service: &Service) -> Value {
     if !container.env.is_empty() {
         container_spec["Env"] = json!(container.env);
     }
+    rollout_json::add_container_fields(&container, &mut container_spec);
     let placement = match spec.constraints.is_empty() {
         true => json!({}),
         false => json!({ "Constraints": spec.constraints }),
@@ -71,46 +103,39 @@ fn inspect_json(service: &Service) -> Value {
         true => json!({ "Global": {} }),
         false => json!({ "Replicated": { "Replicas": spec.replicas.unwrap_or_default() } }),
     };
-    let endpoint_mode = endpoint_label(&spec);
-    let mut endpoint_spec = json!({ "Mode": endpoint_mode });
+    let mut value = json!({
+        "Name": spec.name,
+        "Labels": spec.labels,
+        "TaskTemplate": {
+            "ContainerSpec": container_spec,
+            "RestartPolicy": {
+                "Condition": condition_label(restart.condition()),
+                "Delay": restart.delay_ms.saturating_mul(1_000_000),
+                "MaxAttempts": restart.max_attempts,
+            },
+            "Placement": placement,
+            "Networks": networks,
+            "ForceUpdate": container.force_update,
+        },
+        "Mode": mode,
+        "EndpointSpec": endpoint_spec_json(spec),
+    });
+    if let Some(config) = &spec.update_config {
+        value["UpdateConfig"] = rollout_json::update_config(config);
+    }
+    if let Some(config) = &spec.rollback_config {
+        value["RollbackConfig"] = rollout_json::update_config(config);
+    }
+    value
+}
+
+/// Docker's `EndpointSpec`: the mode, and the ports as the spec asks for them.
+fn endpoint_spec_json(spec: &ServiceSpec) -> Value {
+    let mut endpoint_spec = json!({ "Mode": endpoint_label(spec) });
     if !spec.ports.is_empty() {
         endpoint_spec["Ports"] = ports_json(&spec.ports);
     }
-    let mut endpoint = json!({ "Spec": endpoint_spec });
-    if !service.ports.is_empty() {
-        endpoint["Ports"] = ports_json(&service.ports);
-    }
-    if !service.vips.is_empty() {
-        let vips: Vec<Value> = service
-            .vips
-            .iter()
-            .map(|v| json!({ "NetworkID": v.network_id, "Addr": v.addr }))
-            .collect();
-        endpoint["VirtualIPs"] = json!(vips);
-    }
-    json!({
-        "ID": service.id,
-        "Version": { "Index": meta.version },
-        "CreatedAt": millis_to_rfc3339(meta.created_at),
-        "UpdatedAt": millis_to_rfc3339(meta.updated_at),
-        "Spec": {
-            "Name": spec.name,
-            "Labels": spec.labels,
-            "TaskTemplate": {
-                "ContainerSpec": container_spec,
-                "RestartPolicy": {
-                    "Condition": condition_label(restart.condition()),
-                    "Delay": restart.delay_ms.saturating_mul(1_000_000),
-                    "MaxAttempts": restart.max_attempts,
-                },
-                "Placement": placement,
-                "Networks": networks,
-            },
-            "Mode": mode,
-            "EndpointSpec": endpoint_spec,
-        },
-        "Endpoint": endpoint,
-    })
+    endpoint_spec
 }
 
 /// Docker's `PortConfig` objects. A spec port left to the cluster has no
@@ -283,6 +308,19 @@ mod tests {
         assert_eq!(value["Spec"]["Mode"]["Replicated"]["Replicas"], 3);
         assert_eq!(value["Endpoint"]["Spec"]["Mode"], "vip");
         assert_eq!(value["Endpoint"]["VirtualIPs"][0]["Addr"], "10.0.1.2/24");
+        assert_eq!(value.get("UpdateStatus"), None, "never updated");
+        let mut updated = service(false);
+        updated.previous_spec = updated.spec.clone();
+        updated.update_status = Some(swarmr_proto::UpdateStatus {
+            state: swarmr_proto::UpdateState::RollbackCompleted as i32,
+            started_at: 1000,
+            completed_at: 2000,
+            message: "rollback completed".into(),
+        });
+        let value = inspect_json(&updated);
+        assert_eq!(value["UpdateStatus"]["State"], "rollback_completed");
+        assert_eq!(value["UpdateStatus"]["Message"], "rollback completed");
+        assert_eq!(value["PreviousSpec"]["Name"], "web");
         let global = inspect_json(&service(true));
         assert_eq!(global["Spec"]["Mode"], json!({ "Global": {} }));
     }

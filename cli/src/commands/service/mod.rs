@@ -1,7 +1,8 @@
-//! `swarmr service create|ls|ps|inspect|rm|scale|logs`.
+//! `swarmr service create|ls|ps|inspect|rm|scale|update|rollback|logs`.
 //!
 //! `create` builds the spec (`create`), `converge` waits for the tasks to run and shows the
-//! progress, `ps` lays out task history, `inspect` shapes services like Docker's, `logs`
+//! progress, `update` changes a spec and `rollout` waits for the update, `ps` lays out
+//! task history, `inspect` shapes services like Docker's, `logs`
 //! streams task output. This file holds the dispatch and the small list commands.
 
 mod converge;
@@ -11,6 +12,9 @@ mod inspect;
 mod logs;
 mod ps;
 mod publish;
+mod rollout;
+mod rollout_json;
+mod update;
 
 use std::collections::HashSet;
 
@@ -42,6 +46,8 @@ pub async fn run(host: &str, command: ServiceCommand) -> anyhow::Result<()> {
         }
         ServiceCommand::Rm { services } => rm(host, services).await,
         ServiceCommand::Scale { wait, scales } => scale(host, &wait, &scales).await,
+        ServiceCommand::Update(args) => update::update(host, *args).await,
+        ServiceCommand::Rollback { wait, service } => update::rollback(host, &wait, &service).await,
         ServiceCommand::Logs {
             follow,
             tail,

@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use swarmr_proto::{ListTasksRequest, Task, TaskState, TaskView};
+use swarmr_proto::{HealthState, ListTasksRequest, Task, TaskState, TaskView};
 
 use crate::args::ListArgs;
 use crate::client;
@@ -117,9 +117,19 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-/// `Running 5 seconds ago`.
+/// ` (healthy)` for a task whose container has a health check.
+fn health_suffix(task: &Task) -> &'static str {
+    match task.status.as_ref().map(|s| s.health()) {
+        Some(HealthState::Starting) => " (starting)",
+        Some(HealthState::Healthy) => " (healthy)",
+        Some(HealthState::Unhealthy) => " (unhealthy)",
+        Some(HealthState::None) | None => "",
+    }
+}
+
+/// `Running (healthy) 5 seconds ago`.
 fn current_state(task: &Task, now_ms: i64) -> String {
-    let label = state_label(state(task));
+    let label = format!("{}{}", state_label(state(task)), health_suffix(task));
     let since = task.status.as_ref().map_or(0, |s| s.timestamp);
     if since <= 0 {
         return label.to_string();
@@ -337,6 +347,16 @@ mod tests {
         assert_eq!(cells[4], "Shutdown");
         assert_eq!(cells[5], "Failed 5 seconds ago");
         assert_eq!(rows[0].cells(true)[1], "web.1");
+    }
+
+    #[test]
+    fn a_task_with_a_health_check_shows_its_health() {
+        let mut view = task("t1", 1, 1, TaskState::Running, TaskState::Running);
+        if let Some(status) = view.task.as_mut().and_then(|t| t.status.as_mut()) {
+            status.set_health(HealthState::Healthy);
+        }
+        let rows = rows(vec![view], 105_000);
+        assert_eq!(rows[0].cells(true)[5], "Running (healthy) 5 seconds ago");
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! started at once straight through the worker's executor (the same bollard calls), with
 //! no orchestration, so the figures say how much of the time is swarmr's own.
 //!
+//! Then one rolling update of 30 replicas (`--force`, parallelism 3, no delay): the time
+//! until every slot runs a new task and until the update completes, beside the floor.
+//!
 //! Run through `deploy/bench/services.sh` (release build, root and Docker). Prints figures,
 //! asserts nothing. The nodes and every container labelled with their node ids are removed
 //! at the end, also on a panic.
@@ -30,8 +33,9 @@ use swarmr_worker::executor::{
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-#[path = "common/mod.rs"]
+#[path = "../common/mod.rs"]
 mod common;
+mod update;
 use common::{client, CERTS};
 
 const IMAGE: &str = "swarmr/busybox:latest";
@@ -111,7 +115,7 @@ impl Drop for Cluster {
 }
 
 /// Container ids (running or not) matching a `docker ps` filter.
-fn docker_ps(filter: &str) -> Vec<String> {
+pub(crate) fn docker_ps(filter: &str) -> Vec<String> {
     let Ok(out) = Command::new("docker")
         .args(["ps", "-aq", "--filter", filter])
         .output()
@@ -124,7 +128,7 @@ fn docker_ps(filter: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if check().await {
@@ -344,6 +348,14 @@ async fn main() {
             med / floor
         ));
     }
+    println!("== rolling update (--force, parallelism 3, no delay, stop-first, monitor 5 s)");
+    let name = format!("bench-update-{}", std::process::id());
+    let (replaced, completed) = update::trial(&mut c, &name, 30).await;
+    let floor = docker_floor(&executor, "floor-update", 30).await;
+    summary.push(format!(
+        "update 30 replicas: every task replaced after {replaced:.3} s, completed after {completed:.3} s (5 s monitor included); Docker floor (30 containers at once) {floor:.3} s, replaced/floor {:.2}",
+        replaced / floor
+    ));
     for line in summary {
         println!("{line}");
     }
