@@ -47,6 +47,13 @@ pub struct ServiceUpdateArgs {
     /// Number of tasks (replicated mode).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::args::parse_replicas)]
     pub replicas: Option<u64>,
+    /// Publish a port, as `--publish` of create (repeatable).
+    #[arg(long)]
+    pub publish_add: Vec<String>,
+    /// Stop publishing a port, by its target port: `80`, `53/udp` or
+    /// `published=8080,target=80` (repeatable).
+    #[arg(long)]
+    pub publish_rm: Vec<String>,
     /// Replace every task even if nothing changed.
     #[arg(long)]
     pub force: bool,

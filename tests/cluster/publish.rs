@@ -324,3 +324,66 @@ fn tasks_reach_outside_through_their_node_unless_internal() {
         fetch(&client, "http://192.0.2.2:8082/cgi-bin/client-addr").as_deref() == Some(CLIENT)
     });
 }
+
+#[test]
+#[ignore = "needs root, Docker and VXLAN"]
+fn publish_add_and_rm_move_a_port_and_rollback_restores_it() {
+    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
+    let client = cluster.outside_host("client", 100);
+    let m1 = cluster.nodes[0].host();
+    let url = |port: u16| format!("http://192.0.2.1:{port}/cgi-bin/client-addr");
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "create",
+        "--name",
+        "web",
+        "my-service",
+    ]);
+    // Joining the mesh replaces the task: it needs an ingress address.
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "update",
+        "--publish-add",
+        "8085:80",
+        "web",
+    ]);
+    assert_eq!(fetched(&client, &url(8085)), CLIENT);
+    ok(&[
+        "-H",
+        &m1,
+        "service",
+        "update",
+        "--publish-add",
+        "published=8086,target=80",
+        "--publish-rm",
+        "published=8085,target=80",
+        "web",
+    ]);
+    assert_eq!(fetched(&client, &url(8086)), CLIENT);
+    wait_until("8085 is no longer published", || {
+        fetch(&client, &url(8085)).is_none()
+    });
+    let err = fails(&[
+        "-H",
+        &m1,
+        "service",
+        "update",
+        "--publish-rm",
+        "9999",
+        "web",
+    ]);
+    assert!(err.contains("publishes no such port"), "{err}");
+    ok(&["-H", &m1, "service", "rollback", "web"]);
+    assert_eq!(
+        fetched(&client, &url(8085)),
+        CLIENT,
+        "rollback restores the port"
+    );
+    wait_until("8086 is gone again", || {
+        fetch(&client, &url(8086)).is_none()
+    });
+}

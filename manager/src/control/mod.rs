@@ -185,7 +185,14 @@ impl Control for ControlService {
     ) -> Result<Response<UpdateServiceResponse>, Status> {
         let req = req.into_inner();
         let spec = req.spec.unwrap_or_default();
-        let service = updates::update(&self.core, &req.reference, spec, req.version).await?;
+        let service = updates::update(
+            &self.core,
+            &self.pending_networks,
+            &req.reference,
+            spec,
+            req.version,
+        )
+        .await?;
         Ok(Response::new(UpdateServiceResponse {
             service: Some(service),
         }))
@@ -195,7 +202,12 @@ impl Control for ControlService {
         &self,
         req: Request<RollbackServiceRequest>,
     ) -> Result<Response<RollbackServiceResponse>, Status> {
-        let service = updates::rollback(&self.core, &req.into_inner().reference).await?;
+        let service = updates::rollback(
+            &self.core,
+            &self.pending_networks,
+            &req.into_inner().reference,
+        )
+        .await?;
         Ok(Response::new(RollbackServiceResponse {
             service: Some(service),
         }))

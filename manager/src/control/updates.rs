@@ -9,14 +9,16 @@ use swarmr_proto::{
 };
 use tonic::Status;
 
+use super::networks::Pending;
 use super::resolve::{resolve, Named};
-use super::services::{get, validate};
+use super::services::{get, publish, validate};
 use crate::core::{update_action, Core};
 use crate::orchestrator::run::roll_back;
 use crate::store::Object;
 
 pub async fn update(
     core: &Core,
+    pending: &Pending,
     reference: &str,
     mut spec: ServiceSpec,
     version: u64,
@@ -43,14 +45,25 @@ pub async fn update(
     }
     validate(core, &mut spec)?;
     check_update_configs(&spec)?;
-    refuse_port_change(&old, &spec)?;
-    let rollout = template_changed(&old, &spec);
+    let mut rollout = template_changed(&old, &spec);
     refuse_global_rollout(&spec, rollout)?;
     if spec == old {
         return get(core, &service.id);
     }
     let mut updated = service.clone();
-    updated.previous_spec = Some(old);
+    if spec.ports != old.ports {
+        let (ports, ingress) = publish(core, pending, &service.id, &spec).await?;
+        updated.ports = ports;
+        // Tasks made before the service joined the mesh have no address on it.
+        if !ingress.is_empty() && ingress != updated.ingress_network_id {
+            updated.ingress_network_id = ingress;
+            rollout = true;
+        }
+    }
+    // The ports as published, so that a rollback returns to the very same ones.
+    let mut previous = old;
+    previous.ports = service.ports.clone();
+    updated.previous_spec = Some(previous);
     updated.spec = Some(spec);
     updated.spec_version += 1;
     if rollout {
@@ -61,7 +74,11 @@ pub async fn update(
     get(core, &service.id)
 }
 
-pub async fn rollback(core: &Core, reference: &str) -> Result<ServiceView, Status> {
+pub async fn rollback(
+    core: &Core,
+    pending: &Pending,
+    reference: &str,
+) -> Result<ServiceView, Status> {
     let service: Service = resolve(core, reference)?;
     let Some(previous) = service.previous_spec.clone() else {
         return Err(Status::failed_precondition(format!(
@@ -71,10 +88,16 @@ pub async fn rollback(core: &Core, reference: &str) -> Result<ServiceView, Statu
     };
     let current = service.spec.clone().unwrap_or_default();
     refuse_global_rollout(&current, template_changed(&current, &previous))?;
-    refuse_port_change(&current, &previous)?;
     let version = service.version();
     let status = status(UpdateState::RollbackStarted, "manually requested rollback");
-    let rolled = roll_back(service.clone(), status);
+    let mut rolled = roll_back(service.clone(), status);
+    if let Some(spec) = rolled.spec.clone().filter(|s| s.ports != current.ports) {
+        let (ports, ingress) = publish(core, pending, &service.id, &spec).await?;
+        rolled.ports = ports;
+        if !ingress.is_empty() {
+            rolled.ingress_network_id = ingress;
+        }
+    }
     core.propose(vec![update_action(rolled, version)]).await?;
     get(core, &service.id)
 }
@@ -101,18 +124,6 @@ fn refuse_global_rollout(spec: &ServiceSpec, rollout: bool) -> Result<(), Status
             "service {} is in global mode: rolling updates of its tasks are not supported \
              yet; only its replicas-free settings and labels can change",
             spec.name
-        )));
-    }
-    Ok(())
-}
-
-/// Published ports are allocated at create; an update does not move them yet.
-fn refuse_port_change(old: &ServiceSpec, new: &ServiceSpec) -> Result<(), Status> {
-    if old.ports != new.ports {
-        return Err(Status::invalid_argument(format!(
-            "service {}: published ports cannot change with an update yet; remove the \
-             service and create it again with the new --publish",
-            old.name
         )));
     }
     Ok(())

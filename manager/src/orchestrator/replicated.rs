@@ -39,7 +39,6 @@ pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&
         in_flight: draining.len(),
         ..Default::default()
     };
-    let spec = service.spec.clone().unwrap_or_default();
     for (i, &slot) in occupied.iter().enumerate() {
         let tasks = slots.get(&slot).map(Vec::as_slice).unwrap_or_default();
         if i >= kept {
@@ -47,7 +46,7 @@ pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&
         } else if !updater::handover(ctx, service, tasks, &mut board) {
             let made = reconcile_slot(ctx, service, tasks);
             match made {
-                0 => board.observe(ctx, &spec, slot, tasks),
+                0 => board.observe(ctx, service, slot, tasks),
                 _ => board.in_flight += 1,
             }
             created.insert(slot, made);

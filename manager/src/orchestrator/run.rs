@@ -17,6 +17,12 @@ pub fn roll_back(mut service: Service, status: UpdateStatus) -> Service {
     let previous = service.previous_spec.take();
     service.previous_spec = service.spec.take();
     service.spec = previous;
+    // An update keeps the published ports (not the spec's zeros) in the previous spec.
+    if let Some(spec) = &service.spec {
+        if spec.ports.iter().all(|p| p.published_port != 0) {
+            service.ports = spec.ports.clone();
+        }
+    }
     service.spec_version += 1;
     service.update_status = Some(status);
     service

@@ -25,8 +25,8 @@
 use std::collections::BTreeMap;
 
 use swarmr_proto::{
-    Service, ServiceSpec, Task, TaskState, UpdateConfig, UpdateFailureAction, UpdateOrder,
-    UpdateState, UpdateStatus,
+    Service, Task, TaskState, UpdateConfig, UpdateFailureAction, UpdateOrder, UpdateState,
+    UpdateStatus,
 };
 
 use super::slot::current;
@@ -85,15 +85,24 @@ impl Rollout {
     }
 }
 
-/// The task runs the service's current container spec on its current networks.
-pub fn same_template(spec: &ServiceSpec, task: &Task) -> bool {
+/// The task runs the service's current container spec on its current networks (and
+/// holds an address on the ingress network while the service publishes through it).
+pub fn same_template(service: &Service, task: &Task) -> bool {
+    let Some(spec) = service.spec.as_ref() else {
+        return false;
+    };
+    let ingress = Some(&service.ingress_network_id).filter(|id| !id.is_empty());
+    let wanted = spec.networks.iter().chain(ingress).map(String::as_str);
     let networks = task.networks.iter().map(|a| a.network_id.as_str());
-    task.container == spec.container && networks.eq(spec.networks.iter().map(String::as_str))
+    task.container == spec.container && networks.eq(wanted)
 }
 
 /// Fresh: the current template, on a node that meets the constraints (or none yet).
-pub(crate) fn is_fresh(ctx: &Ctx<'_>, spec: &ServiceSpec, task: &Task) -> bool {
-    if !same_template(spec, task) {
+pub(crate) fn is_fresh(ctx: &Ctx<'_>, service: &Service, task: &Task) -> bool {
+    let Some(spec) = service.spec.as_ref() else {
+        return false;
+    };
+    if !same_template(service, task) {
         return false;
     }
     let Some(node) = ctx.node(&task.node_id) else {
@@ -117,14 +126,14 @@ impl<'a> Board<'a> {
     pub(crate) fn observe(
         &mut self,
         ctx: &Ctx<'_>,
-        spec: &ServiceSpec,
+        service: &Service,
         slot: u64,
         tasks: &[&'a Task],
     ) {
         let (Some(task), _) = current(tasks) else {
             return;
         };
-        let fresh = is_fresh(ctx, spec, task);
+        let fresh = is_fresh(ctx, service, task);
         if is_terminal(task) || (fresh && task_state(task) < TaskState::Running) {
             self.in_flight += 1;
         } else if fresh {
@@ -148,16 +157,16 @@ pub(crate) fn handover<'a>(
     tasks: &[&'a Task],
     board: &mut Board<'a>,
 ) -> bool {
-    let Some(spec) = service.spec.as_ref() else {
+    if service.spec.is_none() {
         return false;
-    };
+    }
     let alive: Vec<&Task> = tasks
         .iter()
         .copied()
         .filter(|t| wants_running(t) && !is_terminal(t))
         .collect();
     let (fresh, stale): (Vec<&Task>, Vec<&Task>) =
-        alive.iter().partition(|t| is_fresh(ctx, spec, t));
+        alive.iter().partition(|t| is_fresh(ctx, service, t));
     let ([new], false) = (fresh.as_slice(), stale.is_empty()) else {
         return false;
     };
@@ -186,7 +195,7 @@ pub(crate) fn advance(
     let failed: Vec<&Task> = tasks
         .iter()
         .copied()
-        .filter(|t| same_template(spec, t) && is_failure(t, rollout.started_at))
+        .filter(|t| same_template(service, t) && is_failure(t, rollout.started_at))
         .collect();
     let replicas = spec.replicas.unwrap_or(0).max(1) as f64;
     let ratio = f64::from(rollout.config.max_failure_ratio);

@@ -81,6 +81,43 @@ pub fn parse_ports(items: &[String]) -> anyhow::Result<Vec<PortConfig>> {
         .collect()
 }
 
+/// `--publish-rm` then `--publish-add` on a spec's ports. A removal names a target port
+/// (and protocol, and published port if given); naming one that is not published is
+/// refused, as is adding and removing the same port.
+pub fn update_ports(
+    ports: &mut Vec<PortConfig>,
+    add: &[String],
+    rm: &[String],
+) -> anyhow::Result<()> {
+    let added = parse_ports(add)?;
+    for (spec, gone) in rm.iter().zip(parse_ports(rm)?) {
+        let matches = |p: &PortConfig| {
+            p.target_port == gone.target_port
+                && p.protocol == gone.protocol
+                && (gone.published_port == 0 || p.published_port == gone.published_port)
+        };
+        if added.iter().any(|a| matches(a)) {
+            bail!("--publish-add and --publish-rm both name port {spec:?}: give it once");
+        }
+        let before = ports.len();
+        ports.retain(|p| !matches(p));
+        if ports.len() == before {
+            bail!(
+                "--publish-rm {spec:?}: the service publishes no such port (see service inspect)"
+            );
+        }
+    }
+    for port in added {
+        ports.retain(|p| {
+            !(p.target_port == port.target_port
+                && p.protocol == port.protocol
+                && p.published_port == port.published_port)
+        });
+        ports.push(port);
+    }
+    Ok(())
+}
+
 /// Docker's PORTS column entry: `*:8080->80/tcp`.
 pub fn port_column(port: &PortConfig) -> String {
     let proto = match port.protocol() {
@@ -128,6 +165,18 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{spec}: {err}");
         }
+    }
+
+    #[test]
+    fn publish_add_and_rm_change_only_the_ports_they_name() {
+        let mut ports = vec![one("8080:80"), one("5353:53/udp")];
+        update_ports(&mut ports, &["9090:90".into()], &["53/udp".into()]).expect("update");
+        let got: Vec<String> = ports.iter().map(port_column).collect();
+        assert_eq!(got, ["*:8080->80/tcp", "*:9090->90/tcp"]);
+        let err = update_ports(&mut ports, &[], &["81".into()]).expect_err("not published");
+        assert!(err.to_string().contains("publishes no such port"), "{err}");
+        let err = update_ports(&mut ports, &["8080:80".into()], &["80".into()]).expect_err("both");
+        assert!(err.to_string().contains("both name port"), "{err}");
     }
 
     #[test]

@@ -177,6 +177,7 @@ fn apply(
         spec.networks.retain(|n| n != id);
     }
     spec.networks.extend(args.network_add.iter().cloned());
+    super::publish::update_ports(&mut spec.ports, &args.publish_add, &args.publish_rm)?;
     if let Some(replicas) = args.replicas {
         spec.replicas = Some(replicas);
     }
