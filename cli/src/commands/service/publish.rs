@@ -96,7 +96,7 @@ pub fn update_ports(
                 && p.protocol == gone.protocol
                 && (gone.published_port == 0 || p.published_port == gone.published_port)
         };
-        if added.iter().any(|a| matches(a)) {
+        if added.iter().any(&matches) {
             bail!("--publish-add and --publish-rm both name port {spec:?}: give it once");
         }
         let before = ports.len();
