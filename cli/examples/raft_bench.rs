@@ -161,6 +161,8 @@ async fn start_cluster(bin: &Path, root: &Path) -> Vec<Manager> {
             m.addr(),
             "--hostname".into(),
             m.name.clone(),
+            // Loopback nodes share the machine's own namespace: none may program it.
+            "--no-host-rules".into(),
         ]
     };
     managers[0].args = [vec!["init".to_string()], common(&managers[0])].concat();

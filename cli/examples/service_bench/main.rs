@@ -71,6 +71,8 @@ impl Cluster {
             .args(head)
             .args(["--data-dir", &dir.display().to_string()])
             .args(["--listen-addr", &format!("{ip}:2377"), "--hostname", name])
+            // Loopback nodes share this (the machine's own) namespace: none may program it.
+            .arg("--no-host-rules")
             .args(tail)
             .stdout(Stdio::null())
             .stderr(log)

@@ -53,6 +53,10 @@ pub fn for_node(view: &View, node_id: &str) -> (Vec<Task>, Vec<NetworkAssignment
             let peers = view
                 .endpoints(&network.id)
                 .filter(|t| t.node_id != node_id)
+                // A draining task on a Down node will never report its end: drop it.
+                .filter(|t| {
+                    t.desired_state() <= TaskState::Running || !view.node_is_down(&t.node_id)
+                })
                 .flat_map(|t| t.networks.iter().map(move |a| (t, a)))
                 .filter(|(_, a)| a.network_id == network.id && !a.addr.is_empty())
                 .map(|(t, a)| RemoteEndpoint {

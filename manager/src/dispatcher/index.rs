@@ -178,8 +178,10 @@ impl View {
         }
         let mut affected = Affected::Nobody;
         affected.node(&node.id);
-        if old.as_ref().map(node_addr) != (!delete).then(|| node_addr(node)) {
-            // Its underlay address is every peer's VTEP for its endpoints.
+        let key = |n: &Node| (node_addr(n).to_string(), is_down(n));
+        if old.as_ref().map(key) != (!delete).then(|| key(node)) {
+            // Its underlay address is every peer's VTEP for its endpoints, and going Down
+            // drops its draining endpoints.
             let networks: Vec<String> = self
                 .by_network
                 .iter()
@@ -295,10 +297,20 @@ impl View {
         self.nodes.values()
     }
 
+    pub fn node_is_down(&self, id: &str) -> bool {
+        self.nodes.get(id).is_some_and(is_down)
+    }
+
     /// A node's underlay address, empty if unknown.
     pub fn node_addr(&self, id: &str) -> &str {
         self.nodes.get(id).map_or("", node_addr)
     }
+}
+
+fn is_down(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .is_some_and(|s| s.state() == swarmr_proto::NodeState::Down)
 }
 
 fn is_ingress(network: &Network) -> bool {
