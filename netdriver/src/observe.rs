@@ -93,23 +93,19 @@ pub async fn observe<N: Netlink>(
             Err(err) => failures.push((Scope::network(net), error_chain(&err))),
         }
     }
+    // Every container an endpoint lives in, overlay or egress, read once.
+    let mut wanted: Vec<(u32, Scope)> = Vec::new();
     for net in &desired.networks {
-        for ep in &net.local_endpoints {
-            let pid = ep.container_pid;
-            if actual.containers.contains_key(&pid) {
-                continue;
-            }
-            match observe_container(nl, &Ns::Container(pid)).await {
-                Ok(container) => {
-                    actual.containers.insert(pid, container);
-                }
-                Err(err) => failures.push((Scope::endpoint(net, ep), error_chain(&err))),
-            }
-        }
+        wanted.extend(
+            net.local_endpoints
+                .iter()
+                .map(|ep| (ep.container_pid, Scope::endpoint(net, ep))),
+        );
     }
-    let egress_pids = desired.egress.iter().flat_map(|e| &e.endpoints);
-    for ep in egress_pids {
-        let pid = ep.container_pid;
+    for ep in desired.egress.iter().flat_map(|e| &e.endpoints) {
+        wanted.push((ep.container_pid, crate::plan::egress_scope(ep)));
+    }
+    for (pid, scope) in wanted {
         if actual.containers.contains_key(&pid) {
             continue;
         }
@@ -117,7 +113,7 @@ pub async fn observe<N: Netlink>(
             Ok(container) => {
                 actual.containers.insert(pid, container);
             }
-            Err(err) => failures.push((crate::plan::egress_scope(ep), error_chain(&err))),
+            Err(err) => failures.push((scope, error_chain(&err))),
         }
     }
     Ok((actual, failures))

@@ -140,14 +140,6 @@ fn vip_and_tasks_names_resolve_and_connections_spread_then_follow_scale_down() {
     );
 }
 
-fn pid_of(container: &str) -> String {
-    let out = Command::new("docker")
-        .args(["inspect", "-f", "{{.State.Pid}}", container])
-        .output()
-        .expect("docker inspect");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Kills the UDP responders it holds when dropped, also on a failed assertion.
 struct Responders(Vec<std::process::Child>);
 

@@ -93,14 +93,6 @@ fn udp_ask(ns: &str, to: &str, port: u16) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn pid_of(container: &str) -> String {
-    let out = Command::new("docker")
-        .args(["inspect", "-f", "{{.State.Pid}}", container])
-        .output()
-        .expect("docker inspect");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn service_id(host: &str, service: &str) -> String {
     let inspect: Value =
         serde_json::from_str(&ok(&["-H", host, "service", "inspect", service])).expect("JSON");

@@ -338,6 +338,15 @@ pub fn join_args<'a>(dir: &'a str, token: &'a str, remote: &'a str) -> Vec<&'a s
     ]
 }
 
+/// The PID of a container's process, per Docker (empty if it has none).
+pub fn pid_of(container: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", container])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Containers of a service, per Docker itself.
 pub fn containers(service_id: &str) -> Vec<String> {
     let out = Command::new("docker")
