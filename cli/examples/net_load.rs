@@ -99,7 +99,13 @@ fn dns(server: &str, name: &str, count: u32) {
     );
 }
 
-fn connect(target: &str, count: u32) {
+/// COUNT runs of `op` against TARGET one after another: the sorted latencies of those that
+/// succeeded, the failures and the seconds it all took.
+fn timed(
+    target: &str,
+    count: u32,
+    op: impl Fn(&SocketAddr) -> std::io::Result<()>,
+) -> (Vec<Duration>, u32, f64) {
     let Ok(target) = target.parse::<SocketAddr>() else {
         eprintln!("bad target {target}");
         std::process::exit(2);
@@ -108,16 +114,19 @@ fn connect(target: &str, count: u32) {
     let start = Instant::now();
     for _ in 0..count {
         let began = Instant::now();
-        match TcpStream::connect_timeout(&target, TIMEOUT) {
-            Ok(stream) => {
-                latencies.push(began.elapsed());
-                drop(stream);
-            }
+        match op(&target) {
+            Ok(()) => latencies.push(began.elapsed()),
             Err(_) => errors += 1,
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
+    (latencies, errors, start.elapsed().as_secs_f64())
+}
+
+fn connect(target: &str, count: u32) {
+    let (latencies, errors, elapsed) = timed(target, count, |t| {
+        TcpStream::connect_timeout(t, TIMEOUT).map(drop)
+    });
     println!(
         "cps={:.0} p99_ms={:.3} errors={errors}",
         latencies.len() as f64 / elapsed,
@@ -157,21 +166,7 @@ fn one_request(target: &SocketAddr) -> std::io::Result<()> {
 }
 
 fn request(target: &str, count: u32) {
-    let Ok(target) = target.parse::<SocketAddr>() else {
-        eprintln!("bad target {target}");
-        std::process::exit(2);
-    };
-    let (mut latencies, mut errors) = (Vec::new(), 0u32);
-    let start = Instant::now();
-    for _ in 0..count {
-        let began = Instant::now();
-        match one_request(&target) {
-            Ok(()) => latencies.push(began.elapsed()),
-            Err(_) => errors += 1,
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
+    let (latencies, errors, elapsed) = timed(target, count, one_request);
     println!(
         "rps={:.0} p50_ms={:.3} p99_ms={:.3} errors={errors}",
         latencies.len() as f64 / elapsed,

@@ -1,11 +1,10 @@
 //! One allocation pass. See the module docs.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use swarmr_proto::convert::now_millis;
+use swarmr_proto::convert::{addr_ip, now_millis};
 use swarmr_proto::{EndpointMode, Network, Node, Service, Task, TaskState, TaskStatus, VirtualIp};
 
 use super::ipam::AddressPool;
@@ -22,10 +21,6 @@ fn holds_address(task: &Task) -> bool {
         .is_none_or(|s| s.state() <= TaskState::Running)
 }
 
-fn host(addr: &str) -> Option<Ipv4Addr> {
-    addr.split('/').next()?.parse().ok()
-}
-
 /// The network's pool with every address in use reserved and the stored cursor.
 fn pool_of(
     network: &Network,
@@ -40,16 +35,16 @@ fn pool_of(
         .filter(|t| holds_address(t))
         .flat_map(|t| t.networks.iter())
         .filter(|a| a.network_id == network.id)
-        .filter_map(|a| host(&a.addr));
+        .filter_map(|a| addr_ip(&a.addr));
     let vips = services
         .iter()
         .flat_map(|s| s.vips.iter())
         .filter(|v| v.network_id == network.id)
-        .filter_map(|v| host(&v.addr));
+        .filter_map(|v| addr_ip(&v.addr));
     let node_addrs = nodes
         .iter()
-        .filter(|_| is_ingress(network))
-        .filter_map(|n| host(&n.ingress_addr));
+        .filter(|_| network.is_ingress())
+        .filter_map(|n| addr_ip(&n.ingress_addr));
     let cursor = network.ip_cursor.parse().ok();
     AddressPool::rebuild(
         subnet,
@@ -156,17 +151,13 @@ fn allocate_vips(pools: &mut Pools, service: &Service) -> Option<Service> {
     })
 }
 
-fn is_ingress(network: &Network) -> bool {
-    network.spec.as_ref().is_some_and(|s| s.ingress)
-}
-
 /// Every node gets an address on the ingress network, its end of the routing mesh; an
 /// address of a removed ingress network is given up (and replaced once one exists again).
 fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction> {
-    let ingress = pools.networks.values().find(|n| is_ingress(n)).cloned();
+    let ingress = pools.networks.values().find(|n| n.is_ingress()).cloned();
     let subnet: Option<Ipv4Net> = ingress.as_ref().and_then(|n| n.subnet.parse().ok());
     let current = |node: &Node| {
-        let ip = host(&node.ingress_addr);
+        let ip = addr_ip(&node.ingress_addr);
         ip.zip(subnet)
             .is_some_and(|(ip, subnet)| subnet.contains(&ip))
     };

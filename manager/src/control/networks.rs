@@ -166,7 +166,7 @@ fn decide(core: &Core, pending: &Pending, spec: &NetworkSpec) -> Result<Network,
             spec.name, clash.id
         )));
     }
-    if spec.ingress && existing.iter().any(super::ports::is_ingress) {
+    if spec.ingress && existing.iter().any(Network::is_ingress) {
         return Err(Status::already_exists(
             "the cluster has an ingress network already: there is one routing mesh",
         ));
@@ -224,10 +224,7 @@ pub async fn remove(core: &Core, reference: &str) -> Result<String, Status> {
 pub async fn prune(core: &Core) -> Result<Vec<String>, Status> {
     let mut removed = Vec::new();
     // The routing mesh stays, as Docker's `ingress` does: `network rm ingress` removes it.
-    for network in list(core)?
-        .into_iter()
-        .filter(|n| !super::ports::is_ingress(n))
-    {
+    for network in list(core)?.into_iter().filter(|n| !n.is_ingress()) {
         if users(core, &network)?.is_empty() {
             removed.push(network.name().to_string());
             core.propose(vec![delete_action(network)]).await?;

@@ -20,16 +20,9 @@ pub const MAX_PORTS: usize = 64;
 /// Ports swarmr itself listens on, on every node.
 const RESERVED: [(u32, PortProtocol); 2] = [(2377, PortProtocol::Tcp), (4789, PortProtocol::Udp)];
 
-fn protocol_name(port: &PortConfig) -> &'static str {
-    match port.protocol() {
-        PortProtocol::Tcp => "tcp",
-        PortProtocol::Udp => "udp",
-    }
-}
-
 /// `8080/tcp`, as errors and Docker's PORTS column say it.
 pub fn port_label(port: &PortConfig) -> String {
-    format!("{}/{}", port.published_port, protocol_name(port))
+    format!("{}/{}", port.published_port, port.protocol().label())
 }
 
 /// Shape checks on the ports a spec asks for; no store access.
@@ -146,7 +139,7 @@ pub fn needs_ingress(ports: &[PortConfig]) -> bool {
 /// afterwards leaves nothing half-done.
 pub async fn ingress_network(core: &Core, pending: &Pending) -> Result<String, Status> {
     let networks: Vec<Network> = core.store().list()?;
-    if let Some(ingress) = networks.iter().find(|n| is_ingress(n)) {
+    if let Some(ingress) = networks.iter().find(|n| n.is_ingress()) {
         return Ok(ingress.id.clone());
     }
     if networks.iter().any(|n| n.name() == INGRESS_NETWORK) {
@@ -160,10 +153,6 @@ pub async fn ingress_network(core: &Core, pending: &Pending) -> Result<String, S
         ..Default::default()
     };
     Ok(networks::create(core, pending, spec).await?.id)
-}
-
-pub fn is_ingress(network: &Network) -> bool {
-    network.spec.as_ref().is_some_and(|s| s.ingress)
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status
     let mut networks: Vec<Network> = Vec::new();
     for reference in &spec.networks {
         let network: Network = resolve(core, reference)?;
-        if ports::is_ingress(&network) {
+        if network.is_ingress() {
             return Err(Status::invalid_argument(
                 "the ingress network carries published ports only: publish with --publish instead of --network ingress",
             ));

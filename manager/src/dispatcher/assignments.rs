@@ -48,7 +48,7 @@ pub fn for_node(view: &View, node_id: &str) -> (Vec<Task>, Vec<NetworkAssignment
         .into_iter()
         .filter_map(|id| view.network(id))
         // The mesh's network is wired from the ingress part of the message.
-        .filter(|network| !network.spec.as_ref().is_some_and(|s| s.ingress))
+        .filter(|network| !network.is_ingress())
         .map(|network| {
             let peers = view
                 .endpoints(&network.id)

@@ -120,9 +120,11 @@ impl View {
         let new = (!delete).then_some(task);
         // Every node answers the mesh's ports, so each one balances over these tasks.
         let on_mesh = |t: &Task| {
-            t.networks
-                .iter()
-                .any(|a| self.networks.get(&a.network_id).is_some_and(is_ingress))
+            t.networks.iter().any(|a| {
+                self.networks
+                    .get(&a.network_id)
+                    .is_some_and(Network::is_ingress)
+            })
         };
         if old.iter().chain(new).any(on_mesh) {
             return Affected::Everyone;
@@ -286,7 +288,7 @@ impl View {
 
     /// The routing mesh's network, once a published port made it.
     pub fn ingress_network(&self) -> Option<&Network> {
-        self.networks.values().find(|n| is_ingress(n))
+        self.networks.values().find(|n| n.is_ingress())
     }
 
     fn any_published(&self) -> bool {
@@ -311,10 +313,6 @@ fn is_down(node: &Node) -> bool {
     node.status
         .as_ref()
         .is_some_and(|s| s.state() == swarmr_proto::NodeState::Down)
-}
-
-fn is_ingress(network: &Network) -> bool {
-    network.spec.as_ref().is_some_and(|s| s.ingress)
 }
 
 fn node_addr(node: &Node) -> &str {

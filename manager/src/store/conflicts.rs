@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use swarmr_proto::{Network, PortConfig, PortProtocol, PublishMode, Service};
+use swarmr_proto::{Network, PortConfig, PublishMode, Service};
 
 pub fn network(new: &Network, other: &Network) -> Option<String> {
     let name = |n: &Network| n.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
@@ -55,11 +55,7 @@ pub fn service(new: &Service, other: &Service) -> Option<String> {
                 format!(
                     "port {}/{} is already published by service {}",
                     mine.published_port,
-                    if mine.protocol() == PortProtocol::Udp {
-                        "udp"
-                    } else {
-                        "tcp"
-                    },
+                    mine.protocol().label(),
                     name(other)
                 )
             })

@@ -1,8 +1,10 @@
 //! Conversions between the generated types and what users type and read.
 
+mod network;
 mod node;
 mod task;
 
+pub use network::addr_ip;
 pub use node::{parse_availability, parse_role};
 pub use task::container_name;
 

@@ -182,27 +182,27 @@ impl Overlay {
 
     /// Reconciles the kernel to the latest session message; the endpoints that could not
     /// be wired, with the reasons.
+    /// What the kernel should hold now, from the latest session message (none before the
+    /// first one).
+    fn desired(&self) -> Option<HostDesired> {
+        let message = self.sessions.borrow().clone()?;
+        let mut started = self.started();
+        // Once the session shows a task RUNNING (or gone) its own PID rules.
+        started.retain(|id, _| {
+            message.tasks.iter().any(|t| {
+                t.id == *id
+                    && t.desired_state() == TaskState::Running
+                    && t.status
+                        .as_ref()
+                        .is_some_and(|s| s.state() < TaskState::Running)
+            })
+        });
+        desired_host(&self.node_id, &message, &started, &self.host)
+    }
+
     async fn reconcile(&self) -> Vec<(String, String)> {
         let _guard = self.reconciling.lock().await;
-        let message = self.sessions.borrow().clone();
-        let Some(message) = message else {
-            return Vec::new();
-        };
-        let desired = {
-            let mut started = self.started();
-            // Once the session shows a task RUNNING (or gone) its own PID rules.
-            started.retain(|id, _| {
-                message.tasks.iter().any(|t| {
-                    t.id == *id
-                        && t.desired_state() == TaskState::Running
-                        && t.status
-                            .as_ref()
-                            .is_some_and(|s| s.state() < TaskState::Running)
-                })
-            });
-            desired_host(&self.node_id, &message, &started, &self.host)
-        };
-        let Some(desired) = desired else {
+        let Some(desired) = self.desired() else {
             return Vec::new();
         };
         let report = match self.driver.reconcile(&desired).await {
@@ -228,15 +228,7 @@ impl Overlay {
         &self,
     ) -> Result<Option<Vec<swarmr_netdriver::Step>>, swarmr_netdriver::Error> {
         let _guard = self.reconciling.lock().await;
-        let message = self.sessions.borrow().clone();
-        let Some(message) = message else {
-            return Ok(None);
-        };
-        let desired = {
-            let started = self.started();
-            desired_host(&self.node_id, &message, &started, &self.host)
-        };
-        match desired {
+        match self.desired() {
             Some(desired) => self.driver.check(&desired).await.map(Some),
             None => Ok(None),
         }

@@ -145,15 +145,9 @@ fn ports_json(ports: &[swarmr_proto::PortConfig]) -> Value {
         .iter()
         .map(|p| {
             let mut entry = json!({
-                "Protocol": match p.protocol() {
-                    swarmr_proto::PortProtocol::Tcp => "tcp",
-                    swarmr_proto::PortProtocol::Udp => "udp",
-                },
+                "Protocol": p.protocol().label(),
                 "TargetPort": p.target_port,
-                "PublishMode": match p.publish_mode() {
-                    swarmr_proto::PublishMode::Ingress => "ingress",
-                    swarmr_proto::PublishMode::Host => "host",
-                },
+                "PublishMode": p.publish_mode().label(),
             });
             if p.published_port != 0 {
                 entry["PublishedPort"] = json!(p.published_port);

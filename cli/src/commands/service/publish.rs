@@ -120,10 +120,7 @@ pub fn update_ports(
 
 /// Docker's PORTS column entry: `*:8080->80/tcp`.
 pub fn port_column(port: &PortConfig) -> String {
-    let proto = match port.protocol() {
-        PortProtocol::Tcp => "tcp",
-        PortProtocol::Udp => "udp",
-    };
+    let proto = port.protocol().label();
     format!("*:{}->{}/{proto}", port.published_port, port.target_port)
 }
 

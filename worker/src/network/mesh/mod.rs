@@ -23,6 +23,7 @@ use std::net::Ipv4Addr;
 use swarmr_netdriver::{
     mac_for_ip, EgressDesired, EgressEndpoint, LocalEndpoint, NetworkDesired, RemoteEndpoint,
 };
+use swarmr_proto::convert::addr_ip;
 use swarmr_proto::{Ingress, Network, SessionMessage, Task, TaskState};
 
 pub use swarmr_netdriver::Ipv4Net;
@@ -152,10 +153,6 @@ pub fn egress_desired(
     })
 }
 
-fn bare(addr: &str) -> Option<Ipv4Addr> {
-    addr.split('/').next()?.parse().ok()
-}
-
 /// This node's end of the mesh: its interface on the ingress network, every other node's
 /// end, and every remote serving task's ingress address behind its node's end.
 pub fn ingress_desired(
@@ -173,11 +170,11 @@ pub fn ingress_desired(
     if !host.enabled {
         return None;
     }
-    let own_ip = bare(&me.ingress_addr)?;
+    let own_ip = addr_ip(&me.ingress_addr)?;
     let mut remote: Vec<RemoteEndpoint> = Vec::new();
     let mut node_mac: HashMap<&str, ([u8; 6], Ipv4Addr)> = HashMap::new();
     for node in nodes.iter().filter(|n| n.node_id != node_id) {
-        let (Some(ip), Ok(vtep)) = (bare(&node.ingress_addr), node.node_addr.parse()) else {
+        let (Some(ip), Ok(vtep)) = (addr_ip(&node.ingress_addr), node.node_addr.parse()) else {
             continue;
         };
         node_mac.insert(&node.node_id, (mac_for_ip(ip), vtep));
@@ -190,7 +187,7 @@ pub fn ingress_desired(
     for task in services.iter().flat_map(|s| &s.tasks) {
         let (Some(&(mac, vtep)), Some(ip)) = (
             node_mac.get(task.node_id.as_str()),
-            bare(&task.ingress_addr),
+            addr_ip(&task.ingress_addr),
         ) else {
             continue;
         };

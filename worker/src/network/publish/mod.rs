@@ -14,7 +14,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use swarmr_netdriver::mac_for_ip;
-use swarmr_proto::{PortProtocol, PublishMode, SessionMessage, Task, TaskState};
+use swarmr_proto::convert::addr_ip;
+use swarmr_proto::{PublishMode, SessionMessage, Task, TaskState};
 use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
@@ -49,17 +50,6 @@ fn is_serving(task: &Task) -> bool {
             .is_some_and(|s| s.state() == TaskState::Running)
 }
 
-fn protocol(p: &swarmr_proto::PortConfig) -> &'static str {
-    match p.protocol() {
-        PortProtocol::Tcp => "tcp",
-        PortProtocol::Udp => "udp",
-    }
-}
-
-fn bare(addr: &str) -> Option<Ipv4Addr> {
-    addr.split('/').next()?.parse().ok()
-}
-
 /// What the node namespace should hold: the table and the return routes.
 pub fn desired(message: &SessionMessage, host: &HostNet) -> (HostRules, Vec<MeshRoute>) {
     let mut rules = HostRules::default();
@@ -76,7 +66,7 @@ pub fn desired(message: &SessionMessage, host: &HostNet) -> (HostRules, Vec<Mesh
     let me = message.node.as_ref().map_or("", |n| n.id.as_str());
     let mut routes = Vec::new();
     for node in ingress.nodes.iter().filter(|n| n.node_id != me) {
-        if let Some(ip) = bare(&node.ingress_addr) {
+        if let Some(ip) = addr_ip(&node.ingress_addr) {
             rules.mesh_marks.push((mac_for_ip(ip), u32::from(ip)));
             routes.push(MeshRoute {
                 mark: u32::from(ip),
@@ -106,20 +96,20 @@ pub fn desired(message: &SessionMessage, host: &HostNet) -> (HostRules, Vec<Mesh
                     .iter()
                     .filter_map(|t| match egress.get(&t.task_id) {
                         Some(local) if t.node_id == me => Some((*local, target)),
-                        _ if t.node_id != me => Some((bare(&t.ingress_addr)?, target)),
+                        _ if t.node_id != me => Some((addr_ip(&t.ingress_addr)?, target)),
                         _ => None,
                     })
                     .collect()
             };
             rules.published.push(PublishedPort {
-                protocol: protocol(port),
+                protocol: port.protocol().label(),
                 port: port.published_port,
                 backends,
             });
         }
         for task in service.tasks.iter().filter(|t| t.node_id == me) {
             if let (Some(ingress_ip), Some(local)) =
-                (bare(&task.ingress_addr), egress.get(&task.task_id))
+                (addr_ip(&task.ingress_addr), egress.get(&task.task_id))
             {
                 rules.mesh_arrivals.push((ingress_ip, *local));
             }
