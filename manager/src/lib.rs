@@ -25,6 +25,7 @@ pub mod quorum;
 pub mod raft;
 pub mod roles;
 pub mod scheduler;
+pub mod standing;
 pub mod store;
 
 pub use manager::{ClusterParams, Manager, ManagerConfig};
