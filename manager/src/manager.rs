@@ -244,7 +244,7 @@ impl Manager {
         let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let core = || self.core.clone();
+        let core = || self.core.leader_only();
         let stopped = || stop(shutdown.clone());
         tokio::join!(
             dispatcher::run_health(core(), self.sessions.clone(), stopped()),

@@ -12,6 +12,7 @@ mod membership;
 mod netns;
 mod networks;
 mod overlay;
+mod partitions;
 mod publish;
 mod security;
 mod services;

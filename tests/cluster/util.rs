@@ -251,6 +251,21 @@ impl Cluster {
         underlay.host_ns(name)
     }
 
+    /// Cuts host `name` off the underlay, or wires it back. Multi-host clusters only.
+    pub fn cut(&self, name: &str) {
+        self.underlay
+            .as_ref()
+            .expect("cuts need init_on_hosts")
+            .cut(name);
+    }
+
+    pub fn heal(&self, name: &str) {
+        self.underlay
+            .as_ref()
+            .expect("heals need init_on_hosts")
+            .heal(name);
+    }
+
     pub fn node(&mut self, name: &str) -> &mut Node {
         self.nodes
             .iter_mut()
