@@ -210,6 +210,7 @@ impl Run {
                 engine_version: node.host.executor.engine_version().to_string(),
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
+                resources: Some(settings.resources.over(node.host.executor.resources())),
             },
             managers: session_managers(identity, settings),
             connect: {

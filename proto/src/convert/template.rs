@@ -107,7 +107,10 @@ mod tests {
             ..Default::default()
         };
         let values = TemplateValues::of(&task, "web.2.t1", "n1", "host-a");
-        let got = expand("{{.Service.Name}}-{{ .Task.Slot }}.{{.Node.Hostname}}", &values);
+        let got = expand(
+            "{{.Service.Name}}-{{ .Task.Slot }}.{{.Node.Hostname}}",
+            &values,
+        );
         assert_eq!(got.unwrap(), "web-2.host-a");
         let all = expand(
             "{{.Service.ID}}{{.Task.ID}}{{.Task.Name}}{{.Node.ID}}",
@@ -116,7 +119,10 @@ mod tests {
         assert_eq!(all.unwrap(), "s1t1web.2.t1n1");
         assert_eq!(expand("plain", &values).unwrap(), "plain");
         let unknown = expand("{{.Node.Ip}}", &values).unwrap_err();
-        assert!(unknown.starts_with("unknown placeholder {{.Node.Ip}}"), "{unknown}");
+        assert!(
+            unknown.starts_with("unknown placeholder {{.Node.Ip}}"),
+            "{unknown}"
+        );
         assert!(expand("a{{.Task.Slot", &values).is_err());
         let global = Task { slot: 0, ..task };
         let values = TemplateValues::of(&global, "web.n1.t1", "n1", "host-a");

@@ -28,6 +28,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct DockerExecutor {
     docker: Docker,
     engine_version: String,
+    resources: swarmr_proto::Resources,
     pull_timeout: Duration,
 }
 
@@ -54,11 +55,21 @@ impl DockerExecutor {
             .await
             .map_err(|source| ExecutorError::Connect { source })?;
         let engine_version = version.version.unwrap_or_default();
+        let info = docker
+            .info()
+            .await
+            .map_err(|source| ExecutorError::Connect { source })?;
+        // What the engine offers its containers, as Swarm's agent reports it.
+        let resources = swarmr_proto::Resources {
+            nano_cpus: info.ncpu.unwrap_or(0).saturating_mul(1_000_000_000),
+            memory_bytes: info.mem_total.unwrap_or(0),
+        };
         let api = docker.client_version();
-        info!(engine.version = %engine_version, api.version = %api, "connected to Docker");
+        info!(engine.version = %engine_version, api.version = %api, cpus = info.ncpu, memory = info.mem_total, "connected to Docker");
         Ok(DockerExecutor {
             docker,
             engine_version,
+            resources,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
         })
     }
@@ -164,6 +175,10 @@ fn log_lines(output: LogOutput) -> Vec<LogLine> {
 impl Executor for DockerExecutor {
     fn engine_version(&self) -> &str {
         &self.engine_version
+    }
+
+    fn resources(&self) -> swarmr_proto::Resources {
+        self.resources
     }
 
     #[instrument(skip_all, fields(task.id = %spec.task_id, image = %spec.image))]

@@ -49,6 +49,9 @@ pub trait Executor: Send + Sync + 'static {
     /// The engine's version, for the node's description.
     fn engine_version(&self) -> &str;
 
+    /// The CPUs and memory the engine offers its containers, for the node's description.
+    fn resources(&self) -> swarmr_proto::Resources;
+
     /// Makes sure the spec's image is present, pulling it if missing (bounded in time).
     /// Fails with [`ExecutorError::ImageNotFound`] if it cannot be had.
     fn prepare(

@@ -7,6 +7,7 @@
 
 mod converge;
 mod create;
+pub use create::env_entries;
 mod display;
 mod inspect;
 mod logs;
