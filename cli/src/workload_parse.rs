@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context};
+use swarmr_proto::convert::ULIMIT_NAMES;
 use swarmr_proto::{Mount, MountType, Ulimit};
 
 /// Splits one line of comma-separated fields, double quotes grouping (as Go's csv
@@ -181,35 +182,16 @@ pub fn parse_nano_cpus(text: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| bad("it is too large"))
 }
 
-/// The names `--ulimit` takes (go-units).
-pub const ULIMITS: [&str; 15] = [
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
-
 /// `nofile=1024:2048`, or `nofile=1024` for soft = hard.
 pub fn parse_ulimit(text: &str) -> anyhow::Result<Ulimit> {
     let bad = |why: String| anyhow!("invalid --ulimit {text:?}: {why}");
     let (name, limits) = text
         .split_once('=')
         .ok_or_else(|| bad("use NAME=SOFT[:HARD], e.g. nofile=1024:2048".into()))?;
-    if !ULIMITS.contains(&name) {
+    if !ULIMIT_NAMES.contains(&name) {
         return Err(bad(format!(
             "unknown name {name:?}: use one of {}",
-            ULIMITS.join(", ")
+            ULIMIT_NAMES.join(", ")
         )));
     }
     let number = |n: &str| {

@@ -6,6 +6,7 @@ mod node;
 mod task;
 mod template;
 
+pub use container::{is_namespaced_sysctl, CAPABILITIES, ULIMIT_NAMES};
 pub use network::addr_ip;
 pub use node::{parse_availability, parse_role};
 pub use task::container_name;
