@@ -130,7 +130,8 @@ impl Run {
         updates: &Updates,
         reports: &mpsc::Sender<TaskStatusUpdate>,
     ) -> Agent<DockerExecutor> {
-        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone());
+        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone())
+            .with_node_hostname(node.settings.hostname.clone());
         let Some(driver) = &node.host.overlay else {
             // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
             return agent;

@@ -15,7 +15,7 @@ use tracing::{debug, info, instrument, warn};
 use super::convert::{self, create_body, label_filters, status_from_inspect};
 use super::error::{is_conflict, is_not_found, DockerError, ExecutorError};
 use super::types::{ContainerEvent, ContainerSpec, ContainerStatus, LogLine, LogStream};
-use super::Executor;
+use super::{volumes, Executor};
 
 /// How long a pull may take before the image counts as unobtainable.
 pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -202,6 +202,7 @@ impl Executor for DockerExecutor {
             debug!(container.id = %id, "container exists already");
             return Ok(id);
         }
+        volumes::ensure_volumes(&self.docker, spec).await?;
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()
@@ -223,10 +224,13 @@ impl Executor for DockerExecutor {
                         name: spec.name.clone(),
                     })
             }
-            Err(source) => Err(ExecutorError::CreateContainer {
-                name: spec.name.clone(),
-                image: spec.image.clone(),
-                source,
+            Err(source) => Err(match volumes::missing_bind_source(&source, spec) {
+                Some(path) => ExecutorError::BindSourceMissing { path },
+                None => ExecutorError::CreateContainer {
+                    name: spec.name.clone(),
+                    image: spec.image.clone(),
+                    source,
+                },
             }),
         }
     }
