@@ -301,7 +301,7 @@ mod tests {
         let mut container = ContainerSpec::default();
         flags.apply(&mut container).unwrap();
         assert_eq!(container.mounts.len(), 1);
-        let resources = container.resources.clone().unwrap();
+        let resources = container.resources.unwrap();
         assert_eq!(resources.limits.unwrap().memory_bytes, 64 << 20);
         assert_eq!(resources.reservations.unwrap().nano_cpus, 500_000_000);
         assert_eq!(container.entrypoint, ["sh", "-c", "echo hi"]);

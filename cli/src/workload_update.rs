@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(container.hosts, ["10.0.0.6 cache", "10.0.0.7 web"]);
         assert_eq!(container.groups, ["b"]);
         assert_eq!(container.ulimits.len(), 1);
-        let limits = container.resources.clone().unwrap().limits.unwrap();
+        let limits = container.resources.unwrap().limits.unwrap();
         assert_eq!(limits.memory_bytes, 1 << 30);
         let clear = WorkloadUpdateFlags {
             resources: ResourceFlags {

@@ -17,3 +17,4 @@ mod security;
 mod services;
 mod updates;
 mod util;
+mod workload;
