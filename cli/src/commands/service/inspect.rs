@@ -204,6 +204,7 @@ fn pretty_text(service: &Service) -> String {
     if !container.env.is_empty() {
         lines.push(format!(" Env:\t\t{}", container.env.join(" ")));
     }
+    lines.extend(workload_json::pretty_lines(&container));
     if !spec.networks.is_empty() {
         lines.push(format!("Networks:\t{}", spec.networks.join(" ")));
     }

@@ -85,6 +85,45 @@ pub fn resources_json(resources: Resources) -> Value {
     value
 }
 
+/// `docker service inspect --pretty`'s user, mounts and resources lines.
+pub fn pretty_lines(container: &ContainerSpec) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !container.user.is_empty() {
+        lines.push(format!(" User:\t\t{}", container.user));
+    }
+    if !container.mounts.is_empty() {
+        lines.push("Mounts:".into());
+    }
+    for mount in &container.mounts {
+        lines.push(format!(" Target:\t{}", mount.target));
+        lines.push(format!("  Source:\t{}", mount.source));
+        lines.push(format!("  ReadOnly:\t{}", mount.read_only));
+        lines.push(format!("  Type:\t\t{}", mount.r#type().label()));
+    }
+    let resources = container.resources.unwrap_or_default();
+    let parts = [
+        ("Reservations", resources.reservations),
+        ("Limits", resources.limits),
+    ];
+    let given: Vec<_> = parts
+        .into_iter()
+        .filter_map(|(name, r)| r.filter(|r| *r != Resources::default()).map(|r| (name, r)))
+        .collect();
+    if !given.is_empty() {
+        lines.push("Resources:".into());
+    }
+    for (name, r) in given {
+        lines.push(format!(" {name}:"));
+        if r.nano_cpus != 0 {
+            lines.push(format!("  CPU:\t\t{}", r.nano_cpus as f64 / 1e9));
+        }
+        if r.memory_bytes != 0 {
+            lines.push(format!("  Memory:\t{}MiB", r.memory_bytes >> 20));
+        }
+    }
+    lines
+}
+
 fn mount_json(mount: &Mount) -> Value {
     let mut value = json!({ "Type": mount.r#type().label(), "Target": mount.target });
     set_text(&mut value, "Source", &mount.source);
@@ -176,6 +215,12 @@ mod tests {
             spec.get("Hostname").is_none(),
             "empty settings are left out"
         );
+        let pretty = pretty_lines(&container);
+        assert!(
+            pretty.contains(&"  Type:\t\ttmpfs".to_string()),
+            "{pretty:?}"
+        );
+        assert!(pretty.contains(&"  CPU:\t\t0.5".to_string()), "{pretty:?}");
         let mut template = json!({});
         add_task_template_fields(&container, &mut template);
         assert_eq!(
