@@ -104,6 +104,8 @@ pub struct NodeArgs {
     /// ports (for several nodes sharing one namespace, as the loopback tests do).
     #[arg(long)]
     pub no_host_rules: bool,
+    #[command(flatten)]
+    pub resources: crate::workload_args::NodeResourceFlags,
 }
 
 #[derive(Args)]
@@ -418,6 +420,8 @@ pub struct ServiceCreateArgs {
     pub rollout: crate::rollout_args::RolloutFlags,
     #[command(flatten)]
     pub container_flags: crate::rollout_args::ContainerFlags,
+    #[command(flatten)]
+    pub workload: crate::workload_args::WorkloadFlags,
     #[command(flatten)]
     pub wait: WaitArgs,
     /// Image to run.

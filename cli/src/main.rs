@@ -9,6 +9,9 @@ mod commands;
 mod daemon;
 mod output;
 mod rollout_args;
+mod workload_args;
+mod workload_parse;
+mod workload_update;
 
 use std::process::ExitCode;
 

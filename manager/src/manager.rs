@@ -146,6 +146,8 @@ impl Manager {
                 engine_version: params.engine_version.clone(),
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
+                // Reported by the node's first session.
+                resources: None,
             }),
             status: Some(NodeStatus {
                 state: NodeState::Unknown as i32,

@@ -18,3 +18,4 @@ mod security;
 mod services;
 mod updates;
 mod util;
+mod workload;

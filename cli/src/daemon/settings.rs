@@ -18,6 +18,8 @@ pub struct Settings {
     pub dns_upstreams: Vec<SocketAddr>,
     /// Egress and published ports in the node namespace.
     pub host_net: swarmr_worker::network::mesh::HostNet,
+    /// What the node reports instead of the engine's CPUs and memory, if set.
+    pub resources: crate::workload_args::NodeResourceFlags,
 }
 
 impl Settings {
@@ -67,6 +69,7 @@ impl Settings {
                 )?,
                 node_pid: std::process::id(),
             },
+            resources: args.resources.clone(),
         })
     }
 }

@@ -13,6 +13,7 @@ mod resolve;
 mod services;
 mod tokens;
 mod updates;
+pub mod workload;
 
 pub(crate) use nodes::reachable_voters;
 pub(crate) use tokens::current_cluster;
