@@ -10,7 +10,7 @@ use crate::util::*;
 
 const IMAGE: &str = "swarmr/busybox:latest";
 
-fn node_of_container(container: &str) -> String {
+pub(crate) fn node_of_container(container: &str) -> String {
     let out = Command::new("docker")
         .args([
             "inspect",
@@ -23,20 +23,20 @@ fn node_of_container(container: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn service_id(host: &str, name: &str) -> String {
+pub(crate) fn service_id(host: &str, name: &str) -> String {
     let out = ok(&["-H", host, "service", "inspect", name]);
     let v: Value = serde_json::from_str(&out).expect("inspect JSON");
     v[0]["ID"].as_str().expect("ID").to_string()
 }
 
-fn ps(host: &str, name: &str) -> Vec<Value> {
+pub(crate) fn ps(host: &str, name: &str) -> Vec<Value> {
     ok(&["-H", host, "service", "ps", name, "--format", "json"])
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
 
-fn running_tasks(host: &str, name: &str) -> Vec<Value> {
+pub(crate) fn running_tasks(host: &str, name: &str) -> Vec<Value> {
     ps(host, name)
         .into_iter()
         .filter(|t| {
