@@ -292,3 +292,37 @@ fn full_network_leaves_a_task_pending_with_the_reason_until_an_address_frees() {
     ok(&["-H", &m1, "service", "rm", "blocker"]);
     wait_until("all 3 running", || running_tasks(&m1, "full").len() == 3);
 }
+
+/// Every node killed at once and started again: the tasks' containers are adopted, not
+/// recreated, and none runs twice.
+#[test]
+#[ignore = "needs root and Docker"]
+fn every_node_restarted_at_once_recreates_no_container() {
+    let mut cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    create_sleeper(&m1, "survivor", &["--replicas", "3"]);
+    let id = service_id(&m1, "survivor");
+    let before: std::collections::BTreeSet<String> = containers(&id).into_iter().collect();
+    assert_eq!(before.len(), 3);
+
+    for name in ["m1", "w1", "w2"] {
+        cluster.node(name).kill();
+    }
+    for name in ["m1", "w1", "w2"] {
+        cluster.node(name).restart();
+    }
+    // A killed node leaves its socket file behind: wait for answers, not for the file.
+    wait_until("every node Ready and 3 tasks running", || {
+        let rows = node_rows(&m1);
+        rows.len() == 3
+            && rows.iter().all(|r| r["Status"] == "Ready")
+            && running_tasks(&m1, "survivor").len() == 3
+    });
+    // Give a wrong recreation time to show.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let after: std::collections::BTreeSet<String> = containers(&id).into_iter().collect();
+    assert_eq!(
+        after, before,
+        "the same containers, none recreated or doubled"
+    );
+}
