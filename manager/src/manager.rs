@@ -64,7 +64,8 @@ impl Manager {
     pub async fn open(config: &ManagerConfig) -> Result<Self, ManagerError> {
         let db = open_db(&config.data_dir)?;
         let store = Store::open(&db)?;
-        let log_store = LogStore::open(&db).map_err(ManagerError::OpenDb)?;
+        let log_store =
+            LogStore::open(&db, &config.data_dir.join(DB_DIR)).map_err(ManagerError::OpenDb)?;
         let state_machine = StateMachine::open(&db, store.clone()).map_err(ManagerError::OpenDb)?;
         state_machine
             .announce_applied()

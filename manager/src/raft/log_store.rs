@@ -1,6 +1,7 @@
 //! The Raft log in sled: tree `raft_log` keyed by big-endian index, tree `raft_meta` for the
-//! vote, the committed id and the last purged id. Every append and vote is flushed before it
-//! is acknowledged, so a write the CLI saw committed survives a crash.
+//! vote, the committed id and the last purged id. Every append and vote is flushed and
+//! fsynced ([`Durable`]) before it is acknowledged, so a write the CLI saw committed
+//! survives a crash and a power loss.
 //!
 //! Group commit: `append` writes the entries and hands its completion callback to a flusher
 //! task, which runs one `flush` for every append queued meanwhile and then acknowledges them
@@ -14,6 +15,7 @@ use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOErr
 
 use tokio::sync::mpsc;
 
+use super::durable::Durable;
 use super::{decode, encode, NodeId, StorageError, TypeConfig};
 
 const VOTE: &str = "vote";
@@ -24,6 +26,7 @@ const LAST_PURGED: &str = "last_purged";
 pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
+    durable: Durable,
     flusher: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
 }
 
@@ -42,13 +45,16 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 impl LogStore {
     /// Must be called inside a tokio runtime: it starts the flusher task, which ends when
     /// the last clone of the store is dropped.
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    /// `db_dir` is the directory `db` was opened on.
+    pub fn open(db: &sled::Db, db_dir: &std::path::Path) -> Result<Self, sled::Error> {
         let log = db.open_tree("raft_log")?;
+        let durable = Durable::open(db_dir)?;
         let (flusher, pending) = mpsc::unbounded_channel();
-        tokio::spawn(flush_appends(log.clone(), pending));
+        tokio::spawn(flush_appends(log.clone(), durable.clone(), pending));
         Ok(Self {
             log,
             meta: db.open_tree("raft_meta")?,
+            durable,
             flusher,
         })
     }
@@ -70,7 +76,7 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         let bytes = encode(value).map_err(write_err)?;
         self.meta.insert(key, bytes).map_err(write_err)?;
-        self.meta.flush_async().await.map_err(write_err)?;
+        self.durable.flush(&self.meta).await.map_err(write_err)?;
         Ok(())
     }
 
@@ -162,8 +168,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.log.apply_batch(batch).map_err(write_err)?;
         if let Err(mpsc::error::SendError(callback)) = self.flusher.send(callback) {
             // The flusher is gone (shutting down): flush here rather than never acknowledge.
-            let flushed = self.log.flush_async().await.map(|_| ());
-            callback.log_io_completed(flushed.map_err(|e| std::io::Error::other(e.to_string())));
+            callback.log_io_completed(self.durable.flush(&self.log).await);
         }
         Ok(())
     }
@@ -175,7 +180,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(key);
         }
         self.log.apply_batch(batch).map_err(write_err)?;
-        self.log.flush_async().await.map_err(write_err)?;
+        self.durable.flush(&self.log).await.map_err(write_err)?;
         Ok(())
     }
 
@@ -196,6 +201,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 /// the order the appends came.
 async fn flush_appends(
     log: sled::Tree,
+    durable: Durable,
     mut pending: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
 ) {
     while let Some(first) = pending.recv().await {
@@ -203,12 +209,12 @@ async fn flush_appends(
         while let Ok(next) = pending.try_recv() {
             batch.push(next);
         }
-        let flushed = log.flush_async().await.map(|_| ());
+        let flushed = durable.flush(&log).await;
         for callback in batch {
             let result = flushed
                 .as_ref()
                 .map(|_| ())
-                .map_err(|e| std::io::Error::other(e.to_string()));
+                .map_err(|e| std::io::Error::new(e.kind(), e.to_string()));
             callback.log_io_completed(result);
         }
     }

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub(crate) mod dedup;
+mod durable;
 pub mod log_store;
 pub mod network;
 pub mod service;
