@@ -330,3 +330,45 @@ fn client_certificates_are_recorded_and_can_be_revoked() {
     let unknown = fails(&["-H", &m1, "ca", "revoke", "client-nope"]);
     assert!(unknown.contains("no client certificate"), "{unknown}");
 }
+
+/// A join whose answer was lost is sent again with the same key: the manager answers with
+/// the node it made the first time, and no second node appears.
+#[test]
+fn a_join_retried_with_the_same_key_makes_one_node() {
+    use swarmr_proto::JoinRequest;
+    let cluster = Cluster::init(&[]);
+    let token = cluster.token("worker");
+    let addr = cluster.nodes[0].addr();
+    let m1 = cluster.nodes[0].host();
+    let (digest, _) = ca::parse_token(&token).expect("token");
+    let (_key, csr_pem) = ca::new_key_and_csr().expect("key");
+    let request = JoinRequest {
+        token: token.clone(),
+        hostname: "retried".into(),
+        api_addr: "127.0.0.99:2377".into(),
+        csr_pem,
+        ..Default::default()
+    };
+    let ids: Vec<String> = block_on(async {
+        let ca_pem = ca::fetch_pinned_ca(&addr, digest, Duration::from_secs(5))
+            .await
+            .expect("pinned CA");
+        let config = ca::anonymous_client(&ca_pem).expect("client");
+        let mut client = DispatcherClient::new(
+            ca::channel_with(config, &addr, ca::MANAGER_NAME).expect("channel"),
+        );
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let reply = client.join(request.clone()).await.expect("join");
+            ids.push(reply.into_inner().node_id);
+        }
+        ids
+    });
+    assert_eq!(ids[0], ids[1], "the retry gets the first node back");
+    let rows = node_rows(&m1);
+    assert_eq!(
+        rows.iter().filter(|r| r["Hostname"] == "retried").count(),
+        1,
+        "{rows:?}"
+    );
+}

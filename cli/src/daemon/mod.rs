@@ -177,6 +177,57 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
     run::run_node(settings, identity, boot).await
 }
 
+/// The key a join is attempted with, kept in the data dir until the join's outcome is
+/// known: a join whose answer was lost is sent again (here, or by running the same `swarmr
+/// join` again) with the same key, and the manager answers with the node it already made.
+const PENDING_JOIN_KEY: &str = "join-pending.key";
+const JOIN_ATTEMPTS: usize = 3;
+
+fn pending_join_key(data_dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let path = data_dir.join(PENDING_JOIN_KEY);
+    let key_pem = match std::fs::read_to_string(&path) {
+        Ok(key_pem) => key_pem,
+        Err(_) => {
+            let (key_pem, _) = ca::new_key_and_csr()?;
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("create {}", data_dir.display()))?;
+            write_file(&path, &key_pem, 0o600)?;
+            key_pem
+        }
+    };
+    let csr_pem = ca::csr_for_key(&key_pem)?;
+    Ok((key_pem, csr_pem))
+}
+
+/// Sends the join, again while its outcome is unknown (no answer, the manager
+/// unavailable); a refusal is final and drops the pending key.
+async fn send_join(
+    client: &mut DispatcherClient<tonic::transport::Channel>,
+    request: JoinRequest,
+    remote: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<swarmr_proto::JoinResponse> {
+    let mut last = String::new();
+    for attempt in 1..=JOIN_ATTEMPTS {
+        match tokio::time::timeout(JOIN_TIMEOUT, client.join(request.clone())).await {
+            Ok(Ok(reply)) => return Ok(reply.into_inner()),
+            Ok(Err(status)) if status.code() != tonic::Code::Unavailable => {
+                let _ = std::fs::remove_file(data_dir.join(PENDING_JOIN_KEY));
+                // Refused: leave no data dir behind (removed only if nothing else is in it).
+                let _ = std::fs::remove_dir(data_dir);
+                return Err(status.into());
+            }
+            Ok(Err(status)) => last = status.message().to_string(),
+            Err(_) => last = format!("no answer within {JOIN_TIMEOUT:?}"),
+        }
+        warn!(attempt, manager = %remote, reason = %last, "join outcome unknown; sending it again with the same key");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!(
+        "the manager at {remote} did not answer the join ({last}); run the same `swarmr join` again: it retries with the same key, so no second node is made"
+    )
+}
+
 async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow::Result<Identity> {
     let token = token.trim();
     let Some((digest, _)) = ca::parse_token(token) else {
@@ -185,7 +236,7 @@ async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow:
     // Pinned before the secret goes anywhere: a manager of another cluster never sees it.
     let ca_pem = ca::fetch_pinned_ca(remote, digest, JOIN_TIMEOUT).await?;
     let channel = ca::channel_with(ca::anonymous_client(&ca_pem)?, remote, ca::MANAGER_NAME)?;
-    let (key_pem, csr_pem) = ca::new_key_and_csr()?;
+    let (key_pem, csr_pem) = pending_join_key(&settings.data_dir)?;
     let request = JoinRequest {
         token: token.to_string(),
         hostname: settings.hostname.clone(),
@@ -198,11 +249,9 @@ async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow:
     let mut client = DispatcherClient::new(channel)
         .max_decoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(swarmr_proto::limits::MAX_MESSAGE_BYTES);
-    let reply = tokio::time::timeout(JOIN_TIMEOUT, client.join(request))
-        .await
-        .map_err(|_| anyhow::anyhow!("the manager at {remote} did not answer the join in time"))??
-        .into_inner();
+    let reply = send_join(&mut client, request, remote, &settings.data_dir).await?;
     certs::save(&settings.data_dir, &ca_pem, &reply.cert_pem, &key_pem)?;
+    let _ = std::fs::remove_file(settings.data_dir.join(PENDING_JOIN_KEY));
     let mut managers: Vec<String> = reply.managers.into_iter().map(|m| m.api_addr).collect();
     if !managers.iter().any(|m| m == remote) {
         managers.push(remote.to_string());

@@ -53,11 +53,27 @@ pub const DEFAULT_CERT_EXPIRY: Duration = Duration::from_secs(90 * 24 * 3600);
 pub fn new_key_and_csr() -> Result<(String, String), CaError> {
     let key =
         KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CaError::GenerateKey)?;
-    let csr = CertificateParams::default()
+    let key_pem = key.serialize_pem();
+    let csr = csr_for_key(&key_pem)?;
+    Ok((key_pem, csr))
+}
+
+/// A CSR for an existing key (PEM): a retried join presents the same key again.
+pub fn csr_for_key(key_pem: &str) -> Result<String, CaError> {
+    let key = KeyPair::from_pem(key_pem).map_err(CaError::GenerateKey)?;
+    CertificateParams::default()
         .serialize_request(&key)
         .and_then(|csr| csr.pem())
-        .map_err(CaError::MakeCsr)?;
-    Ok((key.serialize_pem(), csr))
+        .map_err(CaError::MakeCsr)
+}
+
+/// Hex SHA-256 of the public key in `csr_pem`, once its signature proved the requester
+/// holds the key: what tells a retried join from a new node.
+pub fn csr_key_digest(csr_pem: &str) -> Result<String, CaError> {
+    use rcgen::PublicKeyData;
+    use sha2::{Digest, Sha256};
+    let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(CaError::BadCsr)?;
+    Ok(super::hex(&Sha256::digest(csr.public_key.der_bytes())))
 }
 
 /// Who a certificate is for.

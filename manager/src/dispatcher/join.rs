@@ -17,6 +17,30 @@ use crate::control::{current_cluster, limits};
 use crate::core::{create_action, update_action, Core};
 use crate::error::CaError;
 
+/// A join retried with the key of a node already admitted (the first answer was lost):
+/// the same node again, with a fresh certificate and nothing written.
+fn rejoin(
+    core: &Core,
+    cluster: &swarmr_proto::Cluster,
+    node: &Node,
+    csr_pem: &str,
+) -> Result<JoinResponse, Status> {
+    let role = node
+        .spec
+        .as_ref()
+        .map_or(NodeRole::Worker, |s| s.desired_role());
+    let cert_pem = sign(cluster, csr_pem, &node.id, role)?;
+    info!(node.id = %node.id, "join retried with the same key; answering with the node it made");
+    Ok(JoinResponse {
+        node_id: node.id.clone(),
+        cluster_id: cluster.id.clone(),
+        role: role as i32,
+        managers: managers(core)?,
+        raft_id: node.raft_id,
+        cert_pem,
+    })
+}
+
 pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status> {
     let cluster = current_cluster(core)?;
     let tokens = cluster.tokens.clone().unwrap_or_default();
@@ -39,7 +63,12 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
         arch: req.arch.clone(),
         resources: None,
     })?;
+    let key_digest = ca::csr_key_digest(&req.csr_pem)
+        .map_err(|e| Status::invalid_argument(format!("bad certificate request: {e}")))?;
     let nodes: Vec<Node> = core.store().list()?;
+    if let Some(joined) = nodes.iter().find(|n| n.join_key_sha256 == key_digest) {
+        return rejoin(core, &cluster, joined, &req.csr_pem);
+    }
     let raft_ids: BTreeSet<u64> = nodes.iter().map(|n| n.raft_id).collect();
     let mut raft_id = ca::new_raft_id();
     while raft_ids.contains(&raft_id) {
@@ -71,6 +100,7 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
         role: NodeRole::Worker as i32,
         raft_id,
         api_addr: req.api_addr.clone(),
+        join_key_sha256: key_digest,
         ..Default::default()
     };
     let node_id = node.id.clone();
