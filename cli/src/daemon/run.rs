@@ -112,6 +112,7 @@ async fn start_manager(
         api_addr: settings.api_addr.clone(),
         snapshot_interval: settings.snapshot_interval,
         tls: node.tls.clone(),
+        secrets_key_file: settings.secrets_key_file.clone(),
     };
     let manager = match boot {
         Boot::ForceNewCluster => Manager::force_new_cluster(&config).await,

@@ -16,6 +16,7 @@
 
 mod assignments;
 mod discovery;
+mod files;
 mod feed;
 mod health;
 mod index;

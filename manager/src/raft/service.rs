@@ -79,4 +79,11 @@ impl RaftRpc for RaftService {
             reachable: reachable.into_iter().collect(),
         }))
     }
+
+    async fn data_key(
+        &self,
+        _req: Request<swarmr_proto::DataKeyRequest>,
+    ) -> Result<Response<swarmr_proto::DataKeyResponse>, Status> {
+        crate::secrets::fetch::serve(&self.core)
+    }
 }
