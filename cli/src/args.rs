@@ -71,6 +71,8 @@ pub enum Command {
     /// The cluster CA: certificates for remote CLI access.
     #[command(subcommand)]
     Ca(CaCommand),
+    #[command(flatten)]
+    Sealed(crate::secret_args::SealedCommand),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completion { shell: clap_complete::Shell },
 }
@@ -104,6 +106,8 @@ pub struct NodeArgs {
     /// ports (for several nodes sharing one namespace, as the loopback tests do).
     #[arg(long)]
     pub no_host_rules: bool,
+    #[command(flatten)]
+    pub keys: crate::secret_args::KeyArgs,
 }
 
 #[derive(Args)]
@@ -414,6 +418,8 @@ pub struct ServiceCreateArgs {
     pub rollout: crate::rollout_args::RolloutFlags,
     #[command(flatten)]
     pub container_flags: crate::rollout_args::ContainerFlags,
+    #[command(flatten)]
+    pub files: crate::secret_args::FileFlags,
     #[command(flatten)]
     pub wait: WaitArgs,
     /// Image to run.

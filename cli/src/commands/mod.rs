@@ -4,6 +4,7 @@ pub mod ca;
 pub mod network;
 mod network_check;
 pub mod node;
+pub mod secret;
 pub mod service;
 pub mod swarm;
 

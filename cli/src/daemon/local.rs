@@ -177,6 +177,16 @@ local_control! {
     list_tasks(ListTasksRequest) -> ListTasksResponse;
     service_logs(ServiceLogsRequest) -> Self::ServiceLogsStream;
     issue_client_certificate(IssueClientCertificateRequest) -> IssueClientCertificateResponse;
+    create_secret(CreateSecretRequest) -> SecretReply;
+    list_secrets(ListSecretsRequest) -> ListSecretsReply;
+    get_secret(SecretRequest) -> SecretReply;
+    remove_secret(SecretRequest) -> RemoveSecretReply;
+    update_secret(UpdateSecretRequest) -> SecretReply;
+    create_config(CreateSecretRequest) -> ConfigReply;
+    list_configs(ListSecretsRequest) -> ListConfigsReply;
+    get_config(SecretRequest) -> ConfigReply;
+    remove_config(SecretRequest) -> RemoveSecretReply;
+    update_config(UpdateSecretRequest) -> ConfigReply;
 }
 
 impl LocalControl {

@@ -68,6 +68,7 @@ pub async fn run_node(
                 if settings.host_net.enabled {
                     swarmr_worker::network::publish::teardown().await;
                 }
+                swarmr_worker::files::TaskFiles::for_node(&identity.node_id).teardown();
                 identity::wipe(&settings.data_dir)?;
                 info!("left the cluster; the data dir is clear");
                 return Ok(());

@@ -16,6 +16,7 @@ mod updates;
 
 pub(crate) use nodes::reachable_voters;
 pub(crate) use secrets::SealedObject;
+pub use secrets::MAX_DATA as MAX_SECRET_DATA;
 pub(crate) use tokens::current_cluster;
 
 use swarmr_proto::control_server::Control;

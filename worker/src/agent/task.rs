@@ -37,6 +37,7 @@ pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
         dns: Vec::new(),
         healthcheck: container.healthcheck.as_ref().map(healthcheck),
         stop_signal: Some(container.stop_signal.clone()).filter(|s| !s.is_empty()),
+        binds: Vec::new(),
     })
 }
 

@@ -10,9 +10,9 @@ mod create;
 mod display;
 mod inspect;
 mod logs;
-mod ps;
+pub(crate) mod ps;
 mod publish;
-mod rollout;
+pub(crate) mod rollout;
 mod rollout_json;
 mod update;
 
