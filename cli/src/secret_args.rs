@@ -106,8 +106,18 @@ pub struct FileUpdateFlags {
 
 impl FileUpdateFlags {
     pub fn apply(&self, container: &mut ContainerSpec) -> anyhow::Result<()> {
-        change("secret", &mut container.secrets, &self.secret_add, &self.secret_rm)?;
-        change("config", &mut container.configs, &self.config_add, &self.config_rm)
+        change(
+            "secret",
+            &mut container.secrets,
+            &self.secret_add,
+            &self.secret_rm,
+        )?;
+        change(
+            "config",
+            &mut container.configs,
+            &self.config_add,
+            &self.config_rm,
+        )
     }
 }
 
@@ -145,7 +155,9 @@ pub fn parse_ref(kind: &str, text: &str) -> anyhow::Result<SecretReference> {
     let mut r = SecretReference::default();
     if !text.contains('=') {
         if text.is_empty() || text.contains(',') {
-            return Err(bad("use NAME or source=NAME[,target=PATH,uid=N,gid=N,mode=0444]"));
+            return Err(bad(
+                "use NAME or source=NAME[,target=PATH,uid=N,gid=N,mode=0444]",
+            ));
         }
         r.name = text.to_string();
         return Ok(r);
@@ -154,14 +166,20 @@ pub fn parse_ref(kind: &str, text: &str) -> anyhow::Result<SecretReference> {
         let (key, value) = part
             .split_once('=')
             .ok_or_else(|| bad("each option is key=value"))?;
-        let number = |what: &str| parse_number(value).ok_or_else(|| bad(&format!("{what} must be a number")));
+        let number = |what: &str| {
+            parse_number(value).ok_or_else(|| bad(&format!("{what} must be a number")))
+        };
         match key.trim() {
             "source" | "src" => r.name = value.to_string(),
             "target" | "dst" | "destination" => r.target = value.to_string(),
             "uid" => r.uid = number("uid")?,
             "gid" => r.gid = number("gid")?,
             "mode" => r.mode = number("mode")?,
-            other => return Err(bad(&format!("unknown option {other:?}: use source, target, uid, gid or mode"))),
+            other => {
+                return Err(bad(&format!(
+                    "unknown option {other:?}: use source, target, uid, gid or mode"
+                )))
+            }
         }
     }
     if r.name.is_empty() {
@@ -194,7 +212,13 @@ mod tests {
         let r = parse_ref("secret", "source=db,target=/etc/pw,uid=33,gid=34,mode=0400").unwrap();
         assert_eq!((r.uid, r.gid, r.mode), (33, 34, 0o400));
         assert_eq!(r.target, "/etc/pw");
-        for bad in ["", "target=/x", "source=db,mode=rw", "source=db,colour=red", "a,b"] {
+        for bad in [
+            "",
+            "target=/x",
+            "source=db,mode=rw",
+            "source=db,colour=red",
+            "a,b",
+        ] {
             assert!(parse_ref("secret", bad).is_err(), "{bad}");
         }
     }

@@ -95,13 +95,15 @@ impl Manager {
             liveness,
             config.tls.clone(),
         );
-        let keys = KeyStore::open(&db, config.secrets_key_file.clone())
-            .map_err(ManagerError::OpenDb)?;
+        let keys =
+            KeyStore::open(&db, config.secrets_key_file.clone()).map_err(ManagerError::OpenDb)?;
         match keys.load() {
             Ok(Some(raw)) => core.keyring().set(raw),
             Ok(None) => {}
             // Another manager can hand it over again (see `secrets::fetch`).
-            Err(e) => tracing::warn!(error = %e, key_file = %config.secrets_key_file.display(), "the stored data key cannot be opened with this key file"),
+            Err(e) => {
+                tracing::warn!(error = %e, key_file = %config.secrets_key_file.display(), "the stored data key cannot be opened with this key file")
+            }
         }
         Ok(Self {
             control: ControlService::new(core.clone()),

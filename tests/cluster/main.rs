@@ -13,6 +13,7 @@ mod netns;
 mod networks;
 mod overlay;
 mod publish;
+mod secrets;
 mod security;
 mod services;
 mod updates;

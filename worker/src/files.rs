@@ -229,14 +229,18 @@ mod tests {
             data: b"s3cret".to_vec(),
         };
         files.update(vec![data("a")], Vec::new());
-        let binds = files.materialize(&task(vec![reference("a", 0o440)])).unwrap();
+        let binds = files
+            .materialize(&task(vec![reference("a", 0o440)]))
+            .unwrap();
         let host = dir.path().join("node/t1/secret-0");
         assert_eq!(binds, [format!("{}:/run/secrets/a:ro", host.display())]);
         assert_eq!(std::fs::read(&host).unwrap(), b"s3cret");
         let mode = std::fs::metadata(&host).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o440);
         // One that was not delivered fails the task, naming it.
-        let err = files.materialize(&task(vec![reference("b", 0o444)])).unwrap_err();
+        let err = files
+            .materialize(&task(vec![reference("b", 0o444)]))
+            .unwrap_err();
         assert!(err.contains("n-b was not delivered"), "{err}");
         files.prune(&HashSet::from(["t1"]));
         assert!(host.exists());

@@ -36,13 +36,25 @@ struct Shown {
 impl From<Secret> for Shown {
     fn from(s: Secret) -> Self {
         let spec = s.spec.unwrap_or_default();
-        Shown { id: s.id, meta: s.meta.unwrap_or_default(), spec, revision: s.revision, data: None }
+        Shown {
+            id: s.id,
+            meta: s.meta.unwrap_or_default(),
+            spec,
+            revision: s.revision,
+            data: None,
+        }
     }
 }
 
 fn config(c: Config, data: Option<Vec<u8>>) -> Shown {
     let spec = c.spec.unwrap_or_default();
-    Shown { id: c.id, meta: c.meta.unwrap_or_default(), spec, revision: c.revision, data }
+    Shown {
+        id: c.id,
+        meta: c.meta.unwrap_or_default(),
+        spec,
+        revision: c.revision,
+        data,
+    }
 }
 
 pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
@@ -54,12 +66,28 @@ pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
     let mut control = client::control(host).await?;
     match command {
         FileCommand::Create { label, name, file } => {
-            let spec = SecretSpec { name, labels: key_values("label", &label)? };
-            let request = CreateSecretRequest { spec: Some(spec), data: read_data(kind, &file)? };
+            let spec = SecretSpec {
+                name,
+                labels: key_values("label", &label)?,
+            };
+            let request = CreateSecretRequest {
+                spec: Some(spec),
+                data: read_data(kind, &file)?,
+            };
             let id = if secret {
-                control.create_secret(request).await?.into_inner().secret.map(|s| s.id)
+                control
+                    .create_secret(request)
+                    .await?
+                    .into_inner()
+                    .secret
+                    .map(|s| s.id)
             } else {
-                control.create_config(request).await?.into_inner().config.map(|c| c.id)
+                control
+                    .create_config(request)
+                    .await?
+                    .into_inner()
+                    .config
+                    .map(|c| c.id)
             };
             println!("{}", id.context("the manager returned nothing")?);
         }
@@ -85,13 +113,17 @@ pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
                     let reply = control.get_config(request).await?.into_inner();
                     reply.config.map(|c| config(c, Some(reply.data)))
                 };
-                out.push(inspect_json(&shown.context("the manager returned nothing")?));
+                out.push(inspect_json(
+                    &shown.context("the manager returned nothing")?,
+                ));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         FileCommand::Rm { names } => {
             for reference in names {
-                let request = SecretRequest { reference: reference.clone() };
+                let request = SecretRequest {
+                    reference: reference.clone(),
+                };
                 if secret {
                     control.remove_secret(request).await?;
                 } else {
@@ -100,8 +132,15 @@ pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
                 println!("{reference}");
             }
         }
-        FileCommand::Update { wait: wait_args, name, file } => {
-            let request = UpdateSecretRequest { reference: name.clone(), data: read_data(kind, &file)? };
+        FileCommand::Update {
+            wait: wait_args,
+            name,
+            file,
+        } => {
+            let request = UpdateSecretRequest {
+                reference: name.clone(),
+                data: read_data(kind, &file)?,
+            };
             let services = if secret {
                 control.update_secret(request).await?.into_inner().services
             } else {
@@ -126,11 +165,17 @@ fn read_data(kind: &str, file: &str) -> anyhow::Result<Vec<u8>> {
     let cap = (swarmr_manager::control::MAX_SECRET_DATA + 1) as u64;
     let mut data = Vec::new();
     if file == "-" {
-        std::io::stdin().take(cap).read_to_end(&mut data).context("read standard input")?;
+        std::io::stdin()
+            .take(cap)
+            .read_to_end(&mut data)
+            .context("read standard input")?;
     } else {
         let opened = std::fs::File::open(file)
             .with_context(|| format!("cannot read the {kind} file {file:?}"))?;
-        opened.take(cap).read_to_end(&mut data).with_context(|| format!("read {file:?}"))?;
+        opened
+            .take(cap)
+            .read_to_end(&mut data)
+            .with_context(|| format!("read {file:?}"))?;
     }
     if data.is_empty() {
         bail!("the {kind} data is empty: give a file with content, or pipe it to `-`");
@@ -158,9 +203,19 @@ fn print_list(all: &[Shown], list: &ListArgs) {
     }
     let rows: Vec<Vec<String>> = all
         .iter()
-        .map(|s| vec![short_id(&s.id), s.spec.name.clone(), ago(s.meta.created_at), ago(s.meta.updated_at)])
+        .map(|s| {
+            vec![
+                short_id(&s.id),
+                s.spec.name.clone(),
+                ago(s.meta.created_at),
+                ago(s.meta.updated_at),
+            ]
+        })
         .collect();
-    print!("{}", output::table(&["ID", "NAME", "CREATED", "UPDATED"], &rows));
+    print!(
+        "{}",
+        output::table(&["ID", "NAME", "CREATED", "UPDATED"], &rows)
+    );
 }
 
 /// Docker's shape: ID, Version.Index, CreatedAt, UpdatedAt, Spec (Name, Labels, and a

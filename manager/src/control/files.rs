@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(t(FileKind::Secret, "", "db").unwrap(), "/run/secrets/db");
         assert_eq!(t(FileKind::Secret, "pw", "db").unwrap(), "/run/secrets/pw");
         assert_eq!(t(FileKind::Config, "", "app.conf").unwrap(), "/app.conf");
-        assert_eq!(t(FileKind::Config, "/etc/app.conf", "x").unwrap(), "/etc/app.conf");
+        assert_eq!(
+            t(FileKind::Config, "/etc/app.conf", "x").unwrap(),
+            "/etc/app.conf"
+        );
         for bad in ["/etc/../x", "/a:b", "/a,b", "/dir/", "a\nb"] {
             assert!(t(FileKind::Config, bad, "x").is_err(), "{bad}");
         }

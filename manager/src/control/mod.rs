@@ -283,7 +283,10 @@ impl Control for ControlService {
         Ok(Response::new(ListSecretsReply { secrets }))
     }
 
-    async fn get_secret(&self, req: Request<SecretRequest>) -> Result<Response<SecretReply>, Status> {
+    async fn get_secret(
+        &self,
+        req: Request<SecretRequest>,
+    ) -> Result<Response<SecretReply>, Status> {
         let secret = secrets::get(&self.core, &req.into_inner().reference)?;
         Ok(Response::new(secret_reply(secret, Vec::new())))
     }
@@ -323,7 +326,10 @@ impl Control for ControlService {
         Ok(Response::new(ListConfigsReply { configs }))
     }
 
-    async fn get_config(&self, req: Request<SecretRequest>) -> Result<Response<ConfigReply>, Status> {
+    async fn get_config(
+        &self,
+        req: Request<SecretRequest>,
+    ) -> Result<Response<ConfigReply>, Status> {
         let (config, data) = secrets::open::<Config>(&self.core, &req.into_inner().reference)?;
         Ok(Response::new(config_reply(config, data, Vec::new())))
     }

@@ -251,7 +251,17 @@ mod tests {
         for good in ["a", "db-password", "x.y_z", "A1", &"a".repeat(64)] {
             assert!(check_name("secret", good).is_ok(), "{good}");
         }
-        for bad in ["", "-a", "a-", "a b", "a/b", "é", &"a".repeat(65), ".a", "a_"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a b",
+            "a/b",
+            "é",
+            &"a".repeat(65),
+            ".a",
+            "a_",
+        ] {
             let err = check_name("secret", bad).unwrap_err();
             assert!(err.message().contains("invalid secret name"), "{bad}");
         }

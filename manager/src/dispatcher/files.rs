@@ -40,10 +40,7 @@ fn opened<T: SealedObject>(core: &Core, ids: &BTreeSet<String>) -> Vec<SecretDat
                     return None;
                 }
             };
-            match core
-                .keyring()
-                .open(kind, id, obj.revision(), obj.sealed())
-            {
+            match core.keyring().open(kind, id, obj.revision(), obj.sealed()) {
                 Ok(data) => Some(SecretData {
                     id: id.clone(),
                     revision: obj.revision(),

@@ -16,8 +16,8 @@
 
 mod assignments;
 mod discovery;
-mod files;
 mod feed;
+mod files;
 mod health;
 mod index;
 mod ingress;

@@ -91,5 +91,7 @@ pub fn serve(core: &Core) -> Result<Response<swarmr_proto::DataKeyResponse>, Sta
         .keyring()
         .raw()
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    Ok(Response::new(swarmr_proto::DataKeyResponse { key: raw.to_vec() }))
+    Ok(Response::new(swarmr_proto::DataKeyResponse {
+        key: raw.to_vec(),
+    }))
 }

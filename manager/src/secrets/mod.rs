@@ -143,8 +143,7 @@ impl Keyring {
         revision: u64,
         plain: &[u8],
     ) -> Result<Vec<u8>, SecretsError> {
-        self.current()?
-            .seal(&object_aad(kind, id, revision), plain)
+        self.current()?.seal(&object_aad(kind, id, revision), plain)
     }
 
     pub fn open(

@@ -60,10 +60,13 @@ pub fn service_uses(service: &Service, kind: FileKind, id: &str) -> bool {
 }
 
 fn services(store: &Store) -> impl Iterator<Item = Result<Service, sled::Error>> + '_ {
-    store.state.scan_prefix(b"service/").filter_map(|item| match item {
-        Ok((_, bytes)) => Service::decode(bytes.as_ref()).ok().map(Ok),
-        Err(e) => Some(Err(e)),
-    })
+    store
+        .state
+        .scan_prefix(b"service/")
+        .filter_map(|item| match item {
+            Ok((_, bytes)) => Service::decode(bytes.as_ref()).ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        })
 }
 
 /// Why the object cannot be removed: the services that use it, if any.

@@ -225,7 +225,10 @@ impl<E: Executor> Runner<E> {
                 spec.dns
                     .extend(self.nameservers.get(&spec.task_id).cloned());
                 let task = self.tasks.as_ref().and_then(|t| t.get(&spec.task_id));
-                match task.map(|t| self.files.materialize(t)).unwrap_or(Ok(Vec::new())) {
+                match task
+                    .map(|t| self.files.materialize(t))
+                    .unwrap_or(Ok(Vec::new()))
+                {
                     Ok(binds) => spec.binds.extend(binds),
                     Err(reason) => {
                         warn!(task.id = %spec.task_id, %reason, "task failed: its files");
