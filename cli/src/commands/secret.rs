@@ -18,10 +18,12 @@ use super::network::short_id;
 use super::node::millis_to_rfc3339;
 use super::service::ps::human_duration;
 use super::service::rollout::{wait, Mode};
-use crate::args::ListArgs;
+use crate::args::{ListArgs, WaitArgs};
 use crate::client;
 use crate::output;
 use crate::secret_args::{FileCommand, SealedCommand};
+
+type Control = swarmr_proto::control_client::ControlClient<tonic::transport::Channel>;
 
 /// One stored secret or config as the commands show it.
 struct Shown {
@@ -62,34 +64,11 @@ pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
         SealedCommand::Secret(c) => (true, c),
         SealedCommand::Config(c) => (false, c),
     };
-    let kind = if secret { "secret" } else { "config" };
     let mut control = client::control(host).await?;
+    let control = &mut control;
     match command {
         FileCommand::Create { label, name, file } => {
-            let spec = SecretSpec {
-                name,
-                labels: key_values("label", &label)?,
-            };
-            let request = CreateSecretRequest {
-                spec: Some(spec),
-                data: read_data(kind, &file)?,
-            };
-            let id = if secret {
-                control
-                    .create_secret(request)
-                    .await?
-                    .into_inner()
-                    .secret
-                    .map(|s| s.id)
-            } else {
-                control
-                    .create_config(request)
-                    .await?
-                    .into_inner()
-                    .config
-                    .map(|c| c.id)
-            };
-            println!("{}", id.context("the manager returned nothing")?);
+            create(control, secret, label, name, &file).await
         }
         FileCommand::Ls(list) => {
             let request = ListSecretsRequest {};
@@ -101,24 +80,9 @@ pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
                 reply.configs.into_iter().map(|c| config(c, None)).collect()
             };
             print_list(&all, &list);
+            Ok(())
         }
-        FileCommand::Inspect { names } => {
-            let mut out = Vec::new();
-            for reference in names {
-                let request = SecretRequest { reference };
-                let shown = if secret {
-                    let reply = control.get_secret(request).await?.into_inner();
-                    reply.secret.map(Shown::from)
-                } else {
-                    let reply = control.get_config(request).await?.into_inner();
-                    reply.config.map(|c| config(c, Some(reply.data)))
-                };
-                out.push(inspect_json(
-                    &shown.context("the manager returned nothing")?,
-                ));
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
+        FileCommand::Inspect { names } => inspect(control, secret, names).await,
         FileCommand::Rm { names } => {
             for reference in names {
                 let request = SecretRequest {
@@ -131,30 +95,99 @@ pub async fn run(host: &str, command: SealedCommand) -> anyhow::Result<()> {
                 }
                 println!("{reference}");
             }
+            Ok(())
         }
-        FileCommand::Update {
-            wait: wait_args,
-            name,
-            file,
-        } => {
-            let request = UpdateSecretRequest {
-                reference: name.clone(),
-                data: read_data(kind, &file)?,
-            };
-            let services = if secret {
-                control.update_secret(request).await?.into_inner().services
-            } else {
-                control.update_config(request).await?.into_inner().services
-            };
-            println!("{name}");
-            if services.is_empty() || wait_args.detach {
-                return Ok(());
-            }
-            eprintln!("rolling service(s) {}", services.join(", "));
-            for service in &services {
-                wait(&mut control, service, &wait_args, Mode::Update).await?;
-            }
+        FileCommand::Update { wait, name, file } => {
+            update(control, secret, &wait, name, &file).await
         }
+    }
+}
+
+fn kind(secret: bool) -> &'static str {
+    if secret {
+        "secret"
+    } else {
+        "config"
+    }
+}
+
+async fn create(
+    control: &mut Control,
+    secret: bool,
+    label: Vec<String>,
+    name: String,
+    file: &str,
+) -> anyhow::Result<()> {
+    let spec = SecretSpec {
+        name,
+        labels: key_values("label", &label)?,
+    };
+    let request = CreateSecretRequest {
+        spec: Some(spec),
+        data: read_data(kind(secret), file)?,
+    };
+    let id = if secret {
+        control
+            .create_secret(request)
+            .await?
+            .into_inner()
+            .secret
+            .map(|s| s.id)
+    } else {
+        control
+            .create_config(request)
+            .await?
+            .into_inner()
+            .config
+            .map(|c| c.id)
+    };
+    println!("{}", id.context("the manager returned nothing")?);
+    Ok(())
+}
+
+async fn inspect(control: &mut Control, secret: bool, names: Vec<String>) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    for reference in names {
+        let request = SecretRequest { reference };
+        let shown = if secret {
+            let reply = control.get_secret(request).await?.into_inner();
+            reply.secret.map(Shown::from)
+        } else {
+            let reply = control.get_config(request).await?.into_inner();
+            reply.config.map(|c| config(c, Some(reply.data)))
+        };
+        out.push(inspect_json(
+            &shown.context("the manager returned nothing")?,
+        ));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// A new value; then, unless -d, waits for each service it rolls.
+async fn update(
+    control: &mut Control,
+    secret: bool,
+    wait_args: &WaitArgs,
+    name: String,
+    file: &str,
+) -> anyhow::Result<()> {
+    let request = UpdateSecretRequest {
+        reference: name.clone(),
+        data: read_data(kind(secret), file)?,
+    };
+    let services = if secret {
+        control.update_secret(request).await?.into_inner().services
+    } else {
+        control.update_config(request).await?.into_inner().services
+    };
+    println!("{name}");
+    if services.is_empty() || wait_args.detach {
+        return Ok(());
+    }
+    eprintln!("rolling service(s) {}", services.join(", "));
+    for service in &services {
+        wait(control, service, wait_args, Mode::Update).await?;
     }
     Ok(())
 }

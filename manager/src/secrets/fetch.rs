@@ -32,7 +32,7 @@ pub async fn keep_data_key(core: Core, keys: Arc<KeyStore>, shutdown: impl Futur
                 return;
             }
             Err(reason) => {
-                if attempts % 30 == 0 {
+                if attempts.is_multiple_of(30) {
                     warn!(%reason, "no data key yet: this manager cannot create or deliver secrets and configs until another manager hands it over");
                 }
                 attempts += 1;
