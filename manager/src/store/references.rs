@@ -114,3 +114,76 @@ pub fn missing(store: &Store, service: &Service) -> Result<Option<String>, sled:
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use swarmr_proto::store_action::{Kind, Target};
+    use swarmr_proto::{Secret, SecretReference, SecretSpec, Service, ServiceSpec};
+
+    use super::super::Store;
+
+    fn service(id: &str, secret: &str) -> Service {
+        let container = swarmr_proto::ContainerSpec {
+            secrets: vec![SecretReference {
+                id: secret.into(),
+                name: format!("name-{secret}"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Service {
+            id: id.into(),
+            spec: Some(ServiceSpec {
+                name: format!("svc-{id}"),
+                container: Some(container),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn secret(id: &str) -> Secret {
+        Secret {
+            id: id.into(),
+            spec: Some(SecretSpec {
+                name: format!("name-{id}"),
+                labels: Default::default(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_secret_in_use_cannot_go_and_a_service_cannot_use_a_missing_one() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let put = |key: &str, bytes: Vec<u8>| store.state.insert(key, bytes).unwrap();
+        put("secret/s1", secret("s1").encode_to_vec());
+        put("service/a", service("a", "s1").encode_to_vec());
+        let delete = store
+            .find_conflict(Kind::Delete, &Target::Secret(secret("s1")))
+            .unwrap();
+        assert_eq!(
+            delete
+                .as_deref()
+                .map(|r| r.starts_with("secret name-s1 is in use by service(s) svc-a")),
+            Some(true),
+            "{delete:?}"
+        );
+        let missing = store
+            .find_conflict(Kind::Create, &Target::Service(service("b", "s2")))
+            .unwrap();
+        assert!(missing.is_some_and(|r| r.contains("secret name-s2 not found")));
+        let fine = store
+            .find_conflict(Kind::Update, &Target::Service(service("a", "s1")))
+            .unwrap();
+        assert_eq!(fine, None);
+        let mut other = secret("s1");
+        other.id = "s9".into();
+        let clash = store
+            .find_conflict(Kind::Create, &Target::Secret(other))
+            .unwrap();
+        assert!(clash.is_some_and(|r| r.contains("already in use by secret s1")));
+    }
+}
