@@ -112,6 +112,83 @@ fn one_container(service: &str) -> String {
     found.remove(0)
 }
 
+/// Content, owner and mode of the task's files, each a read-only bind from tmpfs.
+fn assert_files(container: &str, secret: &str, config: &str) {
+    let file = |path: &str| {
+        (
+            exec(container, &["cat", path]),
+            exec(container, &["stat", "-c", "%u %g %a", path]),
+        )
+    };
+    assert_eq!(
+        file("/run/secrets/pw"),
+        (secret.to_string(), "33 34 440".into())
+    );
+    assert_eq!(
+        file("/run/secrets/db-pw"),
+        (secret.to_string(), "0 0 444".into())
+    );
+    assert_eq!(
+        file("/etc/app.conf"),
+        (config.to_string(), "0 0 444".into())
+    );
+    let mounts = exec(container, &["cat", "/proc/mounts"]);
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains("/run/secrets/pw") && l.contains("tmpfs") && l.contains("ro")),
+        "{mounts}"
+    );
+}
+
+/// `service inspect` lists the references as Docker; `secret inspect` never shows data,
+/// `config inspect` shows it in base64.
+fn assert_inspect_shapes(m1: &str, secret: &str, config: &str) {
+    let spec = &inspect_one(m1, "service", "sec-web")["Spec"]["TaskTemplate"]["ContainerSpec"];
+    assert_eq!(spec["Secrets"][0]["SecretName"], "db-pw");
+    assert_eq!(spec["Secrets"][0]["File"]["Name"], "/run/secrets/pw");
+    assert_eq!(spec["Secrets"][0]["File"]["Mode"], 0o440);
+    assert_eq!(spec["Configs"][0]["File"]["Name"], "/etc/app.conf");
+
+    // inspect: a secret never shows its data; a config does (base64, as Docker).
+    let shown = inspect_one(m1, "secret", "db-pw");
+    assert_eq!(shown["Spec"]["Name"], "db-pw");
+    assert_eq!(shown["Spec"]["Labels"]["k"], "v");
+    assert!(shown["Spec"].get("Data").is_none(), "{shown}");
+    assert!(!ok(&["-H", m1, "secret", "inspect", "db-pw"]).contains(secret));
+    let shown = inspect_one(m1, "config", "app-conf");
+    let data = shown["Spec"]["Data"].as_str().expect("config data");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    assert_eq!(decoded, config.as_bytes());
+    let listed = ok(&["-H", m1, "secret", "ls"]);
+    assert!(
+        listed.starts_with("ID") && listed.contains("CREATED") && listed.contains("db-pw"),
+        "{listed}"
+    );
+}
+
+/// Only w1 runs a task that uses them: only w1 received them (its log names the ids; the
+/// others' logs never do, and they have no tmpfs of files).
+fn assert_only_w1_received(cluster: &mut Cluster, ids: &[&str]) {
+    let w1 = cluster.node("w1").log();
+    assert!(
+        ids.iter().all(|id| w1.contains(id)) && w1.contains("received from the dispatcher"),
+        "{w1}"
+    );
+    for name in ["m1", "w2"] {
+        let node = cluster.node(name);
+        let log = node.log();
+        assert!(
+            ids.iter().all(|id| !log.contains(id)),
+            "{name} heard of them: {log}"
+        );
+        let dir = format!("{FILES_DIR}/{}", node_id(node));
+        assert!(!Path::new(&dir).exists(), "{name} has {dir}");
+    }
+}
+
 #[test]
 #[ignore = "needs root and Docker"]
 fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
@@ -156,63 +233,10 @@ fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
         ],
     );
     let container = one_container(&service_id(&m1, "sec-web"));
-    let file = |path: &str| {
-        (
-            exec(&container, &["cat", path]),
-            exec(&container, &["stat", "-c", "%u %g %a", path]),
-        )
-    };
-    assert_eq!(
-        file("/run/secrets/pw"),
-        (secret.clone(), "33 34 440".into())
-    );
-    assert_eq!(
-        file("/run/secrets/db-pw"),
-        (secret.clone(), "0 0 444".into())
-    );
-    assert_eq!(file("/etc/app.conf"), (config.clone(), "0 0 444".into()));
-    let mounts = exec(&container, &["cat", "/proc/mounts"]);
-    assert!(
-        mounts
-            .lines()
-            .any(|l| l.contains("/run/secrets/pw") && l.contains("tmpfs") && l.contains("ro")),
-        "{mounts}"
-    );
+    assert_files(&container, &secret, &config);
+    assert_inspect_shapes(&m1, &secret, &config);
 
-    // inspect: a secret never shows its data; a config does (base64, as Docker).
-    let shown = inspect_one(&m1, "secret", "db-pw");
-    assert_eq!(shown["Spec"]["Name"], "db-pw");
-    assert_eq!(shown["Spec"]["Labels"]["k"], "v");
-    assert!(shown["Spec"].get("Data").is_none(), "{shown}");
-    assert!(!ok(&["-H", &m1, "secret", "inspect", "db-pw"]).contains(&secret));
-    let shown = inspect_one(&m1, "config", "app-conf");
-    let data = shown["Spec"]["Data"].as_str().expect("config data");
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .expect("base64");
-    assert_eq!(decoded, config.as_bytes());
-    let listed = ok(&["-H", &m1, "secret", "ls"]);
-    assert!(
-        listed.starts_with("ID") && listed.contains("CREATED") && listed.contains("db-pw"),
-        "{listed}"
-    );
-
-    // Only w1 runs a task that uses them: only w1 received them.
-    let w1 = cluster.node("w1").log();
-    assert!(
-        w1.contains(secret_id) && w1.contains("received from the dispatcher"),
-        "{w1}"
-    );
-    for name in ["m1", "w2"] {
-        let node = cluster.node(name);
-        let log = node.log();
-        assert!(
-            !log.contains(secret_id) && !log.contains(config_id),
-            "{name} heard of them: {log}"
-        );
-        let dir = format!("{FILES_DIR}/{}", node_id(node));
-        assert!(!Path::new(&dir).exists(), "{name} has {dir}");
-    }
+    assert_only_w1_received(&mut cluster, &[secret_id, config_id]);
     assert_nowhere_at_rest(&cluster, &[&secret, &config]);
 
     // In use: refused, naming the service; nothing removed.

@@ -267,3 +267,28 @@ fn inspect_json(s: &Shown) -> Value {
         "Revision": s.revision,
     })
 }
+
+/// Docker's `ContainerSpec.Secrets` and `.Configs` for `service inspect` (with swarmr's
+/// revision of each).
+pub fn add_refs_json(container: &swarmr_proto::ContainerSpec, out: &mut Value) {
+    let refs = |list: &[swarmr_proto::SecretReference], kind: &str| -> Value {
+        let items: Vec<Value> = list
+            .iter()
+            .map(|r| {
+                json!({
+                    "File": { "Name": r.target, "UID": r.uid.to_string(), "GID": r.gid.to_string(), "Mode": r.mode },
+                    format!("{kind}ID"): r.id,
+                    format!("{kind}Name"): r.name,
+                    "Revision": r.revision,
+                })
+            })
+            .collect();
+        json!(items)
+    };
+    if !container.secrets.is_empty() {
+        out["Secrets"] = refs(&container.secrets, "Secret");
+    }
+    if !container.configs.is_empty() {
+        out["Configs"] = refs(&container.configs, "Config");
+    }
+}
