@@ -237,6 +237,8 @@ fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
     assert_inspect_shapes(&m1, &secret, &config);
 
     assert_only_w1_received(&mut cluster, &[secret_id, config_id]);
+    // The scan finds what is there: the input files hold the plaintext.
+    assert_eq!(files_containing(inputs.path(), secret.as_bytes()).len(), 1);
     assert_nowhere_at_rest(&cluster, &[&secret, &config]);
 
     // In use: refused, naming the service; nothing removed.
@@ -280,6 +282,9 @@ fn secret_update_rolls_its_services_and_a_new_manager_gets_the_data_key() {
     for container in containers(&service) {
         assert_eq!(exec(&container, &["cat", "/run/secrets/api-key"]), v1);
     }
+    // The same value again is no new revision, so nothing rolls.
+    ok(&["-H", &m1, "secret", "update", "api-key", &v1_file]);
+    assert_eq!(inspect_one(&m1, "secret", "api-key")["Revision"], 1);
     ok(&[
         "-H",
         &m1,

@@ -184,9 +184,14 @@ pub async fn update<T: SealedObject>(
     let kind = T::FILE.kind();
     check_data(kind, data)?;
     let current: T = resolve(core, reference)?;
+    let keyring = core.keyring();
+    let same = keyring.open(kind, current.id(), current.revision(), current.sealed());
+    if same.is_ok_and(|old| old == data) {
+        // Nothing to store, nothing to roll.
+        return Ok((shown(current), Vec::new()));
+    }
     let revision = current.revision() + 1;
-    let sealed = core
-        .keyring()
+    let sealed = keyring
         .seal(kind, current.id(), revision, data)
         .map_err(seal_err)?;
     let mut updated = current.clone();
