@@ -144,6 +144,10 @@ pub enum CaCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// List the client certificates on record that have not expired.
+    Ls,
+    /// Refuse a client certificate from now on, on every manager.
+    Revoke { id: String },
 }
 
 #[derive(Args)]

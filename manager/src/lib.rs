@@ -27,6 +27,7 @@ pub mod raft;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;
+pub mod standing;
 pub mod store;
 
 pub use manager::{ClusterParams, Manager, ManagerConfig};

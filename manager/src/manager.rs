@@ -140,6 +140,7 @@ impl Manager {
             ca_cert_pem: root.cert_pem.clone(),
             ca_key_pem: root.key_pem.clone(),
             cert_expiry_secs: params.cert_expiry.as_secs(),
+            client_certificates: Vec::new(),
         };
         let node = self.first_node(params);
         self.core

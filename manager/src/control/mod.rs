@@ -3,6 +3,7 @@
 //! manager's replica.
 
 mod check;
+mod clients;
 mod files;
 pub mod limits;
 mod networks;
@@ -250,20 +251,30 @@ impl Control for ControlService {
         &self,
         req: Request<IssueClientCertificateRequest>,
     ) -> Result<Response<IssueClientCertificateResponse>, Status> {
-        let cluster = current_cluster(&self.core)?;
-        let id = format!("client-{}", crate::ca::new_id());
-        let cert_pem = crate::ca::issue_for_cluster(
-            &cluster,
-            &req.get_ref().csr_pem,
-            &id,
-            crate::ca::CertRole::Client,
-        )
-        .map_err(|e| Status::invalid_argument(format!("issue a client certificate: {e}")))?;
-        tracing::info!(client.id = %id, "client certificate issued");
+        let caller = req.extensions().get::<crate::ca::PeerIdentity>().cloned();
+        let (cert_pem, ca_cert_pem) =
+            clients::issue(&self.core, caller.as_ref(), &req.get_ref().csr_pem).await?;
         Ok(Response::new(IssueClientCertificateResponse {
             cert_pem,
-            ca_cert_pem: cluster.ca_cert_pem,
+            ca_cert_pem,
         }))
+    }
+
+    async fn list_client_certificates(
+        &self,
+        _req: Request<ListClientCertificatesRequest>,
+    ) -> Result<Response<ListClientCertificatesResponse>, Status> {
+        Ok(Response::new(ListClientCertificatesResponse {
+            certificates: clients::list(&self.core)?,
+        }))
+    }
+
+    async fn revoke_client_certificate(
+        &self,
+        req: Request<RevokeClientCertificateRequest>,
+    ) -> Result<Response<RevokeClientCertificateResponse>, Status> {
+        clients::revoke(&self.core, &req.get_ref().id).await?;
+        Ok(Response::new(RevokeClientCertificateResponse {}))
     }
 
     async fn create_secret(
