@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarmr";
 
@@ -445,9 +445,4 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(seconds));
     }
     humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}"))
-}
-
-pub fn print_completions(shell: clap_complete::Shell) {
-    let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "swarmr", &mut std::io::stdout());
 }

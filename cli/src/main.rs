@@ -48,7 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(cmd) => commands::ca::run(&cli.host, cmd).await,
         Command::Sealed(cmd) => commands::secret::run(&cli.host, cmd).await,
         Command::Completion { shell } => {
-            args::print_completions(shell);
+            commands::print_completions(shell);
             Ok(())
         }
     }

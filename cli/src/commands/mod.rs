@@ -23,3 +23,10 @@ pub fn key_values(flag: &str, items: &[String]) -> anyhow::Result<HashMap<String
         })
         .collect()
 }
+
+/// `swarmr completion SHELL`.
+pub fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut command = crate::args::Cli::command();
+    clap_complete::generate(shell, &mut command, "swarmr", &mut std::io::stdout());
+}
