@@ -189,6 +189,35 @@ fn assert_only_w1_received(cluster: &mut Cluster, ids: &[&str]) {
     }
 }
 
+/// A restarted manager opens its wrapped data key with its key file; a restarted worker
+/// adopts the task, whose files stay on its tmpfs.
+fn assert_restarts_keep_key_and_files(cluster: &mut Cluster, container: &str, secret: &str) {
+    let m1 = cluster.nodes[0].host();
+    cluster.node("m1").restart();
+    cluster.node("w1").restart();
+    wait_until("config readable after the restart", || {
+        run(&["-H", &m1, "config", "inspect", "app-conf"])
+            .status
+            .success()
+    });
+    let service = service_id(&m1, "sec-web");
+    assert_eq!(one_container(&service), container);
+    assert_eq!(exec(container, &["cat", "/run/secrets/pw"]), secret);
+    wait_until("w1 back in session", || {
+        cluster
+            .node("w1")
+            .log()
+            .matches("session established")
+            .count()
+            >= 2
+    });
+    // A rescan later (5 s), the live task's files are still on w1's tmpfs.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let w1_files = format!("{FILES_DIR}/{}", node_id(cluster.node("w1")));
+    let task_dirs: Vec<_> = std::fs::read_dir(&w1_files).expect("w1 tmpfs").collect();
+    assert_eq!(task_dirs.len(), 1, "{w1_files}");
+}
+
 #[test]
 #[ignore = "needs root and Docker"]
 fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
@@ -240,6 +269,8 @@ fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
     // The scan finds what is there: the input files hold the plaintext.
     assert_eq!(files_containing(inputs.path(), secret.as_bytes()).len(), 1);
     assert_nowhere_at_rest(&cluster, &[&secret, &config]);
+
+    assert_restarts_keep_key_and_files(&mut cluster, &container, &secret);
 
     // In use: refused, naming the service; nothing removed.
     let err = fails(&["-H", &m1, "secret", "rm", "db-pw"]);
