@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::commands::{parse_replicas, parse_timeout};
+
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarmr";
 
 /// Shown under `swarmr --help`, so a newcomer needs no README.
@@ -106,6 +108,8 @@ pub struct NodeArgs {
     /// ports (for several nodes sharing one namespace, as the loopback tests do).
     #[arg(long)]
     pub no_host_rules: bool,
+    #[command(flatten)]
+    pub resources: crate::workload_args::NodeResourceFlags,
     #[command(flatten)]
     pub keys: crate::secret_args::KeyArgs,
 }
@@ -423,6 +427,8 @@ pub struct ServiceCreateArgs {
     #[command(flatten)]
     pub container_flags: crate::rollout_args::ContainerFlags,
     #[command(flatten)]
+    pub workload: crate::workload_args::WorkloadFlags,
+    #[command(flatten)]
     pub files: crate::secret_args::FileFlags,
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -431,18 +437,4 @@ pub struct ServiceCreateArgs {
     /// Command and arguments to run instead of the image's default.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
-}
-
-pub fn parse_replicas(value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number of replicas: use 0 or more"))
-}
-
-/// A duration like `90s` or `2m`; a bare number is seconds.
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}"))
 }

@@ -10,6 +10,9 @@ mod daemon;
 mod output;
 mod rollout_args;
 mod secret_args;
+mod workload_args;
+mod workload_parse;
+mod workload_update;
 
 use std::process::ExitCode;
 

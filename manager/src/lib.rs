@@ -24,6 +24,7 @@ mod manager;
 pub mod orchestrator;
 pub mod quorum;
 pub mod raft;
+mod read;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;

@@ -164,6 +164,8 @@ impl Manager {
                 engine_version: params.engine_version.clone(),
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
+                // Reported by the node's first session.
+                resources: None,
             }),
             status: Some(NodeStatus {
                 state: NodeState::Unknown as i32,
@@ -262,7 +264,7 @@ impl Manager {
         let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let core = || self.core.clone();
+        let core = || self.core.leader_only();
         let stopped = || stop(shutdown.clone());
         tokio::join!(
             dispatcher::run_health(core(), self.sessions.clone(), stopped()),

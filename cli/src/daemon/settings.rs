@@ -18,6 +18,8 @@ pub struct Settings {
     pub dns_upstreams: Vec<SocketAddr>,
     /// Egress and published ports in the node namespace.
     pub host_net: swarmr_worker::network::mesh::HostNet,
+    /// What the node reports instead of the engine's CPUs and memory, if set.
+    pub resources: crate::workload_args::NodeResourceFlags,
     /// Wraps the data key on a manager; never inside the data dir.
     pub secrets_key_file: PathBuf,
 }
@@ -77,6 +79,7 @@ impl Settings {
                 )?,
                 node_pid: std::process::id(),
             },
+            resources: args.resources.clone(),
         })
     }
 }

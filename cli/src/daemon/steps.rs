@@ -130,7 +130,8 @@ impl Run {
         updates: &Updates,
         reports: &mpsc::Sender<TaskStatusUpdate>,
     ) -> Agent<DockerExecutor> {
-        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone());
+        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone())
+            .with_node_hostname(node.settings.hostname.clone());
         let Some(driver) = &node.host.overlay else {
             // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
             return agent;
@@ -210,6 +211,7 @@ impl Run {
                 engine_version: node.host.executor.engine_version().to_string(),
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
+                resources: Some(settings.resources.over(node.host.executor.resources())),
             },
             managers: session_managers(identity, settings),
             connect: {

@@ -2,7 +2,7 @@
 //! update: each names an existing secret or config (by name or id; stored by id, with its
 //! current revision), Docker's default target (`/run/secrets/<name>` for a secret,
 //! `/<name>` for a config; a relative target goes under those), mode 0444 when unset, and
-//! no two files at one target.
+//! no two files (or a file and a `--mount`) at one target.
 
 use std::collections::HashSet;
 
@@ -25,11 +25,11 @@ pub fn resolve_refs(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
     };
     resolve_kind::<Secret>(core, &mut container.secrets)?;
     resolve_kind::<Config>(core, &mut container.configs)?;
-    let mut targets = HashSet::new();
+    let mut targets: HashSet<&str> = container.mounts.iter().map(|m| m.target.as_str()).collect();
     for r in container.secrets.iter().chain(&container.configs) {
         if !targets.insert(r.target.as_str()) {
             return Err(Status::invalid_argument(format!(
-                "two secrets or configs would be mounted at {}: give one of them another target=",
+                "two secrets, configs or mounts would be at {}: give one of them another target=",
                 r.target
             )));
         }

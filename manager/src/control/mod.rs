@@ -1,6 +1,7 @@
 //! The Control API: what the CLI calls. Every handler validates against the store, decides,
 //! and commits one proposal; a rejected request writes nothing. Reads are served from this
-//! manager's replica.
+//! manager's replica once it has applied what the leader had committed (`read_barrier`),
+//! so `ls`, `inspect` and `ps` never show an older state than a write already answered.
 
 mod check;
 mod clients;
@@ -14,6 +15,7 @@ mod secrets;
 mod services;
 mod tokens;
 mod updates;
+pub mod workload;
 
 pub(crate) use nodes::reachable_voters;
 pub(crate) use secrets::SealedObject;
@@ -50,6 +52,7 @@ impl Control for ControlService {
         &self,
         _req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
+        self.core.read_barrier().await?;
         let nodes = nodes::list(&self.core).await?;
         Ok(Response::new(ListNodesResponse { nodes }))
     }
@@ -58,6 +61,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetNodeRequest>,
     ) -> Result<Response<GetNodeResponse>, Status> {
+        self.core.read_barrier().await?;
         let node = nodes::get(&self.core, &req.into_inner().reference).await?;
         Ok(Response::new(GetNodeResponse { node: Some(node) }))
     }
@@ -106,6 +110,7 @@ impl Control for ControlService {
         &self,
         _req: Request<ListNetworksRequest>,
     ) -> Result<Response<ListNetworksResponse>, Status> {
+        self.core.read_barrier().await?;
         let networks = networks::list(&self.core)?;
         Ok(Response::new(ListNetworksResponse { networks }))
     }
@@ -114,6 +119,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetNetworkRequest>,
     ) -> Result<Response<GetNetworkResponse>, Status> {
+        self.core.read_barrier().await?;
         let view = networks::view(&self.core, &req.into_inner().reference)?;
         Ok(Response::new(GetNetworkResponse {
             network: Some(view),
@@ -159,6 +165,7 @@ impl Control for ControlService {
         &self,
         _req: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
+        self.core.read_barrier().await?;
         let services = services::list(&self.core)?;
         Ok(Response::new(ListServicesResponse { services }))
     }
@@ -167,6 +174,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetServiceRequest>,
     ) -> Result<Response<GetServiceResponse>, Status> {
+        self.core.read_barrier().await?;
         let service = services::get(&self.core, &req.into_inner().reference)?;
         Ok(Response::new(GetServiceResponse {
             service: Some(service),
@@ -230,6 +238,7 @@ impl Control for ControlService {
         &self,
         req: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
+        self.core.read_barrier().await?;
         let tasks = services::tasks(&self.core, &req.into_inner().service)?;
         Ok(Response::new(ListTasksResponse { tasks }))
     }

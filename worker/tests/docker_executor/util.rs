@@ -39,6 +39,7 @@ impl TestNode {
             healthcheck: None,
             stop_signal: None,
             binds: Vec::new(),
+            options: Default::default(),
         }
     }
 
