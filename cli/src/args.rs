@@ -141,9 +141,8 @@ pub struct InitArgs {
 
 #[derive(Subcommand)]
 pub enum CaCommand {
-    /// Issue a client certificate for remote CLI access (run on a manager) and write
-    /// ca.crt, client.crt and client.key (0600) to DIR; then use
-    /// `swarmr --tls-dir DIR -H <manager IP:2377> ...`.
+    /// Issue a client certificate for remote CLI access (run on a manager): writes ca.crt,
+    /// client.crt, client.key (0600) to DIR, for `swarmr --tls-dir DIR -H <IP:2377> ...`.
     IssueClient {
         #[arg(long)]
         out: PathBuf,

@@ -8,6 +8,7 @@ mod errors;
 mod failover;
 mod faults;
 mod health;
+mod linearizable;
 mod membership;
 mod netns;
 mod networks;

@@ -10,7 +10,7 @@ use crate::util::*;
 
 const IMAGE: &str = "swarmr/busybox:latest";
 
-fn node_of_container(container: &str) -> String {
+pub(crate) fn node_of_container(container: &str) -> String {
     let out = Command::new("docker")
         .args([
             "inspect",
@@ -23,20 +23,20 @@ fn node_of_container(container: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn service_id(host: &str, name: &str) -> String {
+pub(crate) fn service_id(host: &str, name: &str) -> String {
     let out = ok(&["-H", host, "service", "inspect", name]);
     let v: Value = serde_json::from_str(&out).expect("inspect JSON");
     v[0]["ID"].as_str().expect("ID").to_string()
 }
 
-fn ps(host: &str, name: &str) -> Vec<Value> {
+pub(crate) fn ps(host: &str, name: &str) -> Vec<Value> {
     ok(&["-H", host, "service", "ps", name, "--format", "json"])
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
 
-fn running_tasks(host: &str, name: &str) -> Vec<Value> {
+pub(crate) fn running_tasks(host: &str, name: &str) -> Vec<Value> {
     ps(host, name)
         .into_iter()
         .filter(|t| {
@@ -291,4 +291,38 @@ fn full_network_leaves_a_task_pending_with_the_reason_until_an_address_frees() {
     // Freeing addresses lets the waiting task through at once, not minutes later.
     ok(&["-H", &m1, "service", "rm", "blocker"]);
     wait_until("all 3 running", || running_tasks(&m1, "full").len() == 3);
+}
+
+/// Every node killed at once and started again: the tasks' containers are adopted, not
+/// recreated, and none runs twice.
+#[test]
+#[ignore = "needs root and Docker"]
+fn every_node_restarted_at_once_recreates_no_container() {
+    let mut cluster = three_nodes();
+    let m1 = cluster.nodes[0].host();
+    create_sleeper(&m1, "survivor", &["--replicas", "3"]);
+    let id = service_id(&m1, "survivor");
+    let before: std::collections::BTreeSet<String> = containers(&id).into_iter().collect();
+    assert_eq!(before.len(), 3);
+
+    for name in ["m1", "w1", "w2"] {
+        cluster.node(name).kill();
+    }
+    for name in ["m1", "w1", "w2"] {
+        cluster.node(name).restart();
+    }
+    // A killed node leaves its socket file behind: wait for answers, not for the file.
+    wait_until("every node Ready and 3 tasks running", || {
+        let rows = node_rows(&m1);
+        rows.len() == 3
+            && rows.iter().all(|r| r["Status"] == "Ready")
+            && running_tasks(&m1, "survivor").len() == 3
+    });
+    // Give a wrong recreation time to show.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let after: std::collections::BTreeSet<String> = containers(&id).into_iter().collect();
+    assert_eq!(
+        after, before,
+        "the same containers, none recreated or doubled"
+    );
 }

@@ -10,6 +10,7 @@
 //! before it sends the secret (`pin`).
 
 pub mod authz;
+mod handshakes;
 mod ids;
 mod issue;
 mod peer;

@@ -27,6 +27,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::transport::{Channel, Endpoint, Uri};
 use tracing::debug;
 
+use super::handshakes::Handshakes;
 use super::peer::PeerIdentity;
 use crate::error::CaError;
 
@@ -121,13 +122,15 @@ impl NodeTls {
     }
 
     /// TLS connections accepted on `listener`, handshakes done off the accept loop so
-    /// one slow client holds up no other. The loop ends when the stream is dropped.
+    /// one slow client holds up no other, within the bounds of [`Handshakes`]. The loop
+    /// ends when the stream is dropped.
     pub fn incoming(
         &self,
         listener: TcpListener,
     ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
         let (tx, rx) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(self.inner.server.clone());
+        let handshakes = Handshakes::default();
         tokio::spawn(async move {
             loop {
                 let (tcp, peer) = tokio::select! {
@@ -140,9 +143,17 @@ impl NodeTls {
                     },
                     () = tx.closed() => return,
                 };
+                let slot = match handshakes.admit(peer.ip(), std::time::Instant::now()) {
+                    Ok(slot) => slot,
+                    Err(refusal) => {
+                        debug!(%peer, ?refusal, "connection closed: too many TLS handshakes");
+                        continue;
+                    }
+                };
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(stream)).await;
