@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::commands::{parse_replicas, parse_timeout};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarmr";
 
@@ -71,6 +73,8 @@ pub enum Command {
     /// The cluster CA: certificates for remote CLI access.
     #[command(subcommand)]
     Ca(CaCommand),
+    #[command(flatten)]
+    Sealed(crate::secret_args::SealedCommand),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completion { shell: clap_complete::Shell },
 }
@@ -106,6 +110,8 @@ pub struct NodeArgs {
     pub no_host_rules: bool,
     #[command(flatten)]
     pub resources: crate::workload_args::NodeResourceFlags,
+    #[command(flatten)]
+    pub keys: crate::secret_args::KeyArgs,
 }
 
 #[derive(Args)]
@@ -422,29 +428,12 @@ pub struct ServiceCreateArgs {
     #[command(flatten)]
     pub workload: crate::workload_args::WorkloadFlags,
     #[command(flatten)]
+    pub files: crate::secret_args::FileFlags,
+    #[command(flatten)]
     pub wait: WaitArgs,
     /// Image to run.
     pub image: String,
     /// Command and arguments to run instead of the image's default.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
-}
-
-pub fn parse_replicas(value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number of replicas: use 0 or more"))
-}
-
-/// A duration like `90s` or `2m`; a bare number is seconds.
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}"))
-}
-
-pub fn print_completions(shell: clap_complete::Shell) {
-    let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "swarmr", &mut std::io::stdout());
 }

@@ -9,6 +9,7 @@ mod commands;
 mod daemon;
 mod output;
 mod rollout_args;
+mod secret_args;
 mod workload_args;
 mod workload_parse;
 mod workload_update;
@@ -48,8 +49,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(cmd) => commands::network::run(&cli.host, cmd).await,
         Command::Service(cmd) => commands::service::run(&cli.host, cmd).await,
         Command::Ca(cmd) => commands::ca::run(&cli.host, cmd).await,
+        Command::Sealed(cmd) => commands::secret::run(&cli.host, cmd).await,
         Command::Completion { shell } => {
-            args::print_completions(shell);
+            commands::print_completions(shell);
             Ok(())
         }
     }

@@ -67,6 +67,8 @@ pub struct ServiceUpdateArgs {
     #[command(flatten)]
     pub workload: crate::workload_update::WorkloadUpdateFlags,
     #[command(flatten)]
+    pub files: crate::secret_args::FileUpdateFlags,
+    #[command(flatten)]
     pub wait: crate::args::WaitArgs,
     pub service: String,
 }

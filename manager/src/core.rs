@@ -45,6 +45,8 @@ struct Inner {
     raft: Raft,
     store: Store,
     liveness: PeerLiveness,
+    /// The data key secrets and configs are sealed under, once this manager has it.
+    keyring: crate::secrets::Keyring,
 }
 
 /// How long a follower waits to see its own forwarded write applied locally.
@@ -75,6 +77,7 @@ impl Core {
                 store,
                 liveness,
                 tls,
+                keyring: Default::default(),
             }),
             forward: true,
         }
@@ -106,6 +109,10 @@ impl Core {
     }
     pub fn liveness(&self) -> &PeerLiveness {
         &self.inner.liveness
+    }
+
+    pub fn keyring(&self) -> &crate::secrets::Keyring {
+        &self.inner.keyring
     }
 
     pub fn tls(&self) -> &NodeTls {

@@ -112,4 +112,6 @@ pub enum ManagerError {
     Ca(#[from] CaError),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error("keep the data key of secrets and configs")]
+    Secrets(#[source] crate::secrets::SecretsError),
 }

@@ -9,6 +9,7 @@
 //! - `dispatcher`: joins and worker sessions, heartbeats, node health.
 //! - `roles`: demotions leave Raft.
 //! - `ca`: the root CA, ids and join tokens.
+//! - `secrets`: sealing secret and config data at rest, and the data key's keeping.
 //! - `manager`: wiring all of the above into a running manager.
 
 pub mod allocator;
@@ -26,6 +27,7 @@ pub mod raft;
 mod read;
 pub mod roles;
 pub mod scheduler;
+pub mod secrets;
 pub mod standing;
 pub mod store;
 

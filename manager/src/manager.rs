@@ -23,6 +23,7 @@ use crate::raft::network::Network;
 use crate::raft::service::RaftService;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{self as sraft, Raft};
+use crate::secrets::keyfile::KeyStore;
 use crate::store::Store;
 use crate::{allocator, controller, orchestrator, scheduler};
 
@@ -35,6 +36,8 @@ pub struct ManagerConfig {
     pub snapshot_interval: u64,
     /// This node's certificate, for Raft and forwarding to other managers.
     pub tls: NodeTls,
+    /// The key-encryption key of the data key (outside the data dir; see `secrets`).
+    pub secrets_key_file: PathBuf,
 }
 
 /// What `swarmr init` decides for the whole cluster.
@@ -56,6 +59,7 @@ pub struct Manager {
     control: ControlService,
     sessions: Sessions,
     db: sled::Db,
+    keys: Arc<KeyStore>,
 }
 
 const DB_DIR: &str = "raft.db";
@@ -92,11 +96,22 @@ impl Manager {
             liveness,
             config.tls.clone(),
         );
+        let keys =
+            KeyStore::open(&db, config.secrets_key_file.clone()).map_err(ManagerError::OpenDb)?;
+        match keys.load() {
+            Ok(Some(raw)) => core.keyring().set(raw),
+            Ok(None) => {}
+            // Another manager can hand it over again (see `secrets::fetch`).
+            Err(e) => {
+                tracing::warn!(error = %e, key_file = %config.secrets_key_file.display(), "the stored data key cannot be opened with this key file")
+            }
+        }
         Ok(Self {
             control: ControlService::new(core.clone()),
             core,
             sessions: Sessions::default(),
             db,
+            keys: Arc::new(keys),
         })
     }
 
@@ -108,6 +123,9 @@ impl Manager {
     /// node.
     pub async fn bootstrap(&self, params: &ClusterParams) -> Result<(), ManagerError> {
         let root = &params.root;
+        let data_key = crate::secrets::random_key().map_err(ManagerError::Secrets)?;
+        self.keys.save(&data_key).map_err(ManagerError::Secrets)?;
+        self.core.keyring().set(data_key);
         self.initialize_raft().await?;
         let cluster = Cluster {
             id: params.cluster_id.clone(),
@@ -260,6 +278,7 @@ impl Manager {
             ),
             controller::run("allocator", core(), allocator::run::reconcile, stopped()),
             controller::run("scheduler", core(), scheduler::run::reconcile, stopped()),
+            crate::secrets::fetch::keep_data_key(core(), self.keys.clone(), stopped()),
         );
     }
 

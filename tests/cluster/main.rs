@@ -15,6 +15,7 @@ mod networks;
 mod overlay;
 mod partitions;
 mod publish;
+mod secrets;
 mod security;
 mod services;
 mod updates;

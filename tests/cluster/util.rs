@@ -48,6 +48,11 @@ impl Node {
         self.data_dir.with_extension("log")
     }
 
+    /// The node's `--secrets-key-file`.
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.with_extension("key")
+    }
+
     fn spawn(&mut self) {
         std::fs::create_dir_all(&self.data_dir).expect("data dir");
         let log = std::fs::OpenOptions::new()
@@ -67,6 +72,8 @@ impl Node {
         let child = command
             .args(&self.args)
             .env("SWARMR_LOG", "info")
+            // Beside the data dir, never in it; removed with the cluster's directory.
+            .env("SWARMR_SECRETS_KEY_FILE", self.key_path())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()

@@ -12,11 +12,14 @@
 //!   `NetworkAttach`; the agent knows nothing of it.
 //! - `executor`: runs tasks as Docker containers (bollard), idempotently, touching only
 //!   containers labelled with this node; an in-memory stand-in for simulations.
+//! - `files`: the secrets and configs the session delivers, on a tmpfs, bound into
+//!   their tasks' containers.
 
 pub mod agent;
 mod command;
 pub mod error;
 pub mod executor;
+pub mod files;
 pub mod logs;
 pub mod network;
 pub mod session;

@@ -179,6 +179,16 @@ local_control! {
     issue_client_certificate(IssueClientCertificateRequest) -> IssueClientCertificateResponse;
     list_client_certificates(ListClientCertificatesRequest) -> ListClientCertificatesResponse;
     revoke_client_certificate(RevokeClientCertificateRequest) -> RevokeClientCertificateResponse;
+    create_secret(CreateSecretRequest) -> SecretReply;
+    list_secrets(ListSecretsRequest) -> ListSecretsReply;
+    get_secret(SecretRequest) -> SecretReply;
+    remove_secret(SecretRequest) -> RemoveSecretReply;
+    update_secret(UpdateSecretRequest) -> SecretReply;
+    create_config(CreateSecretRequest) -> ConfigReply;
+    list_configs(ListSecretsRequest) -> ListConfigsReply;
+    get_config(SecretRequest) -> ConfigReply;
+    remove_config(SecretRequest) -> RemoveSecretReply;
+    update_config(UpdateSecretRequest) -> ConfigReply;
 }
 
 impl LocalControl {

@@ -68,6 +68,7 @@ pub async fn run_node(
                 if settings.host_net.enabled {
                     swarmr_worker::network::publish::teardown().await;
                 }
+                swarmr_worker::files::TaskFiles::for_node(&identity.node_id).teardown();
                 identity::wipe(&settings.data_dir)?;
                 info!("left the cluster; the data dir is clear");
                 return Ok(());
@@ -112,6 +113,7 @@ async fn start_manager(
         api_addr: settings.api_addr.clone(),
         snapshot_interval: settings.snapshot_interval,
         tls: node.tls.clone(),
+        secrets_key_file: settings.secrets_key_file.clone(),
     };
     let manager = match boot {
         Boot::ForceNewCluster => Manager::force_new_cluster(&config).await,

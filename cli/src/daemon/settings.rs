@@ -20,6 +20,8 @@ pub struct Settings {
     pub host_net: swarmr_worker::network::mesh::HostNet,
     /// What the node reports instead of the engine's CPUs and memory, if set.
     pub resources: crate::workload_args::NodeResourceFlags,
+    /// Wraps the data key on a manager; never inside the data dir.
+    pub secrets_key_file: PathBuf,
 }
 
 impl Settings {
@@ -43,7 +45,15 @@ impl Settings {
                     args.egress_subnet
                 )
             })?;
+        let secrets_key_file = std::path::absolute(&args.keys.secrets_key_file)?;
+        if secrets_key_file.starts_with(std::path::absolute(&args.data_dir)?) {
+            bail!(
+                "--secrets-key-file {} is inside the data dir: keep it elsewhere (e.g. the default /etc/swarmr/secrets.key), or a copy of the data dir reveals every secret",
+                secrets_key_file.display()
+            );
+        }
         Ok(Self {
+            secrets_key_file,
             data_dir: args.data_dir.clone(),
             listen_addr: args.listen_addr,
             api_addr: advertise_ip.to_string(),

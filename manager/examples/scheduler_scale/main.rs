@@ -198,6 +198,8 @@ async fn start_manager(heartbeat: Duration) -> anyhow::Result<Bench> {
         api_addr: addr.clone(),
         snapshot_interval: 10_000,
         tls: tls.clone(),
+        // A simulation: the key file may sit in the throwaway data dir.
+        secrets_key_file: dir.path().join("secrets.key"),
     };
     let manager = Arc::new(Manager::open(&config).await?);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -5,17 +5,21 @@
 
 mod check;
 mod clients;
+mod files;
 pub mod limits;
 mod networks;
 mod nodes;
 mod ports;
 mod resolve;
+mod secrets;
 mod services;
 mod tokens;
 mod updates;
 pub mod workload;
 
 pub(crate) use nodes::reachable_voters;
+pub(crate) use secrets::SealedObject;
+pub use secrets::MAX_DATA as MAX_SECRET_DATA;
 pub(crate) use tokens::current_cluster;
 
 use swarmr_proto::control_server::Control;
@@ -282,9 +286,110 @@ impl Control for ControlService {
         Ok(Response::new(RevokeClientCertificateResponse {}))
     }
 
+    async fn create_secret(
+        &self,
+        req: Request<CreateSecretRequest>,
+    ) -> Result<Response<SecretReply>, Status> {
+        let req = req.into_inner();
+        let secret = secrets::create::<Secret>(&self.core, req.spec, &req.data).await?;
+        Ok(Response::new(secret_reply(secret, Vec::new())))
+    }
+
+    async fn list_secrets(
+        &self,
+        _req: Request<ListSecretsRequest>,
+    ) -> Result<Response<ListSecretsReply>, Status> {
+        let secrets = secrets::list(&self.core)?;
+        Ok(Response::new(ListSecretsReply { secrets }))
+    }
+
+    async fn get_secret(
+        &self,
+        req: Request<SecretRequest>,
+    ) -> Result<Response<SecretReply>, Status> {
+        let secret = secrets::get(&self.core, &req.into_inner().reference)?;
+        Ok(Response::new(secret_reply(secret, Vec::new())))
+    }
+
+    async fn remove_secret(
+        &self,
+        req: Request<SecretRequest>,
+    ) -> Result<Response<RemoveSecretReply>, Status> {
+        secrets::remove::<Secret>(&self.core, &req.into_inner().reference).await?;
+        Ok(Response::new(RemoveSecretReply {}))
+    }
+
+    async fn update_secret(
+        &self,
+        req: Request<UpdateSecretRequest>,
+    ) -> Result<Response<SecretReply>, Status> {
+        let req = req.into_inner();
+        let (secret, services) =
+            secrets::update::<Secret>(&self.core, &req.reference, &req.data).await?;
+        Ok(Response::new(secret_reply(secret, services)))
+    }
+
+    async fn create_config(
+        &self,
+        req: Request<CreateSecretRequest>,
+    ) -> Result<Response<ConfigReply>, Status> {
+        let req = req.into_inner();
+        let config = secrets::create::<Config>(&self.core, req.spec, &req.data).await?;
+        Ok(Response::new(config_reply(config, req.data, Vec::new())))
+    }
+
+    async fn list_configs(
+        &self,
+        _req: Request<ListSecretsRequest>,
+    ) -> Result<Response<ListConfigsReply>, Status> {
+        let configs = secrets::list(&self.core)?;
+        Ok(Response::new(ListConfigsReply { configs }))
+    }
+
+    async fn get_config(
+        &self,
+        req: Request<SecretRequest>,
+    ) -> Result<Response<ConfigReply>, Status> {
+        let (config, data) = secrets::open::<Config>(&self.core, &req.into_inner().reference)?;
+        Ok(Response::new(config_reply(config, data, Vec::new())))
+    }
+
+    async fn remove_config(
+        &self,
+        req: Request<SecretRequest>,
+    ) -> Result<Response<RemoveSecretReply>, Status> {
+        secrets::remove::<Config>(&self.core, &req.into_inner().reference).await?;
+        Ok(Response::new(RemoveSecretReply {}))
+    }
+
+    async fn update_config(
+        &self,
+        req: Request<UpdateSecretRequest>,
+    ) -> Result<Response<ConfigReply>, Status> {
+        let req = req.into_inner();
+        let (config, services) =
+            secrets::update::<Config>(&self.core, &req.reference, &req.data).await?;
+        Ok(Response::new(config_reply(config, req.data, services)))
+    }
+
     async fn leave(&self, _req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         Err(Status::failed_precondition(
             "`swarmr leave` acts on the node it runs on: run it there, against its local socket",
         ))
+    }
+}
+
+fn secret_reply(secret: Secret, services: Vec<String>) -> SecretReply {
+    SecretReply {
+        secret: Some(secret),
+        services,
+    }
+}
+
+fn config_reply(config: Config, data: Vec<u8>, services: Vec<String>) -> ConfigReply {
+    ConfigReply {
+        config: Some(config),
+        data,
+        services,
     }
 }

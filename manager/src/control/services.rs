@@ -48,6 +48,7 @@ pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status
         ));
     }
     ports::check(&spec.ports)?;
+    super::files::resolve_refs(core, spec)?;
     let mut networks: Vec<Network> = Vec::new();
     for reference in &spec.networks {
         let network: Network = resolve(core, reference)?;

@@ -102,7 +102,7 @@ pub async fn rollback(
     get(core, &service.id)
 }
 
-fn status(state: UpdateState, message: &str) -> UpdateStatus {
+pub(super) fn status(state: UpdateState, message: &str) -> UpdateStatus {
     UpdateStatus {
         state: state as i32,
         started_at: now_millis(),

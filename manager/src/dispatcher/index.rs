@@ -103,7 +103,9 @@ impl View {
                 }
                 // The heartbeat period is in every message.
                 Some(Target::Cluster(_)) => affected = Affected::Everyone,
-                None => {}
+                // Read from the store when a message is built; a new value comes with the
+                // new tasks its rolling update makes.
+                Some(Target::Secret(_) | Target::Config(_)) | None => {}
             }
         }
         affected

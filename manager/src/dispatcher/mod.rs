@@ -17,6 +17,7 @@
 mod assignments;
 mod discovery;
 mod feed;
+mod files;
 mod health;
 mod index;
 mod ingress;

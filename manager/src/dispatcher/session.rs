@@ -183,6 +183,7 @@ fn message(
         let node = view.node(node_id).ok_or_else(|| removed(node_id))?;
         let (tasks, networks) = super::assignments::for_node(view, node_id);
         let discovery = super::discovery::for_networks(view, &networks);
+        let (secrets, configs) = super::files::for_tasks(core, &tasks);
         Ok(SessionMessage {
             session_id: session_id.to_string(),
             node: Some(node.clone()),
@@ -192,6 +193,8 @@ fn message(
             networks,
             discovery,
             ingress: super::ingress::for_cluster(view),
+            secrets,
+            configs,
         })
     })?
 }

@@ -87,4 +87,11 @@ impl RaftRpc for RaftService {
         let index = self.core.leader_read_index().await?;
         Ok(Response::new(ReadIndexResponse { index }))
     }
+
+    async fn data_key(
+        &self,
+        _req: Request<swarmr_proto::DataKeyRequest>,
+    ) -> Result<Response<swarmr_proto::DataKeyResponse>, Status> {
+        crate::secrets::fetch::serve(&self.core)
+    }
 }

@@ -89,7 +89,7 @@ impl StateMachine {
                     return self.apply_again(entry.log_id, first);
                 }
                 let read_meta = |key: &str| self.store.read_meta(key);
-                let conflict = |target: &_| self.store.find_conflict(target);
+                let conflict = |kind, target: &_| self.store.find_conflict(kind, target);
                 let (mut batch, error, actions) =
                     match apply::plan(index, proposal, &read_meta, &conflict)
                         .map_err(sm_read_err)?

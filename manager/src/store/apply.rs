@@ -21,7 +21,8 @@ pub struct Planned {
 /// Reads `Meta` of the object stored under `key`, if any.
 pub type MetaReader<'a> = dyn Fn(&str) -> Result<Option<Meta>, sled::Error> + 'a;
 /// Why the target may not be stored beside the objects already there, if so.
-pub type ConflictCheck<'a> = dyn Fn(&Target) -> Result<Option<String>, sled::Error> + 'a;
+/// Deletes are checked too: an object others reference may not go.
+pub type ConflictCheck<'a> = dyn Fn(Kind, &Target) -> Result<Option<String>, sled::Error> + 'a;
 
 pub fn plan(
     index: u64,
@@ -57,11 +58,14 @@ pub fn plan(
             (Kind::Update, None) => return Ok(Err(format!("{what} not found"))),
             (Kind::Delete, None) => {}
             (Kind::Delete, Some(_)) => {
+                if let Some(reason) = conflict(kind, target)? {
+                    return Ok(Err(reason));
+                }
                 batch.remove(key.as_bytes());
                 pending.insert(key, None);
             }
             (Kind::Create | Kind::Update, current) => {
-                if let Some(reason) = conflict(target)? {
+                if let Some(reason) = conflict(kind, target)? {
                     return Ok(Err(reason));
                 }
                 let created_at = current

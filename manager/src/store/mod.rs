@@ -8,12 +8,13 @@
 pub mod apply;
 pub mod conflicts;
 pub mod object;
+pub mod references;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
-use swarmr_proto::store_action::Target;
+use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Cluster, Meta, ObjectHeader, StoreAction};
 use tokio::sync::{broadcast, watch};
 
@@ -134,7 +135,11 @@ impl Store {
             .and_then(|header| header.meta.or(Some(Meta::default()))))
     }
 
-    pub(crate) fn find_conflict(&self, target: &Target) -> Result<Option<String>, sled::Error> {
+    pub(crate) fn find_conflict(
+        &self,
+        kind: Kind,
+        target: &Target,
+    ) -> Result<Option<String>, sled::Error> {
         fn check<T: Object>(store: &Store, obj: &T) -> Result<Option<String>, sled::Error> {
             let prefix = format!("{}/", T::KIND);
             for item in store.state.scan_prefix(prefix.as_bytes()) {
@@ -150,10 +155,26 @@ impl Store {
             }
             Ok(None)
         }
-        match target {
-            Target::Network(n) => check(self, n),
-            Target::Service(s) => check(self, s),
-            Target::Node(_) | Target::Cluster(_) | Target::Task(_) => Ok(None),
+        use references::FileKind;
+        let name = |spec: &Option<swarmr_proto::SecretSpec>| {
+            spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()
+        };
+        match (kind, target) {
+            (Kind::Delete, Target::Secret(s)) => {
+                references::in_use(self, FileKind::Secret, &s.id, &name(&s.spec))
+            }
+            (Kind::Delete, Target::Config(c)) => {
+                references::in_use(self, FileKind::Config, &c.id, &name(&c.spec))
+            }
+            (Kind::Delete, _) => Ok(None),
+            (_, Target::Network(n)) => check(self, n),
+            (_, Target::Service(s)) => match check(self, s)? {
+                Some(reason) => Ok(Some(reason)),
+                None => references::missing(self, s),
+            },
+            (_, Target::Secret(s)) => check(self, s),
+            (_, Target::Config(c)) => check(self, c),
+            (_, Target::Node(_) | Target::Cluster(_) | Target::Task(_)) => Ok(None),
         }
     }
 

@@ -1,6 +1,8 @@
 //! What the store needs to know about each kind of object: its key and its `Meta`.
 
-use swarmr_proto::{store_action::Target, Cluster, Meta, Network, Node, Service, Task};
+use swarmr_proto::{
+    store_action::Target, Cluster, Config, Meta, Network, Node, Secret, Service, Task,
+};
 
 /// A kind of object kept in the store, encoded as protobuf under `<KIND>/<id>`.
 pub trait Object: prost::Message + Default + Clone {
@@ -66,6 +68,16 @@ impl_object!(Service, "service", Service, {
     }
 });
 impl_object!(Task, "task", Task);
+impl_object!(Secret, "secret", Secret, {
+    fn conflict_with(&self, other: &Self) -> Option<String> {
+        crate::store::references::same_name("secret", &self.spec, &other.spec, &other.id)
+    }
+});
+impl_object!(Config, "config", Config, {
+    fn conflict_with(&self, other: &Self) -> Option<String> {
+        crate::store::references::same_name("config", &self.spec, &other.spec, &other.id)
+    }
+});
 
 /// The parts of an action's target the apply step works with, whatever its kind.
 pub struct TargetView<'a> {
@@ -88,6 +100,8 @@ pub fn view(target: &Target) -> TargetView<'_> {
         Target::Network(o) => of(o),
         Target::Service(o) => of(o),
         Target::Task(o) => of(o),
+        Target::Secret(o) => of(o),
+        Target::Config(o) => of(o),
     }
 }
 
@@ -103,5 +117,7 @@ pub fn stamp_and_encode(target: &mut Target, meta: Meta) -> Vec<u8> {
         Target::Network(o) => go(o, meta),
         Target::Service(o) => go(o, meta),
         Target::Task(o) => go(o, meta),
+        Target::Secret(o) => go(o, meta),
+        Target::Config(o) => go(o, meta),
     }
 }

@@ -17,7 +17,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::ops::{perform, OpCtx, OpEvent, OpMsg, Work};
 use super::plan::{advances, known_state, plan, Action, OpKind, View};
-use super::task::{now_millis, session_state, stop_grace};
+use super::task::{failure, is_terminal, now_millis, session_state, stop_grace};
 use super::{AgentConfig, NetworkAttach};
 use crate::error::AgentError;
 use crate::executor::{ContainerEvent, ContainerEventKind, Executor, ExecutorError};
@@ -38,6 +38,8 @@ pub struct Runner<E: Executor> {
     tasks: Option<BTreeMap<String, Task>>,
     /// The nameserver (its network's DNS) each networked task's container is created with.
     nameservers: HashMap<String, String>,
+    /// The secrets and configs the session delivered, and their files on tmpfs.
+    files: crate::files::TaskFiles,
     /// The latest state reported per task of the session.
     reported: HashMap<String, TaskState>,
     busy: HashMap<String, OpKind>,
@@ -67,6 +69,7 @@ impl<E: Executor> Runner<E> {
         reports: mpsc::Sender<TaskStatusUpdate>,
         op_tx: mpsc::UnboundedSender<OpMsg>,
     ) -> Self {
+        let files = crate::files::TaskFiles::for_node(&node_id);
         Runner {
             executor,
             network,
@@ -75,6 +78,7 @@ impl<E: Executor> Runner<E> {
             config,
             tasks: None,
             nameservers: HashMap::new(),
+            files,
             reported: HashMap::new(),
             busy: HashMap::new(),
             handles: HashMap::new(),
@@ -144,7 +148,11 @@ impl<E: Executor> Runner<E> {
     }
 
     /// Takes a session message's tasks as the desired state.
-    fn set_session(&mut self, message: SessionMessage) {
+    fn set_session(&mut self, mut message: SessionMessage) {
+        self.files.update(
+            std::mem::take(&mut message.secrets),
+            std::mem::take(&mut message.configs),
+        );
         self.nameservers = self
             .network
             .as_ref()
@@ -197,7 +205,21 @@ impl<E: Executor> Runner<E> {
         for action in actions {
             self.apply(action).await;
         }
+        self.prune_files();
         Ok(())
+    }
+
+    /// Drops the files of tasks that ended or left the session.
+    fn prune_files(&self) {
+        let Some(tasks) = self.tasks.as_ref() else {
+            return;
+        };
+        let live = tasks
+            .values()
+            .filter(|t| !is_terminal(known_state(t, &self.reported)))
+            .map(|t| t.id.as_str())
+            .collect();
+        self.files.prune(&live);
     }
 
     async fn apply(&mut self, action: Action) {
@@ -206,6 +228,18 @@ impl<E: Executor> Runner<E> {
             Action::Start { mut spec } => {
                 spec.dns
                     .extend(self.nameservers.get(&spec.task_id).cloned());
+                let task = self.tasks.as_ref().and_then(|t| t.get(&spec.task_id));
+                match task
+                    .map(|t| self.files.materialize(t))
+                    .unwrap_or(Ok(Vec::new()))
+                {
+                    Ok(binds) => spec.binds.extend(binds),
+                    Err(reason) => {
+                        warn!(task.id = %spec.task_id, %reason, "task failed: its files");
+                        let status = failure(TaskState::Rejected, "preparing", reason);
+                        return self.report(spec.task_id, status).await;
+                    }
+                }
                 self.spawn(spec.task_id.clone(), OpKind::Start, Work::Start(spec));
             }
             Action::Stop {

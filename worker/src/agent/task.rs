@@ -44,6 +44,7 @@ pub fn container_spec(task: &Task, node_id: &str, node_hostname: &str) -> Option
         dns: Vec::new(),
         healthcheck: container.healthcheck.as_ref().map(healthcheck),
         stop_signal: Some(container.stop_signal.clone()).filter(|s| !s.is_empty()),
+        binds: Vec::new(),
         options: options(container),
     })
 }

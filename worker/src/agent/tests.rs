@@ -145,6 +145,7 @@ fn an_assigned_task_is_started_with_its_spec() {
         dns: Vec::new(),
         healthcheck: None,
         stop_signal: None,
+        binds: Vec::new(),
         options: Default::default(),
     };
     assert_eq!(actions, [Action::Start { spec: expected }]);

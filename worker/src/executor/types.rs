@@ -32,6 +32,9 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Healthcheck>,
     /// `None` keeps the image's STOPSIGNAL (or SIGTERM).
     pub stop_signal: Option<String>,
+    /// Docker's `HostConfig.Binds` (`host:container:ro`): the task's secret and config
+    /// files, from the node's tmpfs.
+    pub binds: Vec<String>,
     pub options: ContainerOptions,
 }
 

@@ -38,6 +38,7 @@ impl TestNode {
             dns: Vec::new(),
             healthcheck: None,
             stop_signal: None,
+            binds: Vec::new(),
             options: Default::default(),
         }
     }

@@ -91,6 +91,7 @@ fn spec_json(spec: &ServiceSpec) -> Value {
     }
     rollout_json::add_container_fields(&container, &mut container_spec);
     workload_json::add_container_fields(&container, &mut container_spec);
+    crate::commands::secret::add_refs_json(&container, &mut container_spec);
     let placement = match spec.constraints.is_empty() {
         true => json!({}),
         false => json!({ "Constraints": spec.constraints }),

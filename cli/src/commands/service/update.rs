@@ -159,6 +159,7 @@ fn apply(
     }
     args.container_flags.apply(container)?;
     args.workload.apply(container)?;
+    args.files.apply(container)?;
     spec.labels
         .extend(key_values("label-add", &args.label_add)?);
     for label in &args.label_rm {

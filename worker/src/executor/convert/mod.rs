@@ -39,6 +39,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 maximum_retry_count: None,
             }),
             dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
             ..Default::default()
         }),
         ..Default::default()
@@ -118,6 +119,7 @@ mod tests {
             dns: vec!["10.0.0.1".into()],
             healthcheck: None,
             stop_signal: None,
+            binds: Vec::new(),
             options: Default::default(),
         }
     }

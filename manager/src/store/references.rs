@@ -1,0 +1,189 @@
+//! Secrets and configs against the services that use them, checked when an entry is
+//! applied: a service may only reference ones that exist, and one a service uses (in its
+//! spec, as Docker checks) cannot be removed. Decisions made
+//! on a stale replica, or two racing requests, cannot break either rule.
+
+use prost::Message;
+use swarmr_proto::{ContainerSpec, SecretReference, SecretSpec, Service, ServiceSpec};
+
+use super::object::key_of;
+use super::Store;
+
+/// Secrets or configs: which references of a container spec point at the kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    pub fn kind(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secret",
+            FileKind::Config => "config",
+        }
+    }
+
+    pub fn refs(self, container: &ContainerSpec) -> &[SecretReference] {
+        match self {
+            FileKind::Secret => &container.secrets,
+            FileKind::Config => &container.configs,
+        }
+    }
+}
+
+pub fn same_name(
+    kind: &str,
+    new: &Option<SecretSpec>,
+    other: &Option<SecretSpec>,
+    other_id: &str,
+) -> Option<String> {
+    let name = |s: &Option<SecretSpec>| s.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+    (name(new) == name(other)).then(|| {
+        format!(
+            "{kind} name {:?} is already in use by {kind} {other_id}",
+            name(new)
+        )
+    })
+}
+
+/// Whether `spec` references the object `id` of `kind`.
+pub fn spec_uses(spec: Option<&ServiceSpec>, kind: FileKind, id: &str) -> bool {
+    spec.and_then(|s| s.container.as_ref())
+        .is_some_and(|c| kind.refs(c).iter().any(|r| r.id == id))
+}
+
+/// Whether the service's current spec uses the object. (A rollback to a spec that used
+/// a removed one is refused by [`missing`].)
+pub fn service_uses(service: &Service, kind: FileKind, id: &str) -> bool {
+    spec_uses(service.spec.as_ref(), kind, id)
+}
+
+fn services(store: &Store) -> impl Iterator<Item = Result<Service, sled::Error>> + '_ {
+    store
+        .state
+        .scan_prefix(b"service/")
+        .filter_map(|item| match item {
+            Ok((_, bytes)) => Service::decode(bytes.as_ref()).ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        })
+}
+
+/// Why the object cannot be removed: the services that use it, if any.
+pub fn in_use(
+    store: &Store,
+    kind: FileKind,
+    id: &str,
+    name: &str,
+) -> Result<Option<String>, sled::Error> {
+    let mut users = Vec::new();
+    for service in services(store) {
+        let service = service?;
+        if service_uses(&service, kind, id) {
+            users.push(service.spec.map(|s| s.name).unwrap_or(service.id));
+        }
+    }
+    Ok((!users.is_empty()).then(|| in_use_message(kind, name, &users)))
+}
+
+pub fn in_use_message(kind: FileKind, name: &str, users: &[String]) -> String {
+    let kind = kind.kind();
+    format!(
+        "{kind} {name} is in use by service(s) {}: remove them or their --{kind} first (`service update --{kind}-rm {name}`)",
+        users.join(", ")
+    )
+}
+
+/// Why the service cannot be stored: a secret or config it references is gone.
+pub fn missing(store: &Store, service: &Service) -> Result<Option<String>, sled::Error> {
+    let Some(container) = service.spec.as_ref().and_then(|s| s.container.as_ref()) else {
+        return Ok(None);
+    };
+    for kind in [FileKind::Secret, FileKind::Config] {
+        for reference in kind.refs(container) {
+            let key = key_of(kind.kind(), &reference.id);
+            if !store.state.contains_key(key.as_bytes())? {
+                return Ok(Some(format!(
+                    "{} {} not found: see `swarmr {} ls`",
+                    kind.kind(),
+                    reference.name,
+                    kind.kind()
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use swarmr_proto::store_action::{Kind, Target};
+    use swarmr_proto::{Secret, SecretReference, SecretSpec, Service, ServiceSpec};
+
+    use super::super::Store;
+
+    fn service(id: &str, secret: &str) -> Service {
+        let container = swarmr_proto::ContainerSpec {
+            secrets: vec![SecretReference {
+                id: secret.into(),
+                name: format!("name-{secret}"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Service {
+            id: id.into(),
+            spec: Some(ServiceSpec {
+                name: format!("svc-{id}"),
+                container: Some(container),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn secret(id: &str) -> Secret {
+        Secret {
+            id: id.into(),
+            spec: Some(SecretSpec {
+                name: format!("name-{id}"),
+                labels: Default::default(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_secret_in_use_cannot_go_and_a_service_cannot_use_a_missing_one() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let put = |key: &str, bytes: Vec<u8>| store.state.insert(key, bytes).unwrap();
+        put("secret/s1", secret("s1").encode_to_vec());
+        put("service/a", service("a", "s1").encode_to_vec());
+        let delete = store
+            .find_conflict(Kind::Delete, &Target::Secret(secret("s1")))
+            .unwrap();
+        assert_eq!(
+            delete
+                .as_deref()
+                .map(|r| r.starts_with("secret name-s1 is in use by service(s) svc-a")),
+            Some(true),
+            "{delete:?}"
+        );
+        let missing = store
+            .find_conflict(Kind::Create, &Target::Service(service("b", "s2")))
+            .unwrap();
+        assert!(missing.is_some_and(|r| r.contains("secret name-s2 not found")));
+        let fine = store
+            .find_conflict(Kind::Update, &Target::Service(service("a", "s1")))
+            .unwrap();
+        assert_eq!(fine, None);
+        let mut other = secret("s1");
+        other.id = "s9".into();
+        let clash = store
+            .find_conflict(Kind::Create, &Target::Secret(other))
+            .unwrap();
+        assert!(clash.is_some_and(|r| r.contains("already in use by secret s1")));
+    }
+}
