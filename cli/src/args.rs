@@ -104,6 +104,8 @@ pub struct NodeArgs {
     /// ports (for several nodes sharing one namespace, as the loopback tests do).
     #[arg(long)]
     pub no_host_rules: bool,
+    #[command(flatten)]
+    pub docker_api: crate::docker_api_args::DockerApiArgs,
 }
 
 #[derive(Args)]

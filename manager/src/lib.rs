@@ -9,6 +9,7 @@
 //! - `dispatcher`: joins and worker sessions, heartbeats, node health.
 //! - `roles`: demotions leave Raft.
 //! - `ca`: the root CA, ids and join tokens.
+//! - `dockerapi`: Docker's Engine API for swarm objects, mapped onto `control`.
 //! - `manager`: wiring all of the above into a running manager.
 
 pub mod allocator;
@@ -17,6 +18,7 @@ pub mod control;
 pub mod controller;
 pub mod core;
 pub mod dispatcher;
+pub mod dockerapi;
 pub mod entry;
 pub mod error;
 mod manager;

@@ -18,6 +18,8 @@ pub struct Settings {
     pub dns_upstreams: Vec<SocketAddr>,
     /// Egress and published ports in the node namespace.
     pub host_net: swarmr_worker::network::mesh::HostNet,
+    /// Where the Docker API listens on TCP (with mutual TLS), if anywhere.
+    pub docker_api_addr: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -67,6 +69,7 @@ impl Settings {
                 )?,
                 node_pid: std::process::id(),
             },
+            docker_api_addr: args.docker_api.docker_api_addr,
         })
     }
 }

@@ -89,12 +89,19 @@ pub fn build(
                             })
                         })
                         .collect();
+                    let aliases = spec
+                        .network_aliases
+                        .iter()
+                        .filter(|a| a.network == network_id)
+                        .flat_map(|a| a.aliases.iter().cloned())
+                        .collect();
                     Some(DiscoveryService {
                         service_id: service.id.clone(),
                         name: spec.name.clone(),
                         endpoint_mode: spec.endpoint_mode,
                         vip,
                         tasks,
+                        aliases,
                     })
                 })
                 .collect();

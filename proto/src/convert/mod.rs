@@ -2,6 +2,7 @@
 
 mod network;
 mod node;
+mod service;
 mod task;
 
 pub use network::addr_ip;

@@ -1,0 +1,302 @@
+//! Docker's `ServiceSpec` (bollard's models) to swarmr's and back.
+//!
+//! `from_docker` takes what swarmr can hold and `to_docker` writes all of it, so a field
+//! that does not survive `to_docker(from_docker(x))` is one swarmr does not support: the
+//! request check (`check::unsupported`) compares the two and refuses such a request by
+//! the field's name. Durations are nanoseconds in Docker and milliseconds here.
+
+use std::collections::HashMap;
+
+use bollard_stubs::models as docker;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use swarmr_proto as pb;
+
+const NS_PER_MS: i64 = 1_000_000;
+/// Swarm's restart delay when a spec gives a policy without one.
+const DEFAULT_RESTART_DELAY_MS: u64 = 5_000;
+
+pub fn ns(ms: u64) -> i64 {
+    i64::try_from(ms)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(NS_PER_MS)
+}
+
+fn ms(ns: Option<i64>) -> u64 {
+    u64::try_from(ns.unwrap_or(0) / NS_PER_MS).unwrap_or(0)
+}
+
+fn nonempty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+fn nonempty_map(map: &HashMap<String, String>) -> Option<HashMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}
+
+/// A Docker enum from its wire spelling (every bollard enum parses its own labels).
+fn label<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.parse().ok()
+}
+
+pub fn from_docker(spec: &docker::ServiceSpec) -> pb::ServiceSpec {
+    let template = spec.task_template.clone().unwrap_or_default();
+    let container = template.container_spec.clone().unwrap_or_default();
+    let attachments: Vec<docker::NetworkAttachmentConfig> = template
+        .networks
+        .clone()
+        .or_else(|| spec.networks.clone())
+        .unwrap_or_default();
+    let (replicas, global) = mode_from_docker(spec.mode.as_ref());
+    let endpoint = spec.endpoint_spec.clone().unwrap_or_default();
+    pb::ServiceSpec {
+        name: spec.name.clone().unwrap_or_default(),
+        labels: spec.labels.clone().unwrap_or_default(),
+        container: Some(container_from_docker(&container, template.force_update)),
+        networks: attachments
+            .iter()
+            .map(|a| a.target.clone().unwrap_or_default())
+            .collect(),
+        network_aliases: attachments
+            .iter()
+            .filter(|a| a.aliases.as_ref().is_some_and(|v| !v.is_empty()))
+            .map(|a| pb::NetworkAliases {
+                network: a.target.clone().unwrap_or_default(),
+                aliases: a.aliases.clone().unwrap_or_default(),
+            })
+            .collect(),
+        replicas,
+        global,
+        constraints: template
+            .placement
+            .and_then(|p| p.constraints)
+            .unwrap_or_default(),
+        restart: template.restart_policy.as_ref().map(restart_from_docker),
+        endpoint_mode: match endpoint.mode {
+            Some(docker::EndpointSpecModeEnum::DNSRR) => pb::EndpointMode::Dnsrr,
+            _ => pb::EndpointMode::Vip,
+        } as i32,
+        ports: endpoint
+            .ports
+            .unwrap_or_default()
+            .iter()
+            .map(port_from_docker)
+            .collect(),
+        update_config: spec.update_config.as_ref().and_then(rollout_from_docker),
+        rollback_config: spec.rollback_config.as_ref().and_then(rollout_from_docker),
+    }
+}
+
+fn mode_from_docker(mode: Option<&docker::ServiceSpecMode>) -> (Option<u64>, bool) {
+    let Some(mode) = mode else {
+        return (None, false);
+    };
+    if mode.global.is_some() {
+        return (None, true);
+    }
+    let replicas = mode
+        .replicated
+        .as_ref()
+        .and_then(|r| r.replicas)
+        .map(|r| u64::try_from(r).unwrap_or(0));
+    (replicas, false)
+}
+
+fn container_from_docker(
+    c: &docker::TaskSpecContainerSpec,
+    force: Option<u64>,
+) -> pb::ContainerSpec {
+    pb::ContainerSpec {
+        image: c.image.clone().unwrap_or_default(),
+        command: c.args.clone().unwrap_or_default(),
+        env: c.env.clone().unwrap_or_default(),
+        labels: c.labels.clone().unwrap_or_default(),
+        healthcheck: c.health_check.as_ref().map(|h| pb::HealthConfig {
+            test: h.test.clone().unwrap_or_default(),
+            interval_ms: ms(h.interval),
+            timeout_ms: ms(h.timeout),
+            start_period_ms: ms(h.start_period),
+            retries: u32::try_from(h.retries.unwrap_or(0)).unwrap_or(0),
+        }),
+        stop_grace_period_ms: c.stop_grace_period.map(|g| ms(Some(g))),
+        stop_signal: c.stop_signal.clone().unwrap_or_default(),
+        force_update: force.unwrap_or(0),
+    }
+}
+
+fn restart_from_docker(policy: &docker::TaskSpecRestartPolicy) -> pb::RestartPolicy {
+    let condition = match policy.condition {
+        Some(docker::TaskSpecRestartPolicyConditionEnum::NONE) => pb::RestartCondition::None,
+        Some(docker::TaskSpecRestartPolicyConditionEnum::ON_FAILURE) => {
+            pb::RestartCondition::OnFailure
+        }
+        _ => pb::RestartCondition::Any,
+    };
+    pb::RestartPolicy {
+        condition: condition as i32,
+        delay_ms: policy
+            .delay
+            .map_or(DEFAULT_RESTART_DELAY_MS, |d| ms(Some(d))),
+        max_attempts: u64::try_from(policy.max_attempts.unwrap_or(0)).unwrap_or(0),
+    }
+}
+
+fn port_from_docker(port: &docker::EndpointPortConfig) -> pb::PortConfig {
+    use docker::{
+        EndpointPortConfigProtocolEnum as Proto, EndpointPortConfigPublishModeEnum as Mode,
+    };
+    pb::PortConfig {
+        name: port.name.clone().unwrap_or_default(),
+        protocol: match port.protocol {
+            Some(Proto::UDP) => pb::PortProtocol::Udp,
+            _ => pb::PortProtocol::Tcp,
+        } as i32,
+        target_port: u32::try_from(port.target_port.unwrap_or(0)).unwrap_or(0),
+        published_port: u32::try_from(port.published_port.unwrap_or(0)).unwrap_or(0),
+        publish_mode: match port.publish_mode {
+            Some(Mode::HOST) => pb::PublishMode::Host,
+            _ => pb::PublishMode::Ingress,
+        } as i32,
+    }
+}
+
+/// Docker's update and rollback configs are two types with the same fields (the
+/// rollback's failure action lacks `rollback`): both are read through their JSON.
+fn rollout_from_docker<T: serde::Serialize>(config: &T) -> Option<pb::UpdateConfig> {
+    let value = serde_json::to_value(config).ok()?;
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    let int = |key: &str| value.get(key).and_then(|v| v.as_i64());
+    Some(pb::UpdateConfig {
+        parallelism: u64::try_from(int("Parallelism").unwrap_or(0)).unwrap_or(0),
+        delay_ms: ms(int("Delay")),
+        failure_action: match text("FailureAction") {
+            "continue" => pb::UpdateFailureAction::Continue,
+            "rollback" => pb::UpdateFailureAction::Rollback,
+            _ => pb::UpdateFailureAction::Pause,
+        } as i32,
+        monitor_ms: int("Monitor").filter(|m| *m > 0).map(|m| ms(Some(m))),
+        max_failure_ratio: value
+            .get("MaxFailureRatio")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as f32,
+        order: match text("Order") {
+            "start-first" => pb::UpdateOrder::StartFirst,
+            _ => pb::UpdateOrder::StopFirst,
+        } as i32,
+    })
+}
+
+fn rollout_to_docker<T: DeserializeOwned>(config: &pb::UpdateConfig) -> Option<T> {
+    let mut value = json!({
+        "Parallelism": config.parallelism,
+        "Delay": ns(config.delay_ms),
+        "FailureAction": config.failure_action().label(),
+        "MaxFailureRatio": config.max_failure_ratio,
+        "Order": config.order().label(),
+    });
+    if let Some(monitor) = config.monitor_ms {
+        value["Monitor"] = json!(ns(monitor));
+    }
+    serde_json::from_value(value).ok()
+}
+
+pub fn to_docker(spec: &pb::ServiceSpec) -> docker::ServiceSpec {
+    let container = spec.container.clone().unwrap_or_default();
+    let networks = spec
+        .networks
+        .iter()
+        .map(|target| docker::NetworkAttachmentConfig {
+            target: Some(target.clone()),
+            aliases: spec
+                .network_aliases
+                .iter()
+                .find(|a| &a.network == target)
+                .map(|a| a.aliases.clone()),
+            driver_opts: None,
+        })
+        .collect();
+    let mode = match spec.global {
+        true => docker::ServiceSpecMode {
+            global: Some(HashMap::new()),
+            ..Default::default()
+        },
+        false => docker::ServiceSpecMode {
+            replicated: Some(docker::ServiceSpecModeReplicated {
+                replicas: Some(i64::try_from(spec.replicas.unwrap_or(1)).unwrap_or(i64::MAX)),
+            }),
+            ..Default::default()
+        },
+    };
+    docker::ServiceSpec {
+        name: Some(spec.name.clone()),
+        labels: Some(spec.labels.clone()),
+        task_template: Some(docker::TaskSpec {
+            force_update: Some(container.force_update),
+            container_spec: Some(container_to_docker(&container)),
+            restart_policy: spec.restart.as_ref().map(restart_to_docker),
+            placement: Some(docker::TaskSpecPlacement {
+                constraints: nonempty(spec.constraints.clone()),
+                ..Default::default()
+            }),
+            networks: nonempty(networks),
+            ..Default::default()
+        }),
+        mode: Some(mode),
+        update_config: spec.update_config.as_ref().and_then(rollout_to_docker),
+        rollback_config: spec.rollback_config.as_ref().and_then(rollout_to_docker),
+        networks: None,
+        endpoint_spec: Some(endpoint_to_docker(spec.endpoint_mode(), &spec.ports)),
+    }
+}
+
+pub fn container_to_docker(c: &pb::ContainerSpec) -> docker::TaskSpecContainerSpec {
+    docker::TaskSpecContainerSpec {
+        image: Some(c.image.clone()),
+        labels: nonempty_map(&c.labels),
+        args: nonempty(c.command.clone()),
+        env: nonempty(c.env.clone()),
+        health_check: c.healthcheck.as_ref().map(|h| docker::HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(ns(h.interval_ms)),
+            timeout: Some(ns(h.timeout_ms)),
+            start_period: Some(ns(h.start_period_ms)),
+            retries: Some(i64::from(h.retries)),
+            start_interval: None,
+        }),
+        stop_grace_period: c.stop_grace_period_ms.map(ns),
+        stop_signal: (!c.stop_signal.is_empty()).then(|| c.stop_signal.clone()),
+        ..Default::default()
+    }
+}
+
+fn restart_to_docker(policy: &pb::RestartPolicy) -> docker::TaskSpecRestartPolicy {
+    docker::TaskSpecRestartPolicy {
+        condition: label(policy.condition().label()),
+        delay: Some(ns(policy.delay_ms)),
+        max_attempts: Some(i64::try_from(policy.max_attempts).unwrap_or(i64::MAX)),
+        window: None,
+    }
+}
+
+pub fn endpoint_to_docker(
+    mode: pb::EndpointMode,
+    ports: &[pb::PortConfig],
+) -> docker::EndpointSpec {
+    docker::EndpointSpec {
+        mode: Some(match mode {
+            pb::EndpointMode::Vip => docker::EndpointSpecModeEnum::VIP,
+            pb::EndpointMode::Dnsrr => docker::EndpointSpecModeEnum::DNSRR,
+        }),
+        ports: nonempty(ports.iter().map(port_to_docker).collect()),
+    }
+}
+
+pub fn port_to_docker(port: &pb::PortConfig) -> docker::EndpointPortConfig {
+    docker::EndpointPortConfig {
+        name: (!port.name.is_empty()).then(|| port.name.clone()),
+        protocol: label(port.protocol().label()),
+        target_port: Some(i64::from(port.target_port)),
+        published_port: Some(i64::from(port.published_port)),
+        publish_mode: label(port.publish_mode().label()),
+    }
+}
