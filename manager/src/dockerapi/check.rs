@@ -10,9 +10,66 @@ use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 
-/// Keys the docker CLI spells differently from bollard's models (Go's JSON decoding is
-/// case-insensitive; serde's is not).
-const SPELLINGS: &[(&str, &str)] = &[("Healthcheck", "HealthCheck")];
+/// The keys swarmr reads, as bollard's models spell them. Go's JSON decoding (Docker's)
+/// matches keys case-insensitively and clients rely on it (docker-py sends
+/// `"Mode": {"replicated": ...}`, the docker CLI `Healthcheck`), serde's does not: a key
+/// that matches one of these but for case is respelled before parsing.
+const KEYS: &[&str] = &[
+    "Name",
+    "Labels",
+    "TaskTemplate",
+    "ContainerSpec",
+    "Image",
+    "Args",
+    "Command",
+    "Env",
+    "HealthCheck",
+    "Test",
+    "Interval",
+    "Timeout",
+    "StartPeriod",
+    "Retries",
+    "StopGracePeriod",
+    "StopSignal",
+    "ForceUpdate",
+    "RestartPolicy",
+    "Condition",
+    "Delay",
+    "MaxAttempts",
+    "Placement",
+    "Constraints",
+    "Networks",
+    "Target",
+    "Aliases",
+    "Mode",
+    "Replicated",
+    "Replicas",
+    "Global",
+    "UpdateConfig",
+    "RollbackConfig",
+    "Parallelism",
+    "FailureAction",
+    "Monitor",
+    "MaxFailureRatio",
+    "Order",
+    "EndpointSpec",
+    "Ports",
+    "Protocol",
+    "TargetPort",
+    "PublishedPort",
+    "PublishMode",
+    "Driver",
+    "Scope",
+    "Internal",
+    "Attachable",
+    "IPAM",
+    "Config",
+    "Subnet",
+    "Gateway",
+    "Options",
+    "Role",
+    "Availability",
+];
 
 /// Values that are Docker's defaults, so setting them asks for nothing.
 const DEFAULTS: &[(&str, &str)] = &[("Isolation", "default"), ("Runtime", "container")];
@@ -30,12 +87,22 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<(T, Value)> {
 fn respell(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            for (from, to) in SPELLINGS {
-                if let Some(v) = map.remove(*from) {
-                    map.insert((*to).to_string(), v);
+            let odd: Vec<(String, &str)> = map
+                .keys()
+                .filter_map(|k| {
+                    let known = KEYS.iter().find(|known| known.eq_ignore_ascii_case(k))?;
+                    (k != known).then(|| (k.clone(), *known))
+                })
+                .collect();
+            for (from, to) in odd {
+                if let Some(v) = map.remove(&from) {
+                    map.insert(to.to_string(), v);
                 }
             }
-            map.values_mut().for_each(respell);
+            // Entries of labels and options are the user's words, not keys.
+            map.iter_mut()
+                .filter(|(k, _)| !is_map(k))
+                .for_each(|(_, v)| respell(v));
         }
         Value::Array(items) => items.iter_mut().for_each(respell),
         _ => {}
@@ -177,6 +244,14 @@ mod tests {
         let sent = json!({"Labels": {"flag": ""}});
         assert!(check(sent.clone(), json!({})).is_err());
         assert_eq!(check(sent, json!({"Labels": {"flag": ""}})), Ok(()));
+    }
+
+    #[test]
+    fn keys_match_whatever_their_case_but_label_keys_stay() {
+        let body = br#"{"mode":{"replicated":{"Replicas":2}},"Labels":{"mode":"x"}}"#;
+        let (spec, sent): (bollard_stubs::models::ServiceSpec, Value) = parse(body).unwrap();
+        assert_eq!(spec.mode.unwrap().replicated.unwrap().replicas, Some(2));
+        assert_eq!(sent["Labels"]["mode"], "x");
     }
 
     #[test]

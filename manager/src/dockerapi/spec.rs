@@ -300,3 +300,91 @@ pub fn port_to_docker(port: &pb::PortConfig) -> docker::EndpointPortConfig {
         publish_mode: label(port.publish_mode().label()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_spec() -> pb::ServiceSpec {
+        pb::ServiceSpec {
+            name: "web".into(),
+            labels: [("a".to_string(), "b".to_string())].into(),
+            container: Some(pb::ContainerSpec {
+                image: "img".into(),
+                command: vec!["sleep".into(), "9".into()],
+                env: vec!["K=V".into()],
+                labels: [("c".to_string(), String::new())].into(),
+                healthcheck: Some(pb::HealthConfig {
+                    test: vec!["CMD".into(), "true".into()],
+                    interval_ms: 1500,
+                    timeout_ms: 200,
+                    start_period_ms: 0,
+                    retries: 3,
+                }),
+                stop_grace_period_ms: Some(3000),
+                stop_signal: "SIGINT".into(),
+                force_update: 2,
+            }),
+            networks: vec!["net".into()],
+            network_aliases: vec![pb::NetworkAliases {
+                network: "net".into(),
+                aliases: vec!["w".into()],
+            }],
+            replicas: Some(3),
+            global: false,
+            constraints: vec!["node.role==manager".into()],
+            restart: Some(pb::RestartPolicy {
+                condition: pb::RestartCondition::OnFailure as i32,
+                delay_ms: 2000,
+                max_attempts: 4,
+            }),
+            endpoint_mode: pb::EndpointMode::Dnsrr as i32,
+            ports: vec![pb::PortConfig {
+                name: String::new(),
+                protocol: pb::PortProtocol::Udp as i32,
+                target_port: 53,
+                published_port: 5353,
+                publish_mode: pb::PublishMode::Host as i32,
+            }],
+            update_config: Some(pb::UpdateConfig {
+                parallelism: 2,
+                delay_ms: 1000,
+                failure_action: pb::UpdateFailureAction::Rollback as i32,
+                monitor_ms: Some(7000),
+                max_failure_ratio: 0.25,
+                order: pb::UpdateOrder::StartFirst as i32,
+            }),
+            rollback_config: Some(pb::UpdateConfig::default()),
+        }
+    }
+
+    #[test]
+    fn every_swarmr_field_survives_the_round_trip_through_dockers_spec() {
+        let spec = full_spec();
+        assert_eq!(from_docker(&to_docker(&spec)), spec);
+        let global = pb::ServiceSpec {
+            global: true,
+            replicas: None,
+            ..full_spec()
+        };
+        assert_eq!(from_docker(&to_docker(&global)), global);
+    }
+
+    #[test]
+    fn dockers_defaults_fill_what_a_spec_leaves_out() {
+        let docker: docker::ServiceSpec = serde_json::from_value(json!({
+            "Name": "x",
+            "TaskTemplate": {"ContainerSpec": {"Image": "i"}, "RestartPolicy": {}},
+        }))
+        .unwrap();
+        let spec = from_docker(&docker);
+        assert_eq!(
+            spec.replicas, None,
+            "swarmr's create makes that one replica"
+        );
+        assert!(!spec.global);
+        let restart = spec.restart.unwrap();
+        assert_eq!(restart.condition(), pb::RestartCondition::Any);
+        assert_eq!(restart.delay_ms, 5000);
+    }
+}

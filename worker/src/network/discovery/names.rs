@@ -223,6 +223,30 @@ mod tests {
     }
 
     #[test]
+    fn network_aliases_answer_like_the_service_name() {
+        let mut web = service(
+            "app_web",
+            EndpointMode::Vip,
+            "10.0.0.2",
+            &[("t1", "10.0.0.3")],
+        );
+        web.aliases = vec!["web".into()];
+        let directory = vec![DiscoveryNetwork {
+            network_id: "n1".into(),
+            services: vec![web],
+        }];
+        let source = ip("10.0.0.3");
+        assert_eq!(
+            resolve(&directory, "n1", source, "web"),
+            records(&["10.0.0.2"])
+        );
+        assert_eq!(
+            resolve(&directory, "n1", source, "tasks.web"),
+            records(&["10.0.0.3"])
+        );
+    }
+
+    #[test]
     fn service_names_give_the_vip_or_every_task() {
         let cases = [
             ("web", records(&["10.0.0.2"])),
