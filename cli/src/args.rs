@@ -96,8 +96,7 @@ pub struct NodeArgs {
     /// or comma-separated; default: the nameservers of this host's /etc/resolv.conf).
     #[arg(long = "dns-upstream", value_delimiter = ',')]
     pub dns_upstream: Vec<String>,
-    /// Node-local subnet of the egress bridge, through which tasks reach the outside
-    /// (masqueraded) and published ports reach tasks.
+    /// Node-local subnet of the egress bridge: tasks' way out (masqueraded), ports' way in.
     #[arg(long, default_value = "172.18.0.0/16")]
     pub egress_subnet: String,
     /// Leave this node's own network namespace alone: no egress bridge, no published
@@ -105,7 +104,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub no_host_rules: bool,
     #[command(flatten)]
-    pub docker_api: crate::docker_api_args::DockerApiArgs,
+    pub extra: crate::docker_api_args::NodeExtraArgs,
 }
 
 #[derive(Args)]
@@ -142,6 +141,10 @@ pub enum CaCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// List the client certificates on record that have not expired.
+    Ls,
+    /// Refuse a client certificate from now on, on every manager.
+    Revoke { id: String },
 }
 
 #[derive(Args)]
@@ -416,6 +419,8 @@ pub struct ServiceCreateArgs {
     pub rollout: crate::rollout_args::RolloutFlags,
     #[command(flatten)]
     pub container_flags: crate::rollout_args::ContainerFlags,
+    #[command(flatten)]
+    pub workload: crate::workload_args::WorkloadFlags,
     #[command(flatten)]
     pub wait: WaitArgs,
     /// Image to run.

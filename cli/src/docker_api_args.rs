@@ -1,11 +1,15 @@
-//! The node flags of the Docker Engine API a manager serves (`manager::dockerapi`).
+//! The node flags of the Docker Engine API a manager serves (`manager::dockerapi`), and
+//! the node's resource flags beside them (kept out of `args.rs`, which is at its size
+//! limit).
 
 use std::net::SocketAddr;
 
 use clap::Args;
 
-#[derive(Args, Clone, Default)]
-pub struct DockerApiArgs {
+#[derive(Args, Clone)]
+pub struct NodeExtraArgs {
+    #[command(flatten)]
+    pub resources: crate::workload_args::NodeResourceFlags,
     /// Also serve the Docker Engine API on TCP at IP:PORT with the cluster's mutual TLS
     /// (`docker --tlsverify`, client certificates from `swarmr ca issue-client`). Managers
     /// always serve it on <data-dir>/docker.sock.

@@ -10,6 +10,9 @@ mod daemon;
 mod docker_api_args;
 mod output;
 mod rollout_args;
+mod workload_args;
+mod workload_parse;
+mod workload_update;
 
 use std::process::ExitCode;
 

@@ -46,7 +46,7 @@ pub fn status_text(status: &tonic::Status) -> String {
             format!("the node is unreachable ({})", status.message())
         }
         tonic::Code::DeadlineExceeded => {
-            "the request timed out: the cluster may have lost quorum (check `swarmr node ls` on each manager)".into()
+            "the request timed out: the cluster may have lost quorum (make sure more than half of the managers run and reach each other)".into()
         }
         _ => status.message().to_string(),
     }

@@ -65,6 +65,8 @@ pub struct ServiceUpdateArgs {
     #[command(flatten)]
     pub container_flags: ContainerFlags,
     #[command(flatten)]
+    pub workload: crate::workload_update::WorkloadUpdateFlags,
+    #[command(flatten)]
     pub wait: crate::args::WaitArgs,
     pub service: String,
 }

@@ -49,7 +49,7 @@ pub async fn run<F, Fut, E>(
             }
             _ = tokio::time::sleep(wait) => {}
         }
-        if !core.is_leader() {
+        if !core.is_settled_leader() {
             wait = RESYNC;
             continue;
         }

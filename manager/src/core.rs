@@ -26,6 +26,9 @@ use crate::store::{Object, Store};
 #[derive(Clone)]
 pub struct Core {
     inner: Arc<Inner>,
+    /// A follower's writes go to the leader. The controllers' handle (`leader_only`)
+    /// never forwards: a deposed leader's plan, made from its old view, must not land.
+    forward: bool,
 }
 
 struct Inner {
@@ -73,6 +76,16 @@ impl Core {
                 liveness,
                 tls,
             }),
+            forward: true,
+        }
+    }
+
+    /// The same handle for a leader-only loop: its writes fail on a follower instead of
+    /// being forwarded to the new leader.
+    pub fn leader_only(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            forward: false,
         }
     }
 
@@ -169,6 +182,17 @@ impl Core {
         m.state == ServerState::Leader
     }
 
+    /// Leads and has applied an entry of its own term (the blank entry openraft appends
+    /// on election), so its store holds everything earlier leaders committed. Controllers
+    /// and sessions act only then: a fresh leader's store may lag its log.
+    pub fn is_settled_leader(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader
+            && m.last_applied
+                .is_some_and(|applied| applied.leader_id.term == m.current_term)
+    }
+
     /// The leader's Raft id and gRPC address, if one is known.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.inner.raft.metrics();
@@ -203,6 +227,9 @@ impl Core {
             };
             match written {
                 Ok(resp) => return finish(resp.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) if !self.forward => {
+                    return Err(ProposeError::Deposed);
+                }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
                     if let Some(leader) = fwd.leader_node {
                         if let Some(done) =

@@ -18,7 +18,7 @@ pub enum ProposeError {
     /// The state machine refused it; nothing was written.
     #[error("{0}")]
     Rejected(String),
-    #[error("no manager leader answered within {0:?}: the cluster may have lost quorum; check `swarmr node ls` on the managers, or recover with `swarmr init --force-new-cluster`")]
+    #[error("no manager leader answered within {0:?}: the cluster may have lost quorum; make sure more than half of the managers run and reach each other, or recover with `swarmr init --force-new-cluster`")]
     NoLeader(std::time::Duration),
     #[error("the Raft node stopped: {0}")]
     Stopped(String),
@@ -30,13 +30,17 @@ pub enum ProposeError {
     TooLarge { size: usize, max: usize },
     #[error("the leader did not answer within {0:?}: the write may or may not have been applied; check before retrying")]
     OutcomeUnknown(std::time::Duration),
+    /// A leader-only write on a manager that no longer leads: the new leader redoes it
+    /// from its own view.
+    #[error("this manager is no longer the leader")]
+    Deposed,
 }
 
 impl From<ProposeError> for tonic::Status {
     fn from(e: ProposeError) -> Self {
         match e {
             ProposeError::Rejected(msg) => tonic::Status::failed_precondition(msg),
-            ProposeError::NoLeader(_) | ProposeError::Stopped(_) => {
+            ProposeError::NoLeader(_) | ProposeError::Stopped(_) | ProposeError::Deposed => {
                 tonic::Status::unavailable(e.to_string())
             }
             ProposeError::Membership(_) => tonic::Status::failed_precondition(e.to_string()),

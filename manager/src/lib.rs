@@ -25,8 +25,10 @@ mod manager;
 pub mod orchestrator;
 pub mod quorum;
 pub mod raft;
+mod read;
 pub mod roles;
 pub mod scheduler;
+pub mod standing;
 pub mod store;
 
 pub use manager::{ClusterParams, Manager, ManagerConfig};

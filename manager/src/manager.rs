@@ -122,6 +122,7 @@ impl Manager {
             ca_cert_pem: root.cert_pem.clone(),
             ca_key_pem: root.key_pem.clone(),
             cert_expiry_secs: params.cert_expiry.as_secs(),
+            client_certificates: Vec::new(),
         };
         let node = self.first_node(params);
         self.core
@@ -145,6 +146,8 @@ impl Manager {
                 engine_version: params.engine_version.clone(),
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
+                // Reported by the node's first session.
+                resources: None,
             }),
             status: Some(NodeStatus {
                 state: NodeState::Unknown as i32,
@@ -243,7 +246,7 @@ impl Manager {
         let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let core = || self.core.clone();
+        let core = || self.core.leader_only();
         let stopped = || stop(shutdown.clone());
         tokio::join!(
             dispatcher::run_health(core(), self.sessions.clone(), stopped()),

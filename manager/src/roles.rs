@@ -20,7 +20,7 @@ pub async fn run_roles(core: Core, shutdown: impl std::future::Future<Output = (
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(TICK) => {}
         }
-        if !core.is_leader() {
+        if !core.is_settled_leader() {
             continue;
         }
         let Ok(nodes) = core.store().list::<Node>() else {

@@ -128,6 +128,9 @@ pub struct FdbEntry {
     pub mac: [u8; 6],
     /// The remote VTEP, for VXLAN entries.
     pub dst: Option<Ipv4Addr>,
+    /// Learned by the bridge from traffic (not static, not the port's own address): such
+    /// an entry for a gone endpoint would stay until it ages out.
+    pub learned: bool,
 }
 
 /// An IPv4 neighbour entry (`ip neigh show`).

@@ -239,9 +239,14 @@ services:
       placement: {{constraints: [node.role == manager]}}
   db:
     image: {IMAGE}
-    command: ["sleep", "600"]
+    entrypoint: ["sh", "-c"]
+    command: ["sleep 600"]
     networks: [front]
     stop_grace_period: 3s
+    volumes: ["/tmp:/host-tmp:ro"]
+    deploy:
+      resources:
+        limits: {{cpus: "0.5", memory: 64M}}
 networks:
   front:
     driver: overlay
@@ -278,6 +283,13 @@ fn docker_stack_deploy_runs_a_compose_file_and_stack_rm_removes_it() {
         spec["TaskTemplate"]["Placement"]["Constraints"][0],
         "node.role == manager"
     );
+    let db = swarmr_inspect(&host, "dkst_db")["Spec"]["TaskTemplate"].clone();
+    assert_eq!(db["ContainerSpec"]["Command"][0], "sh", "entrypoint: {db}");
+    assert_eq!(
+        db["ContainerSpec"]["Mounts"][0]["Target"], "/host-tmp",
+        "{db}"
+    );
+    assert_eq!(db["Resources"]["Limits"]["NanoCPUs"], 500_000_000, "{db}");
     let stacks = docker(&cluster, &["stack", "ls"]);
     assert!(stacks.contains("dkst"), "{stacks}");
     // Deploying the same file again updates in place.

@@ -52,8 +52,7 @@ fn bad_docker_api_requests_get_dockers_errors_and_write_nothing() {
     );
     assert_eq!(code, 400, "{body}");
     assert!(message(&body).contains("invalid JSON"), "{body}");
-    let unsupported =
-        r#"{"Name":"bad","TaskTemplate":{"ContainerSpec":{"Image":"x","Hostname":"h"}}}"#;
+    let unsupported = r#"{"Name":"bad","TaskTemplate":{"ContainerSpec":{"Image":"x","TTY":true}}}"#;
     let (code, body) = curl(
         &cluster,
         "POST",
@@ -62,7 +61,7 @@ fn bad_docker_api_requests_get_dockers_errors_and_write_nothing() {
     );
     assert_eq!(code, 400, "{body}");
     assert!(
-        message(&body).contains("TaskTemplate.ContainerSpec.Hostname"),
+        message(&body).contains("TaskTemplate.ContainerSpec.TTY"),
         "{body}"
     );
     let unknown = r#"{"Name":"bad","Bogus":1,"TaskTemplate":{"ContainerSpec":{"Image":"x"}}}"#;

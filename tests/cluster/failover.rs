@@ -158,4 +158,38 @@ fn force_new_cluster_recovers_from_quorum_loss_with_the_state_kept() {
         assert_eq!(row["ManagerStatus"], "", "{gone} is no longer a manager");
         assert_eq!(row["Status"], "Down");
     }
+
+    // The old managers come back with their old logs and their old 3-voter view (a
+    // quorum of it, between them): the recovered cluster must win, not be overwritten.
+    cluster.node("m2").respawn();
+    cluster.node("m3").respawn();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let row = node_row(&m1, "m1").expect("m1 listed");
+    assert_eq!(
+        row["ManagerStatus"], "Leader",
+        "the forced manager still leads"
+    );
+    ok(&[
+        "-H",
+        &m1,
+        "node",
+        "update",
+        "--label-add",
+        "still=writable",
+        "m1",
+    ]);
+    let labels = &inspect(&m1, "m1")["Spec"]["Labels"];
+    assert_eq!(labels["after"], "recovery", "the recovered state won");
+    // No split brain: the old managers do not lead a cluster of their own.
+    for old in ["m2", "m3"] {
+        let host = cluster.node(old).host();
+        let leaders: Vec<serde_json::Value> = node_rows(&host)
+            .into_iter()
+            .filter(|r| r["ManagerStatus"] == "Leader" && r["Hostname"] != "m1")
+            .collect();
+        assert!(
+            leaders.is_empty(),
+            "{old} follows an old leader: {leaders:?}"
+        );
+    }
 }

@@ -94,6 +94,44 @@ impl Underlay {
     }
 }
 
+impl Underlay {
+    /// The bridge's end of `name`'s link, as `add_host_at` named it.
+    fn bridge_end(&self, name: &str) -> String {
+        let ns = self.host_ns(name);
+        let n = self
+            .hosts
+            .iter()
+            .position(|h| *h == ns)
+            .expect("a host of this underlay")
+            + 1;
+        format!("{}{n}u", self.prefix)
+    }
+
+    /// Cuts `name` off the underlay (its link to the bridge goes down): a partition.
+    pub fn cut(&self, name: &str) {
+        ip(&[
+            "-n",
+            &self.underlay_ns(),
+            "link",
+            "set",
+            &self.bridge_end(name),
+            "down",
+        ]);
+    }
+
+    /// Wires `name` back.
+    pub fn heal(&self, name: &str) {
+        ip(&[
+            "-n",
+            &self.underlay_ns(),
+            "link",
+            "set",
+            &self.bridge_end(name),
+            "up",
+        ]);
+    }
+}
+
 impl Drop for Underlay {
     fn drop(&mut self) {
         for ns in self

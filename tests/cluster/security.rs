@@ -261,8 +261,72 @@ fn promote_and_demote_reissue_the_certificate() {
         node_cert(&w1_dir).role == CertRole::Manager
             && node_row(&m1, "w1").is_some_and(|r| r["ManagerStatus"] == "Reachable")
     });
+    // Keep the manager certificate w1 held, as a stolen or stale copy would be.
+    let stale = cluster.dir().join("w1-manager-cert");
+    std::fs::create_dir_all(&stale).expect("stale dir");
+    for file in ["ca.crt", "node.crt", "node.key"] {
+        std::fs::copy(w1_dir.join(file), stale.join(file)).expect("copy certificate");
+    }
     ok(&["-H", &m1, "node", "demote", "w1"]);
     wait_until("w1 holds a worker certificate again", || {
         node_cert(&w1_dir).role == CertRole::Worker
     });
+    // The old manager certificate is still within its lifetime, but the store's role
+    // decides: no more Control or Raft with it.
+    let addr = cluster.node("m1").addr();
+    block_on(async {
+        let err = ControlClient::new(channel_as(&stale, &addr))
+            .list_nodes(ListNodesRequest {})
+            .await
+            .expect_err("a demoted manager's certificate may not call Control");
+        assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+        assert!(err.message().contains("no longer a manager"), "{err}");
+        let err = RaftClient::new(channel_as(&stale, &addr))
+            .vote(RaftBytes { data: vec![] })
+            .await
+            .expect_err("nor Raft");
+        assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    });
+}
+
+#[test]
+fn client_certificates_are_recorded_and_can_be_revoked() {
+    let mut cluster = Cluster::init(&[]);
+    let m1 = cluster.node("m1").host();
+    let addr = cluster.node("m1").addr();
+    let tls = cluster.dir().join("client-tls");
+    let tls_dir = tls.to_str().expect("utf-8 path");
+    ok(&["-H", &m1, "ca", "issue-client", "--out", tls_dir]);
+    ok(&["--tls-dir", tls_dir, "-H", &addr, "node", "ls"]);
+    // A client certificate cannot mint more.
+    let other = cluster.dir().join("minted");
+    let other = other.to_str().expect("utf-8 path");
+    let minted = fails(&[
+        "--tls-dir",
+        tls_dir,
+        "-H",
+        &addr,
+        "ca",
+        "issue-client",
+        "--out",
+        other,
+    ]);
+    assert!(
+        minted.contains("may not issue client certificates"),
+        "{minted}"
+    );
+
+    let listed = ok(&["-H", &m1, "ca", "ls"]);
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .expect("the issued certificate is listed")
+        .to_string();
+    assert!(id.starts_with("client-"), "{listed}");
+    ok(&["-H", &m1, "ca", "revoke", &id]);
+    let refused = fails(&["--tls-dir", tls_dir, "-H", &addr, "node", "ls"]);
+    assert!(refused.contains("revoked"), "{refused}");
+    let unknown = fails(&["-H", &m1, "ca", "revoke", "client-nope"]);
+    assert!(unknown.contains("no client certificate"), "{unknown}");
 }

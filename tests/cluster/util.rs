@@ -225,10 +225,16 @@ impl Cluster {
 
     /// Joins a node with `role`'s token and waits until the cluster lists it Ready.
     pub fn join(&mut self, name: &str, role: &str) -> usize {
+        self.join_with(name, role, &[])
+    }
+
+    /// Like `join`, with `extra` node flags (e.g. a fake resource report).
+    pub fn join_with(&mut self, name: &str, role: &str, extra: &[&str]) -> usize {
         let token = self.token(role);
         let manager = self.nodes[0].addr();
         let mut args = vec!["join".to_string(), "--token".into(), token];
         args.extend(self.node_args(name));
+        args.extend(extra.iter().map(|s| s.to_string()));
         args.push(manager);
         self.add_node(name, args);
         let host = self.nodes[0].host();
@@ -249,6 +255,21 @@ impl Cluster {
             .expect("outside hosts need init_on_hosts");
         underlay.add_host_at(name, &format!("192.0.2.{last}"));
         underlay.host_ns(name)
+    }
+
+    /// Cuts host `name` off the underlay, or wires it back. Multi-host clusters only.
+    pub fn cut(&self, name: &str) {
+        self.underlay
+            .as_ref()
+            .expect("cuts need init_on_hosts")
+            .cut(name);
+    }
+
+    pub fn heal(&self, name: &str) {
+        self.underlay
+            .as_ref()
+            .expect("heals need init_on_hosts")
+            .heal(name);
     }
 
     pub fn node(&mut self, name: &str) -> &mut Node {

@@ -223,6 +223,9 @@ fn inspect_json(view: &NodeView) -> Value {
             "Hostname": description.hostname,
             "Platform": { "Architecture": description.arch, "OS": description.os },
             "Engine": { "EngineVersion": description.engine_version },
+            "Resources": crate::commands::service::resources_json(
+                description.resources.unwrap_or_default(),
+            ),
         },
         "Status": {
             "State": status.state().label().to_lowercase(),

@@ -177,6 +177,8 @@ local_control! {
     list_tasks(ListTasksRequest) -> ListTasksResponse;
     service_logs(ServiceLogsRequest) -> Self::ServiceLogsStream;
     issue_client_certificate(IssueClientCertificateRequest) -> IssueClientCertificateResponse;
+    list_client_certificates(ListClientCertificatesRequest) -> ListClientCertificatesResponse;
+    revoke_client_certificate(RevokeClientCertificateRequest) -> RevokeClientCertificateResponse;
 }
 
 impl LocalControl {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use swarmr_manager::ca::authz::{AuthzLayer, NodeExists, Standing};
-use swarmr_manager::ca::MANAGER_NAME;
+use swarmr_manager::ca::authz::{AuthzLayer, Standing, StandingOf};
+use swarmr_manager::ca::{PeerIdentity, MANAGER_NAME};
 use swarmr_manager::dockerapi::{tls, DockerApi};
 use swarmr_manager::Manager;
 use swarmr_proto::control_server::ControlServer;
@@ -93,7 +93,7 @@ impl Run {
             settings.hostname.clone(),
         )
         .with_network_check(self.network_check.clone());
-        let authz = AuthzLayer::new(&identity.cluster_id, node_exists(manager.map(|m| &**m)));
+        let authz = AuthzLayer::new(&identity.cluster_id, standing_of(manager.map(|m| &**m)));
         let router = tonic::transport::Server::builder()
             .layer(authz)
             .add_service(LogsServer::new(logs))
@@ -131,7 +131,8 @@ impl Run {
         updates: &Updates,
         reports: &mpsc::Sender<TaskStatusUpdate>,
     ) -> Agent<DockerExecutor> {
-        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone());
+        let agent = Agent::new(node.host.executor.clone(), identity.node_id.clone())
+            .with_node_hostname(node.settings.hostname.clone());
         let Some(driver) = &node.host.overlay else {
             // DNS and VIPs live in the overlay's sandboxes and containers: no overlay, none.
             return agent;
@@ -235,6 +236,7 @@ impl Run {
                 engine_version: node.host.executor.engine_version().to_string(),
                 os: std::env::consts::OS.into(),
                 arch: std::env::consts::ARCH.into(),
+                resources: Some(settings.resources.over(node.host.executor.resources())),
             },
             managers: session_managers(identity, settings),
             connect: {
@@ -275,23 +277,12 @@ impl Run {
     }
 }
 
-fn node_exists(manager: Option<&Manager>) -> NodeExists {
+fn standing_of(manager: Option<&Manager>) -> StandingOf {
     let Some(manager) = manager else {
-        return Arc::new(|_: &str| Standing::Unknown);
+        return Arc::new(|_: &PeerIdentity| Standing::Unknown);
     };
     let core = manager.core().clone();
-    Arc::new(move |id: &str| {
-        let store = core.store();
-        if !store.has_cluster() {
-            return Standing::Unknown;
-        }
-        match store.contains::<swarmr_proto::Node>(id) {
-            Ok(true) => Standing::Member,
-            Ok(false) if core.is_leader() => Standing::Removed,
-            Ok(false) => Standing::NotYetKnown(core.leader().map(|(_, addr)| addr)),
-            Err(_) => Standing::Unknown,
-        }
-    })
+    Arc::new(move |peer: &PeerIdentity| swarmr_manager::standing::standing_of(&core, peer))
 }
 
 async fn halted(mut halt: watch::Receiver<bool>) {

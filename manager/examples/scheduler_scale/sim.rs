@@ -15,6 +15,7 @@ pub fn description(i: u64) -> NodeDescription {
         engine_version: "noop".into(),
         os: std::env::consts::OS.into(),
         arch: std::env::consts::ARCH.into(),
+        resources: None,
     }
 }
 

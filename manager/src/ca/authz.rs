@@ -5,12 +5,14 @@
 //! | --- | --- |
 //! | `Dispatcher/Join` | anyone (the token is the credential) |
 //! | `Dispatcher/*` | managers and workers of this cluster that still exist |
-//! | `Raft/*` | managers that still exist |
-//! | `Control/*` | managers that still exist, remote CLI clients |
+//! | `Raft/*` | managers that still hold the role |
+//! | `Control/*` | managers that still hold the role, client certificates on record |
 //! | `Logs/*` | managers (a worker's port serves it; it has no store to check) |
 //!
-//! "Still exists" is asked of the store on every call, so a node removed with `node rm`
-//! is refused from then on, even on a connection opened before its removal. Only the
+//! "Still exists" and "still holds the role" are asked of the store on every call, so a
+//! node removed with `node rm`, a demoted manager, a manager left out by
+//! `--force-new-cluster` and a revoked client certificate are refused from then on, even
+//! on a connection opened before the change. Only the
 //! leader's store may say "removed": a follower may not have applied a fresh join yet, so
 //! there an unknown node is sent to the leader instead (and is refused meanwhile).
 
@@ -25,21 +27,28 @@ use tonic::Status;
 use super::issue::CertRole;
 use super::peer::PeerIdentity;
 
-/// What this node's store says about the node a certificate names.
+/// What this node's store says, now, about the caller a certificate names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Standing {
     /// No store to ask (a worker's port, a manager that holds no cluster yet).
     Unknown,
-    Member,
-    /// Absent from the leader's store: the node was removed.
+    /// A node of the cluster, or a client certificate on record. `manages` when it may
+    /// use manager services now: a node that holds or is being given the manager role
+    /// (its certificate's role may be older than a demotion or `--force-new-cluster`),
+    /// a client certificate that is not revoked.
+    Member { manages: bool },
+    /// Absent from the leader's store: the node was removed, or the client certificate
+    /// was never recorded.
     Removed,
+    /// A client certificate revoked by `ca revoke`.
+    Revoked,
     /// Absent from a follower's store, which may lag behind a fresh join: ask the
     /// leader (at this address, if known).
     NotYetKnown(Option<String>),
 }
 
-/// Looks a node id up, for [`authorize`].
-pub type NodeExists = Arc<dyn Fn(&str) -> Standing + Send + Sync>;
+/// Looks a caller up, for [`authorize`].
+pub type StandingOf = Arc<dyn Fn(&PeerIdentity) -> Standing + Send + Sync>;
 
 /// gRPC metadata key carrying the leader's address on a redirect (as the dispatcher's).
 const LEADER_METADATA: &str = "x-swarmr-leader";
@@ -49,7 +58,7 @@ pub fn authorize(
     path: &str,
     peer: Option<&PeerIdentity>,
     cluster_id: &str,
-    exists: &dyn Fn(&str) -> Standing,
+    exists: &dyn Fn(&PeerIdentity) -> Standing,
 ) -> Result<(), Status> {
     if path == "/swarmr.Dispatcher/Join" {
         return Ok(());
@@ -80,13 +89,24 @@ pub fn authorize(
             peer.role.ou()
         )));
     }
-    if peer.role == CertRole::Client {
-        return Ok(());
-    }
-    match exists(&peer.id) {
-        Standing::Unknown | Standing::Member => Ok(()),
+    let manager_service = matches!(service, "Raft" | "Logs" | "Control");
+    match exists(peer) {
+        Standing::Unknown => Ok(()),
+        Standing::Member { manages } if manages || !manager_service => Ok(()),
+        Standing::Member { .. } => Err(Status::permission_denied(format!(
+            "node {} is no longer a manager (demoted, or left out by --force-new-cluster): its manager certificate may not call {path}; the node renews a worker certificate from its session",
+            peer.id
+        ))),
+        Standing::Removed if peer.role == CertRole::Client => Err(Status::permission_denied(format!(
+            "client certificate {} is not on this cluster's record: get a new one with `swarmr ca issue-client` on a manager",
+            peer.id
+        ))),
         Standing::Removed => Err(Status::permission_denied(format!(
             "node {} is not part of the cluster (it was removed): run `swarmr leave --force` on it and join again",
+            peer.id
+        ))),
+        Standing::Revoked => Err(Status::permission_denied(format!(
+            "client certificate {} was revoked: get a new one with `swarmr ca issue-client` on a manager",
             peer.id
         ))),
         Standing::NotYetKnown(leader) => Err(not_yet_known(&peer.id, leader)),
@@ -123,11 +143,11 @@ pub fn peer_of<B>(req: &http::Request<B>) -> Option<PeerIdentity> {
 #[derive(Clone)]
 pub struct AuthzLayer {
     cluster_id: Arc<str>,
-    exists: NodeExists,
+    exists: StandingOf,
 }
 
 impl AuthzLayer {
-    pub fn new(cluster_id: &str, exists: NodeExists) -> Self {
+    pub fn new(cluster_id: &str, exists: StandingOf) -> Self {
         Self {
             cluster_id: cluster_id.into(),
             exists,
@@ -206,10 +226,12 @@ mod tests {
 
     #[test]
     fn each_role_calls_only_what_its_job_needs() {
-        let known = |id: &str| match id {
+        let known = |p: &PeerIdentity| match p.id.as_str() {
             "gone" => Standing::Removed,
             "new" => Standing::NotYetKnown(Some("192.0.2.1:2377".into())),
-            _ => Standing::Member,
+            "demoted" | "forced-out" => Standing::Member { manages: false },
+            "revoked" => Standing::Revoked,
+            _ => Standing::Member { manages: true },
         };
         let check = |path: &str, p: Option<PeerIdentity>| {
             authorize(path, p.as_ref(), "c1", &known).map_err(|s| s.code())
@@ -234,6 +256,32 @@ mod tests {
             (
                 "/swarmr.Dispatcher/Session",
                 Some(peer(CertRole::Worker, "gone")),
+                Err(PermissionDenied),
+            ),
+            // A manager certificate outlives a demotion: the store's role decides.
+            (
+                "/swarmr.Raft/Vote",
+                Some(peer(CertRole::Manager, "forced-out")),
+                Err(PermissionDenied),
+            ),
+            (
+                "/swarmr.Control/ListNodes",
+                Some(peer(CertRole::Manager, "demoted")),
+                Err(PermissionDenied),
+            ),
+            (
+                "/swarmr.Dispatcher/Session",
+                Some(peer(CertRole::Manager, "demoted")),
+                Ok(()),
+            ),
+            (
+                "/swarmr.Control/ListNodes",
+                Some(peer(CertRole::Client, "revoked")),
+                Err(PermissionDenied),
+            ),
+            (
+                "/swarmr.Control/ListNodes",
+                Some(peer(CertRole::Client, "gone")),
                 Err(PermissionDenied),
             ),
         ];

@@ -144,6 +144,12 @@ pub fn check_description(description: &NodeDescription) -> Result<(), Status> {
         ("os", &description.os),
         ("arch", &description.arch),
     ];
+    let resources = description.resources.unwrap_or_default();
+    if resources.nano_cpus < 0 || resources.memory_bytes < 0 {
+        return Err(Status::invalid_argument(
+            "the node's resources are negative: report 0 or more CPUs and bytes",
+        ));
+    }
     for (name, value) in fields {
         if value.len() > MAX_DESCRIPTION_FIELD {
             return Err(too_long(

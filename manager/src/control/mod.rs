@@ -1,8 +1,10 @@
 //! The Control API: what the CLI calls. Every handler validates against the store, decides,
 //! and commits one proposal; a rejected request writes nothing. Reads are served from this
-//! manager's replica.
+//! manager's replica once it has applied what the leader had committed (`read_barrier`),
+//! so `ls`, `inspect` and `ps` never show an older state than a write already answered.
 
 mod check;
+mod clients;
 pub mod limits;
 mod networks;
 mod nodes;
@@ -11,6 +13,7 @@ mod resolve;
 mod services;
 mod tokens;
 mod updates;
+pub mod workload;
 
 pub(crate) use nodes::reachable_voters;
 pub(crate) use tokens::current_cluster;
@@ -45,6 +48,7 @@ impl Control for ControlService {
         &self,
         _req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
+        self.core.read_barrier().await?;
         let nodes = nodes::list(&self.core).await?;
         Ok(Response::new(ListNodesResponse { nodes }))
     }
@@ -53,6 +57,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetNodeRequest>,
     ) -> Result<Response<GetNodeResponse>, Status> {
+        self.core.read_barrier().await?;
         let node = nodes::get(&self.core, &req.into_inner().reference).await?;
         Ok(Response::new(GetNodeResponse { node: Some(node) }))
     }
@@ -101,6 +106,7 @@ impl Control for ControlService {
         &self,
         _req: Request<ListNetworksRequest>,
     ) -> Result<Response<ListNetworksResponse>, Status> {
+        self.core.read_barrier().await?;
         let networks = networks::list(&self.core)?;
         Ok(Response::new(ListNetworksResponse { networks }))
     }
@@ -109,6 +115,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetNetworkRequest>,
     ) -> Result<Response<GetNetworkResponse>, Status> {
+        self.core.read_barrier().await?;
         let view = networks::view(&self.core, &req.into_inner().reference)?;
         Ok(Response::new(GetNetworkResponse {
             network: Some(view),
@@ -154,6 +161,7 @@ impl Control for ControlService {
         &self,
         _req: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
+        self.core.read_barrier().await?;
         let services = services::list(&self.core)?;
         Ok(Response::new(ListServicesResponse { services }))
     }
@@ -162,6 +170,7 @@ impl Control for ControlService {
         &self,
         req: Request<GetServiceRequest>,
     ) -> Result<Response<GetServiceResponse>, Status> {
+        self.core.read_barrier().await?;
         let service = services::get(&self.core, &req.into_inner().reference)?;
         Ok(Response::new(GetServiceResponse {
             service: Some(service),
@@ -225,6 +234,7 @@ impl Control for ControlService {
         &self,
         req: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
+        self.core.read_barrier().await?;
         let tasks = services::tasks(&self.core, &req.into_inner().service)?;
         Ok(Response::new(ListTasksResponse { tasks }))
     }
@@ -246,20 +256,30 @@ impl Control for ControlService {
         &self,
         req: Request<IssueClientCertificateRequest>,
     ) -> Result<Response<IssueClientCertificateResponse>, Status> {
-        let cluster = current_cluster(&self.core)?;
-        let id = format!("client-{}", crate::ca::new_id());
-        let cert_pem = crate::ca::issue_for_cluster(
-            &cluster,
-            &req.get_ref().csr_pem,
-            &id,
-            crate::ca::CertRole::Client,
-        )
-        .map_err(|e| Status::invalid_argument(format!("issue a client certificate: {e}")))?;
-        tracing::info!(client.id = %id, "client certificate issued");
+        let caller = req.extensions().get::<crate::ca::PeerIdentity>().cloned();
+        let (cert_pem, ca_cert_pem) =
+            clients::issue(&self.core, caller.as_ref(), &req.get_ref().csr_pem).await?;
         Ok(Response::new(IssueClientCertificateResponse {
             cert_pem,
-            ca_cert_pem: cluster.ca_cert_pem,
+            ca_cert_pem,
         }))
+    }
+
+    async fn list_client_certificates(
+        &self,
+        _req: Request<ListClientCertificatesRequest>,
+    ) -> Result<Response<ListClientCertificatesResponse>, Status> {
+        Ok(Response::new(ListClientCertificatesResponse {
+            certificates: clients::list(&self.core)?,
+        }))
+    }
+
+    async fn revoke_client_certificate(
+        &self,
+        req: Request<RevokeClientCertificateRequest>,
+    ) -> Result<Response<RevokeClientCertificateResponse>, Status> {
+        clients::revoke(&self.core, &req.get_ref().id).await?;
+        Ok(Response::new(RevokeClientCertificateResponse {}))
     }
 
     async fn leave(&self, _req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {

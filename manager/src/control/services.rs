@@ -23,6 +23,9 @@ use crate::scheduler::parse_constraints;
 
 pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
     limits::check_service_spec(spec)?;
+    if let Some(container) = &spec.container {
+        super::workload::check_container(container)?;
+    }
     check_name("service", &spec.name)?;
     let image = spec.container.as_ref().map_or("", |c| c.image.as_str());
     if image.trim().is_empty() {

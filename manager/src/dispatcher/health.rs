@@ -24,7 +24,7 @@ pub async fn run_health(
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(TICK) => {}
         }
-        let leader = core.is_leader();
+        let leader = core.is_settled_leader();
         if leader && !was_leader {
             adopt_ready_nodes(&core, &sessions);
         }

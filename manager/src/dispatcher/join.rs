@@ -37,6 +37,7 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
         engine_version: req.engine_version.clone(),
         os: req.os.clone(),
         arch: req.arch.clone(),
+        resources: None,
     })?;
     let nodes: Vec<Node> = core.store().list()?;
     let raft_ids: BTreeSet<u64> = nodes.iter().map(|n| n.raft_id).collect();
@@ -57,6 +58,8 @@ pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status
             engine_version: req.engine_version.clone(),
             os: req.os.clone(),
             arch: req.arch.clone(),
+            // Reported by the node's first session.
+            resources: None,
         }),
         status: Some(NodeStatus {
             state: NodeState::Unknown as i32,

@@ -77,8 +77,13 @@ impl DispatcherService {
 
     /// Refuses unless this manager leads, telling the caller where the leader is.
     fn require_leader(&self) -> Result<(), Status> {
-        if self.core.is_leader() {
+        if self.core.is_settled_leader() {
             return Ok(());
+        }
+        if self.core.is_leader() {
+            return Err(Status::unavailable(
+                "this manager was just elected and is still applying the log; retry",
+            ));
         }
         let mut status = Status::failed_precondition(match self.core.leader() {
             Some((_, addr)) => format!("not the leader; the leader is at {addr}"),

@@ -16,6 +16,7 @@
 //! mutual TLS (`tls`).
 
 mod check;
+mod container;
 mod error;
 mod filters;
 mod networks;

@@ -7,7 +7,8 @@ use bollard_stubs::models as docker;
 use serde_json::Value;
 use swarmr_proto as pb;
 
-use super::spec::{container_to_docker, endpoint_to_docker, port_to_docker, to_docker};
+use super::container;
+use super::spec::{endpoint_to_docker, port_to_docker, to_docker};
 
 /// RFC 3339 with nanoseconds, as Docker writes times.
 pub fn time(ms: i64) -> String {
@@ -95,6 +96,7 @@ pub fn task(view: &pb::TaskView) -> Value {
     let status = task.status.clone().unwrap_or_default();
     let meta = task.meta.unwrap_or_default();
     let container = task.container.clone().unwrap_or_default();
+    let docker_container = container::to_docker(&container);
     let model = docker::Task {
         id: Some(task.id.clone()),
         version: Some(version(task.meta)),
@@ -102,7 +104,9 @@ pub fn task(view: &pb::TaskView) -> Value {
         updated_at: Some(time(meta.updated_at)),
         labels: Some(HashMap::new()),
         spec: Some(docker::TaskSpec {
-            container_spec: Some(container_to_docker(&container)),
+            container_spec: Some(docker_container.spec),
+            resources: docker_container.resources,
+            log_driver: docker_container.log_driver,
             networks: Some(
                 task.networks
                     .iter()

@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use swarmr_proto as pb;
 
+use super::container;
+
 const NS_PER_MS: i64 = 1_000_000;
 /// Swarm's restart delay when a spec gives a policy without one.
 const DEFAULT_RESTART_DELAY_MS: u64 = 5_000;
@@ -22,15 +24,15 @@ pub fn ns(ms: u64) -> i64 {
         .saturating_mul(NS_PER_MS)
 }
 
-fn ms(ns: Option<i64>) -> u64 {
+pub(super) fn ms(ns: Option<i64>) -> u64 {
     u64::try_from(ns.unwrap_or(0) / NS_PER_MS).unwrap_or(0)
 }
 
-fn nonempty<T>(items: Vec<T>) -> Option<Vec<T>> {
+pub(super) fn nonempty<T>(items: Vec<T>) -> Option<Vec<T>> {
     (!items.is_empty()).then_some(items)
 }
 
-fn nonempty_map(map: &HashMap<String, String>) -> Option<HashMap<String, String>> {
+pub(super) fn nonempty_map(map: &HashMap<String, String>) -> Option<HashMap<String, String>> {
     (!map.is_empty()).then(|| map.clone())
 }
 
@@ -41,7 +43,6 @@ fn label<T: std::str::FromStr>(text: &str) -> Option<T> {
 
 pub fn from_docker(spec: &docker::ServiceSpec) -> pb::ServiceSpec {
     let template = spec.task_template.clone().unwrap_or_default();
-    let container = template.container_spec.clone().unwrap_or_default();
     let attachments: Vec<docker::NetworkAttachmentConfig> = template
         .networks
         .clone()
@@ -52,7 +53,7 @@ pub fn from_docker(spec: &docker::ServiceSpec) -> pb::ServiceSpec {
     pb::ServiceSpec {
         name: spec.name.clone().unwrap_or_default(),
         labels: spec.labels.clone().unwrap_or_default(),
-        container: Some(container_from_docker(&container, template.force_update)),
+        container: Some(container::from_docker(&template)),
         networks: attachments
             .iter()
             .map(|a| a.target.clone().unwrap_or_default())
@@ -100,28 +101,6 @@ fn mode_from_docker(mode: Option<&docker::ServiceSpecMode>) -> (Option<u64>, boo
         .and_then(|r| r.replicas)
         .map(|r| u64::try_from(r).unwrap_or(0));
     (replicas, false)
-}
-
-fn container_from_docker(
-    c: &docker::TaskSpecContainerSpec,
-    force: Option<u64>,
-) -> pb::ContainerSpec {
-    pb::ContainerSpec {
-        image: c.image.clone().unwrap_or_default(),
-        command: c.args.clone().unwrap_or_default(),
-        env: c.env.clone().unwrap_or_default(),
-        labels: c.labels.clone().unwrap_or_default(),
-        healthcheck: c.health_check.as_ref().map(|h| pb::HealthConfig {
-            test: h.test.clone().unwrap_or_default(),
-            interval_ms: ms(h.interval),
-            timeout_ms: ms(h.timeout),
-            start_period_ms: ms(h.start_period),
-            retries: u32::try_from(h.retries.unwrap_or(0)).unwrap_or(0),
-        }),
-        stop_grace_period_ms: c.stop_grace_period.map(|g| ms(Some(g))),
-        stop_signal: c.stop_signal.clone().unwrap_or_default(),
-        force_update: force.unwrap_or(0),
-    }
 }
 
 fn restart_from_docker(policy: &docker::TaskSpecRestartPolicy) -> pb::RestartPolicy {
@@ -202,6 +181,7 @@ fn rollout_to_docker<T: DeserializeOwned>(config: &pb::UpdateConfig) -> Option<T
 
 pub fn to_docker(spec: &pb::ServiceSpec) -> docker::ServiceSpec {
     let container = spec.container.clone().unwrap_or_default();
+    let docker_container = container::to_docker(&container);
     let networks = spec
         .networks
         .iter()
@@ -232,7 +212,9 @@ pub fn to_docker(spec: &pb::ServiceSpec) -> docker::ServiceSpec {
         labels: Some(spec.labels.clone()),
         task_template: Some(docker::TaskSpec {
             force_update: Some(container.force_update),
-            container_spec: Some(container_to_docker(&container)),
+            container_spec: Some(docker_container.spec),
+            resources: docker_container.resources,
+            log_driver: docker_container.log_driver,
             restart_policy: spec.restart.as_ref().map(restart_to_docker),
             placement: Some(docker::TaskSpecPlacement {
                 constraints: nonempty(spec.constraints.clone()),
@@ -246,26 +228,6 @@ pub fn to_docker(spec: &pb::ServiceSpec) -> docker::ServiceSpec {
         rollback_config: spec.rollback_config.as_ref().and_then(rollout_to_docker),
         networks: None,
         endpoint_spec: Some(endpoint_to_docker(spec.endpoint_mode(), &spec.ports)),
-    }
-}
-
-pub fn container_to_docker(c: &pb::ContainerSpec) -> docker::TaskSpecContainerSpec {
-    docker::TaskSpecContainerSpec {
-        image: Some(c.image.clone()),
-        labels: nonempty_map(&c.labels),
-        args: nonempty(c.command.clone()),
-        env: nonempty(c.env.clone()),
-        health_check: c.healthcheck.as_ref().map(|h| docker::HealthConfig {
-            test: Some(h.test.clone()),
-            interval: Some(ns(h.interval_ms)),
-            timeout: Some(ns(h.timeout_ms)),
-            start_period: Some(ns(h.start_period_ms)),
-            retries: Some(i64::from(h.retries)),
-            start_interval: None,
-        }),
-        stop_grace_period: c.stop_grace_period_ms.map(ns),
-        stop_signal: (!c.stop_signal.is_empty()).then(|| c.stop_signal.clone()),
-        ..Default::default()
     }
 }
 
@@ -324,6 +286,63 @@ mod tests {
                 stop_grace_period_ms: Some(3000),
                 stop_signal: "SIGINT".into(),
                 force_update: 2,
+                mounts: vec![
+                    pb::Mount {
+                        r#type: pb::MountType::Bind as i32,
+                        source: "/srv".into(),
+                        target: "/data".into(),
+                        read_only: true,
+                        propagation: "rslave".into(),
+                        ..Default::default()
+                    },
+                    pb::Mount {
+                        r#type: pb::MountType::Volume as i32,
+                        source: "vol".into(),
+                        target: "/v".into(),
+                        no_copy: true,
+                        volume_driver: "local".into(),
+                        volume_options: [("o".to_string(), "x".to_string())].into(),
+                        ..Default::default()
+                    },
+                    pb::Mount {
+                        r#type: pb::MountType::Tmpfs as i32,
+                        target: "/t".into(),
+                        tmpfs_size_bytes: 1 << 20,
+                        tmpfs_mode: 0o700,
+                        ..Default::default()
+                    },
+                ],
+                resources: Some(pb::ResourceRequirements {
+                    limits: Some(pb::Resources {
+                        nano_cpus: 500_000_000,
+                        memory_bytes: 1 << 28,
+                    }),
+                    reservations: None,
+                }),
+                entrypoint: vec!["/bin/sh".into(), "-c".into()],
+                user: "nobody".into(),
+                workdir: "/w".into(),
+                hostname: "{{.Service.Name}}-{{.Task.Slot}}".into(),
+                cap_add: vec!["CAP_NET_ADMIN".into()],
+                sysctls: [("net.core.somaxconn".to_string(), "1024".to_string())].into(),
+                ulimits: vec![pb::Ulimit {
+                    name: "nofile".into(),
+                    soft: 1024,
+                    hard: 2048,
+                }],
+                read_only: true,
+                init: Some(true),
+                log_driver: Some(pb::LogDriver {
+                    name: "json-file".into(),
+                    options: [("max-size".to_string(), "1m".to_string())].into(),
+                }),
+                groups: vec!["audio".into()],
+                dns_config: Some(pb::DnsConfig {
+                    search: vec!["example.internal".into()],
+                    options: vec!["ndots:2".into()],
+                }),
+                hosts: vec!["192.0.2.9 db".into()],
+                ..Default::default()
             }),
             networks: vec!["net".into()],
             network_aliases: vec![pb::NetworkAliases {

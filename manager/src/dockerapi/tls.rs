@@ -29,6 +29,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::ca::authz::Standing;
 use crate::ca::{CertRole, PeerIdentity};
 use crate::control::current_cluster;
 use crate::core::Core;
@@ -73,8 +74,7 @@ impl TlsListener {
         let config = server_config(core.tls().ca_pem(), cert.clone())?;
         let (tx, accepted) = mpsc::channel(64);
         tokio::spawn(keep_certificate(core.clone(), names, cert, tx.clone()));
-        let cluster_id = core.tls().identity().cluster_id;
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), cluster_id, tx));
+        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), core, tx));
         Ok(Self { accepted, local })
     }
 }
@@ -116,9 +116,10 @@ fn server_config(ca_pem: &str, cert: Arc<Serving>) -> Result<Arc<ServerConfig>, 
 async fn accept_loop(
     tcp: TcpListener,
     acceptor: TlsAcceptor,
-    cluster_id: String,
+    core: Core,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
+    let cluster_id = core.tls().identity().cluster_id;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -130,7 +131,8 @@ async fn accept_loop(
             },
             () = tx.closed() => return,
         };
-        let (acceptor, tx, cluster_id) = (acceptor.clone(), tx.clone(), cluster_id.clone());
+        let (acceptor, tx, core) = (acceptor.clone(), tx.clone(), core.clone());
+        let cluster_id = cluster_id.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
@@ -140,18 +142,23 @@ async fn accept_loop(
                 Err(_) => return debug!(%peer, "Docker API TLS handshake timed out"),
             };
             match client_identity(&stream) {
-                Some(id)
-                    if id.cluster_id == cluster_id
-                        && matches!(id.role, CertRole::Client | CertRole::Manager) =>
-                {
+                Some(id) if allowed(&core, &cluster_id, &id) => {
                     let _ = tx.send((stream, peer)).await;
                 }
                 _ => {
-                    warn!(%peer, "Docker API client refused: it needs a client certificate of this cluster (`swarmr ca issue-client`)")
+                    warn!(%peer, "Docker API client refused: it needs a client certificate of this cluster that is not revoked (`swarmr ca issue-client`)")
                 }
             }
         });
     }
+}
+
+/// A manager of this cluster, or a client certificate on record and not revoked: who
+/// may call the Control API over gRPC.
+fn allowed(core: &Core, cluster_id: &str, id: &PeerIdentity) -> bool {
+    id.cluster_id == cluster_id
+        && matches!(id.role, CertRole::Client | CertRole::Manager)
+        && crate::standing::standing_of(core, id) == Standing::Member { manages: true }
 }
 
 fn client_identity(stream: &TlsStream<TcpStream>) -> Option<PeerIdentity> {

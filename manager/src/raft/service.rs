@@ -5,7 +5,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use swarmr_proto::raft_server::Raft as RaftRpc;
 use swarmr_proto::{
     AddManagerRequest, AddManagerResponse, ForwardResponse, Proposal, RaftBytes,
-    ReachabilityRequest, ReachabilityResponse,
+    ReachabilityRequest, ReachabilityResponse, ReadIndexRequest, ReadIndexResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -78,5 +78,13 @@ impl RaftRpc for RaftService {
         Ok(Response::new(ReachabilityResponse {
             reachable: reachable.into_iter().collect(),
         }))
+    }
+
+    async fn read_index(
+        &self,
+        _req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        let index = self.core.leader_read_index().await?;
+        Ok(Response::new(ReadIndexResponse { index }))
     }
 }

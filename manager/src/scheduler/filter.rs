@@ -4,7 +4,7 @@
 use swarmr_proto::{NodeAvailability, NodeState, Task};
 
 use super::constraint::Constraint;
-use super::nodeinfo::{HostPort, NodeInfo};
+use super::nodeinfo::{reservation, HostPort, NodeInfo};
 
 /// A placement rule.
 pub trait Filter {
@@ -101,5 +101,33 @@ impl Filter for PinnedNodeFilter {
 
     fn explain(&self, failing_nodes: usize) -> String {
         format!("{} not the task's node", nodes(failing_nodes))
+    }
+}
+
+/// The node's unreserved memory covers the task's reservation.
+pub struct MemoryFilter;
+
+impl Filter for MemoryFilter {
+    fn check(&self, task: &Task, node: &NodeInfo<'_>) -> bool {
+        let wanted = reservation(task).memory_bytes;
+        wanted <= 0 || wanted <= node.available().memory_bytes
+    }
+
+    fn explain(&self, failing_nodes: usize) -> String {
+        format!("insufficient memory on {}", nodes(failing_nodes))
+    }
+}
+
+/// The node's unreserved CPUs cover the task's reservation.
+pub struct CpuFilter;
+
+impl Filter for CpuFilter {
+    fn check(&self, task: &Task, node: &NodeInfo<'_>) -> bool {
+        let wanted = reservation(task).nano_cpus;
+        wanted <= 0 || wanted <= node.available().nano_cpus
+    }
+
+    fn explain(&self, failing_nodes: usize) -> String {
+        format!("insufficient CPU on {}", nodes(failing_nodes))
     }
 }

@@ -16,8 +16,10 @@
 //! How a service's tasks are placed:
 //! - Filters, in order ([`filter`]): the node is Ready; its availability is Active
 //!   (Pause and Drain take no new tasks); it meets each service constraint; a pinned
-//!   task goes only to its node. Filters depend only on (service, node), so they run
-//!   once per service per node, not per task.
+//!   task goes only to its node; its unreserved memory and CPUs cover the task's
+//!   reservation (what the node reported, less the reservations of its tasks that have
+//!   not ended). Filters run once per service per node; only the resource filters are
+//!   checked again for each task, as placing tasks uses the nodes' resources up.
 //! - Spread among the nodes that pass: fewest live tasks of this service, then fewest
 //!   live tasks in total, then the smaller node id. A live task is one with desired
 //!   state RUNNING, not terminal, on a node. Counts grow as the pass places tasks, so
@@ -135,38 +137,102 @@ fn schedule_group<'a>(
         return;
     };
     pipeline.reset();
+    // Resources are checked per task below: the first one's reservation may not be
+    // the others' (tasks of an older spec during an update).
+    let mut probe = (*first).clone();
+    if let Some(container) = probe.container.as_mut() {
+        container.resources = None;
+    }
     let eligible: Vec<usize> = (0..set.infos.len())
-        .filter(|&i| pipeline.check(first, &set.infos[i]))
+        .filter(|&i| pipeline.check(&probe, &set.infos[i]))
         .collect();
     if eligible.is_empty() {
         let reason = pipeline.explain();
         group.iter().for_each(|t| unschedulable(t, &reason, out));
         return;
     }
+    let base = pipeline.failures();
     let service_id: &'a str = &first.service_id;
-    let key =
-        |info: &NodeInfo<'a>, i: usize| (info.service_count(service_id), info.total, info.id(), i);
-    let mut queue: BTreeSet<(usize, usize, &'a str, usize)> =
-        eligible.iter().map(|&i| key(&set.infos[i], i)).collect();
+    let mut queue = SpreadQueue {
+        service_id,
+        queue: eligible
+            .iter()
+            .map(|&i| spread_key(&set.infos[i], service_id, i))
+            .collect(),
+        full: Vec::new(),
+        full_for: None,
+    };
     for task in group {
-        let Some((_, _, node_id, i)) = queue.pop_first() else {
-            // Every eligible node now binds the service's host ports.
-            let rule = HostPortFilter {
-                ports: ports.to_vec(),
+        let Some((node_id, i)) = queue.next_fit(pipeline, &base, task, set) else {
+            let reason = match queue.full.is_empty() {
+                false => pipeline.explain(),
+                // Every eligible node now binds the service's host ports.
+                true => {
+                    let rule = HostPortFilter {
+                        ports: ports.to_vec(),
+                    };
+                    format!("{NO_SUITABLE_NODE} ({})", rule.explain(eligible.len()))
+                }
             };
-            let reason = format!("{NO_SUITABLE_NODE} ({})", rule.explain(eligible.len()));
             unschedulable(task, &reason, out);
             continue;
         };
         set.infos[i].add_task(service_id, ports);
+        set.infos[i].reserve(task);
         // A node binding the service's host ports takes no second task of it.
         if ports.is_empty() {
-            queue.insert(key(&set.infos[i], i));
+            queue.queue.insert(spread_key(&set.infos[i], service_id, i));
         }
         out.push(Decision::Assign {
             task_id: task.id.clone(),
             node_id: node_id.to_string(),
         });
+    }
+}
+
+type SpreadKey<'a> = (usize, usize, &'a str, usize);
+
+/// Fewest tasks of the service, then fewest in total, then node id.
+fn spread_key<'a>(info: &NodeInfo<'a>, service_id: &str, i: usize) -> SpreadKey<'a> {
+    (info.service_count(service_id), info.total, info.id(), i)
+}
+
+/// The eligible nodes in spread order, and those set aside because the last task's
+/// reservation did not fit them any more.
+struct SpreadQueue<'a> {
+    service_id: &'a str,
+    queue: BTreeSet<SpreadKey<'a>>,
+    full: Vec<usize>,
+    full_for: Option<swarmr_proto::Resources>,
+}
+
+impl<'a> SpreadQueue<'a> {
+    /// The first node in spread order with room for the task's reservation. A node
+    /// without room is set aside (charged to the memory or CPU filter) until a task
+    /// with another reservation comes.
+    fn next_fit(
+        &mut self,
+        pipeline: &mut Pipeline,
+        base: &[usize],
+        task: &Task,
+        set: &NodeSet<'a>,
+    ) -> Option<(&'a str, usize)> {
+        let wanted = nodeinfo::reservation(task);
+        if self.full_for.is_some_and(|r| r != wanted) {
+            pipeline.restore(base);
+            for i in self.full.drain(..) {
+                self.queue
+                    .insert(spread_key(&set.infos[i], self.service_id, i));
+            }
+        }
+        while let Some((_, _, node_id, i)) = self.queue.pop_first() {
+            if pipeline.check(task, &set.infos[i]) {
+                return Some((node_id, i));
+            }
+            self.full.push(i);
+            self.full_for = Some(wanted);
+        }
+        None
     }
 }
 
@@ -189,6 +255,7 @@ fn schedule_pinned<'a>(
     pipeline.reset();
     if pipeline.check(task, &set.infos[i]) {
         set.infos[i].add_task(&task.service_id, ports);
+        set.infos[i].reserve(task);
         out.push(Decision::Assign {
             task_id: task.id.clone(),
             node_id: task.node_id.clone(),

@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use swarmr_proto::{Node, NodeAvailability, NodeState, PublishMode, Service, Task, TaskState};
+use swarmr_proto::{
+    Node, NodeAvailability, NodeState, PublishMode, Resources, Service, Task, TaskState,
+};
 
 /// A host-mode published port: number and protocol.
 pub type HostPort = (u32, i32);
@@ -27,6 +29,8 @@ pub struct NodeInfo<'a> {
     by_service: HashMap<&'a str, usize>,
     /// Host-mode ports its live tasks bind.
     pub host_ports: HashSet<HostPort>,
+    /// The sum of the reservations of its tasks that have not ended (see [`reserves`]).
+    pub reserved: Resources,
 }
 
 impl<'a> NodeInfo<'a> {
@@ -36,7 +40,34 @@ impl<'a> NodeInfo<'a> {
             total: 0,
             by_service: HashMap::new(),
             host_ports: HashSet::new(),
+            reserved: Resources::default(),
         }
+    }
+
+    /// What the node offers and is not reserved yet (0 when it reported nothing).
+    pub fn available(&self) -> Resources {
+        let offered = self
+            .node
+            .description
+            .as_ref()
+            .and_then(|d| d.resources)
+            .unwrap_or_default();
+        Resources {
+            nano_cpus: offered.nano_cpus.saturating_sub(self.reserved.nano_cpus),
+            memory_bytes: offered
+                .memory_bytes
+                .saturating_sub(self.reserved.memory_bytes),
+        }
+    }
+
+    /// Sets a task's reservation aside on this node.
+    pub fn reserve(&mut self, task: &Task) {
+        let wanted = reservation(task);
+        self.reserved.nano_cpus = self.reserved.nano_cpus.saturating_add(wanted.nano_cpus);
+        self.reserved.memory_bytes = self
+            .reserved
+            .memory_bytes
+            .saturating_add(wanted.memory_bytes);
     }
 
     pub fn id(&self) -> &'a str {
@@ -85,6 +116,22 @@ pub fn counts_toward_spread(task: &Task) -> bool {
     task.desired_state() == TaskState::Running && !is_terminal(state) && !task.node_id.is_empty()
 }
 
+/// The CPUs and memory a task reserves on its node (none when its spec sets none).
+pub fn reservation(task: &Task) -> Resources {
+    task.container
+        .as_ref()
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.reservations)
+        .unwrap_or_default()
+}
+
+/// A task holds its reservation from its assignment until it has ended, whatever its
+/// desired state: a container told to stop still uses its memory until it is gone.
+pub fn reserves(task: &Task) -> bool {
+    let state = task.status.as_ref().map(|s| s.state()).unwrap_or_default();
+    !task.node_id.is_empty() && !is_terminal(state)
+}
+
 /// Every node with its live task counts, and an index from node id to position.
 pub struct NodeSet<'a> {
     pub infos: Vec<NodeInfo<'a>>,
@@ -104,6 +151,11 @@ impl<'a> NodeSet<'a> {
             if let Some(&i) = set.index.get(task.node_id.as_str()) {
                 let bound = ports.get(task.service_id.as_str());
                 set.infos[i].add_task(&task.service_id, bound.map_or(&[], Vec::as_slice));
+            }
+        }
+        for task in tasks.iter().filter(|t| reserves(t)) {
+            if let Some(&i) = set.index.get(task.node_id.as_str()) {
+                set.infos[i].reserve(task);
             }
         }
         set

@@ -6,7 +6,8 @@ use swarmr_proto::{Service, Task};
 
 use super::constraint::parse_constraints;
 use super::filter::{
-    AvailabilityFilter, ConstraintFilter, Filter, HostPortFilter, PinnedNodeFilter, ReadyFilter,
+    AvailabilityFilter, ConstraintFilter, CpuFilter, Filter, HostPortFilter, MemoryFilter,
+    PinnedNodeFilter, ReadyFilter,
 };
 use super::nodeinfo::{host_ports, NodeInfo};
 
@@ -20,8 +21,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Ready, Availability, then one constraint filter per service constraint, then
-    /// the pinned-node filter. Fails when a constraint does not parse.
+    /// Ready, Availability, then one constraint filter per service constraint, host
+    /// ports, the pinned-node filter, then memory and CPU (last: only they change as a
+    /// pass places tasks, see [`Pipeline::fits`]). Fails when a constraint does not parse.
     pub fn for_service(service: &Service) -> Result<Pipeline, String> {
         let texts = service
             .spec
@@ -38,6 +40,8 @@ impl Pipeline {
             filters.push(Box::new(HostPortFilter { ports }));
         }
         filters.push(Box::new(PinnedNodeFilter));
+        filters.push(Box::new(MemoryFilter));
+        filters.push(Box::new(CpuFilter));
         Ok(Pipeline::new(filters))
     }
 
@@ -55,6 +59,16 @@ impl Pipeline {
                 false
             }
         }
+    }
+
+    /// The failure counts so far, to [`Pipeline::restore`] later.
+    pub fn failures(&self) -> Vec<usize> {
+        self.failures.clone()
+    }
+
+    /// Puts back failure counts taken with [`Pipeline::failures`].
+    pub fn restore(&mut self, failures: &[usize]) {
+        self.failures.copy_from_slice(failures);
     }
 
     /// Forgets the failure counts.

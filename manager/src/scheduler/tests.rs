@@ -409,3 +409,109 @@ fn another_service_on_the_same_host_port_avoids_that_node() {
         }]
     );
 }
+
+fn sized(id: &str, cpus: i64, memory: i64) -> Node {
+    let mut n = ready(id);
+    if let Some(d) = n.description.as_mut() {
+        d.resources = Some(swarmr_proto::Resources {
+            nano_cpus: cpus * 1_000_000_000,
+            memory_bytes: memory,
+        });
+    }
+    n
+}
+
+fn reserving(mut t: Task, nano_cpus: i64, memory: i64) -> Task {
+    t.container = Some(swarmr_proto::ContainerSpec {
+        resources: Some(swarmr_proto::ResourceRequirements {
+            limits: None,
+            reservations: Some(swarmr_proto::Resources {
+                nano_cpus,
+                memory_bytes: memory,
+            }),
+        }),
+        ..Default::default()
+    });
+    t
+}
+
+#[test]
+fn reservations_fill_nodes_then_leave_tasks_pending_with_the_reason() {
+    const GIB: i64 = 1 << 30;
+    let nodes = [sized("a", 2, GIB), sized("b", 2, GIB), sized("c", 2, GIB)];
+    let services = [service("s", &[])];
+    let tasks: Vec<Task> = pending_batch(4, "s")
+        .into_iter()
+        .map(|t| reserving(t, 0, 600 << 20))
+        .collect();
+    let decisions = plan(&nodes, &tasks, &services);
+    let placed = per_node(&decisions);
+    assert_eq!(placed.values().sum::<usize>(), 3, "{decisions:?}");
+    assert!(
+        placed.values().all(|&n| n == 1),
+        "one 600M task per 1G node"
+    );
+    let reasons: Vec<&str> = decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Unschedulable { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["no suitable node (insufficient memory on 3 nodes)"]
+    );
+    // Running tasks hold their reservation, ended ones do not, whatever is desired.
+    let mut stopping = reserving(task("r1", "s", TaskState::Running, "a"), 0, 600 << 20);
+    stopping.set_desired_state(TaskState::Shutdown);
+    let ended = reserving(task("r2", "s", TaskState::Failed, "b"), 0, 600 << 20);
+    let cpu_hog = reserving(task("r3", "s", TaskState::Running, "c"), 2_000_000_000, 0);
+    let mut tasks = vec![stopping, ended, cpu_hog];
+    tasks.push(reserving(pending("p1", "s"), 1_000_000_000, 500 << 20));
+    let decisions = plan(&nodes, &tasks, &services);
+    assert_eq!(
+        decisions,
+        [Decision::Assign {
+            task_id: "p1".into(),
+            node_id: "b".into()
+        }]
+    );
+    tasks[1].node_id = "a".into();
+    tasks[1].status = Some(TaskStatus {
+        state: TaskState::Running as i32,
+        ..Default::default()
+    });
+    let reason = |d: &[Decision]| match d {
+        [Decision::Unschedulable { reason, .. }] => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    let decisions = plan(&nodes[..1], &tasks, &services);
+    assert_eq!(
+        reason(&decisions),
+        "no suitable node (insufficient memory on 1 node)"
+    );
+    let decisions = plan(&nodes[2..], &tasks, &services);
+    assert_eq!(
+        reason(&decisions),
+        "no suitable node (insufficient CPU on 1 node)"
+    );
+}
+
+#[test]
+fn a_node_that_reported_no_resources_takes_no_reserving_task() {
+    let services = [service("s", &[])];
+    let tasks = [
+        reserving(pending("p1", "s"), 0, 64 << 20),
+        pending("p2", "s"),
+    ];
+    let decisions = plan(&[ready("a")], &tasks, &services);
+    assert!(decisions.contains(&Decision::Assign {
+        task_id: "p2".into(),
+        node_id: "a".into()
+    }));
+    assert!(decisions.contains(&Decision::Unschedulable {
+        task_id: "p1".into(),
+        reason: "no suitable node (insufficient memory on 1 node)".into()
+    }));
+}

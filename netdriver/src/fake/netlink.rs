@@ -252,6 +252,7 @@ impl Netlink for FakeNetlink {
                     link_index,
                     mac,
                     dst: Some(vtep),
+                    learned: false,
                 }),
             }
             Ok(())

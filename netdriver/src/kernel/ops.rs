@@ -303,21 +303,27 @@ impl Netlink for KernelNetlink {
     async fn del_fdb(&self, ns: &Ns, link: &str, mac: [u8; 6]) -> NlResult<()> {
         let h = self.handle(ns).await?;
         let index = self.index(&h, ns, link).await?;
-        match h
-            .neighbours()
-            .del(parse::fdb_key(index, mac))
-            .execute()
-            .await
-            .map_err(Cause::from)
-        {
-            Err(source) if !source.is_not_found() => Err(Error::DelFdb {
-                ns: ns.clone(),
-                link: link.into(),
-                mac: fmt_mac(&mac),
-                source,
-            }),
-            _ => Ok(()),
+        // `bridge fdb del MAC dev vxlan0 self`, then `... master`: the VXLAN device's own
+        // entry and the one the bridge learned on that port, whichever exist.
+        for flags in [NeighbourFlags::Own, NeighbourFlags::Controller] {
+            let deleted = h
+                .neighbours()
+                .del(parse::fdb_key(index, mac, flags))
+                .execute()
+                .await
+                .map_err(Cause::from);
+            if let Err(source) = deleted {
+                if !source.is_not_found() {
+                    return Err(Error::DelFdb {
+                        ns: ns.clone(),
+                        link: link.into(),
+                        mac: fmt_mac(&mac),
+                        source,
+                    });
+                }
+            }
         }
+        Ok(())
     }
 
     async fn add_neigh(&self, ns: &Ns, link: &str, ip: Ipv4Addr, mac: [u8; 6]) -> NlResult<()> {

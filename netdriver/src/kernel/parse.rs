@@ -119,10 +119,16 @@ pub(crate) fn fdb(msg: &NeighbourMessage) -> Option<FdbEntry> {
             _ => {}
         }
     }
+    let learned = msg.header.flags.contains(NeighbourFlags::Controller)
+        && !matches!(
+            msg.header.state,
+            NeighbourState::Permanent | NeighbourState::Noarp
+        );
     Some(FdbEntry {
         link_index: msg.header.ifindex,
         mac: mac?,
         dst,
+        learned,
     })
 }
 
@@ -159,11 +165,11 @@ pub(crate) fn neighbour(msg: &NeighbourMessage) -> Option<Neighbour> {
 }
 
 /// The key of the FDB entry of `mac` on link `index` (all its VTEPs), for deletion.
-pub(crate) fn fdb_key(index: u32, mac: [u8; 6]) -> NeighbourMessage {
+pub(crate) fn fdb_key(index: u32, mac: [u8; 6], flags: NeighbourFlags) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
     msg.header.family = AddressFamily::Bridge;
     msg.header.ifindex = index;
-    msg.header.flags = NeighbourFlags::Own;
+    msg.header.flags = flags;
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     msg

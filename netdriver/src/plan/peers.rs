@@ -59,7 +59,16 @@ pub(super) fn plan_fdb(n: &mut Net, sandbox: &ActualSandbox, vxlan: Option<u32>)
         .iter()
         .map(|r| (r.mac, r.vtep))
         .collect();
-    for mac in actual.keys().filter(|mac| !desired.contains_key(*mac)) {
+    // The bridge learns remote MACs on its vxlan0 port; such an entry must go with its
+    // endpoint, not linger until it ages out (`del_fdb` removes both kinds).
+    let learned_only = sandbox
+        .fdb
+        .iter()
+        .filter(|e| Some(e.link_index) == vxlan && e.learned && !actual.contains_key(&e.mac))
+        .map(|e| e.mac)
+        .collect::<BTreeSet<_>>();
+    let stale = actual.keys().chain(&learned_only);
+    for mac in stale.filter(|mac| !desired.contains_key(*mac)) {
         n.push(Change::DelFdb {
             ns: ns.clone(),
             link: link.clone(),

@@ -88,6 +88,7 @@ pub trait NetworkAttach: Send + Sync + 'static {
 pub struct Agent<E: Executor> {
     executor: Arc<E>,
     node_id: String,
+    node_hostname: String,
     config: AgentConfig,
     network: Option<Arc<dyn NetworkAttach>>,
 }
@@ -97,6 +98,7 @@ impl<E: Executor> Agent<E> {
         Agent {
             executor,
             node_id: node_id.into(),
+            node_hostname: String::new(),
             config: AgentConfig::default(),
             network: None,
         }
@@ -105,6 +107,12 @@ impl<E: Executor> Agent<E> {
     /// Wires each started container through `network` before its task reports RUNNING.
     pub fn with_network_attach(mut self, network: Arc<dyn NetworkAttach>) -> Self {
         self.network = Some(network);
+        self
+    }
+
+    /// The node's hostname, which hostname templates (`{{.Node.Hostname}}`) expand to.
+    pub fn with_node_hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.node_hostname = hostname.into();
         self
     }
 
@@ -141,6 +149,7 @@ impl<E: Executor> Agent<E> {
             self.executor,
             self.network,
             self.node_id,
+            self.node_hostname,
             self.config,
             reports,
             op_tx,

@@ -51,6 +51,8 @@ pub struct View<'a> {
     /// The latest state the agent reported per task.
     pub reported: &'a HashMap<String, TaskState>,
     pub node_id: &'a str,
+    /// For hostname templates (`{{.Node.Hostname}}`).
+    pub node_hostname: &'a str,
 }
 
 /// One step towards the desired state.
@@ -251,7 +253,7 @@ fn stop(key: &str, container: &ContainerStatus, then: Option<TaskStatus>) -> Act
 }
 
 fn start(view: &View<'_>, task: &Task) -> Action {
-    match container_spec(task, view.node_id) {
+    match container_spec(task, view.node_id, view.node_hostname) {
         Some(spec) => Action::Start { spec },
         None => report(
             task,

@@ -32,6 +32,7 @@ pub struct Runner<E: Executor> {
     executor: Arc<E>,
     network: Option<Arc<dyn NetworkAttach>>,
     node_id: String,
+    node_hostname: String,
     config: AgentConfig,
     /// The latest session message's tasks; `None` before the first message.
     tasks: Option<BTreeMap<String, Task>>,
@@ -61,6 +62,7 @@ impl<E: Executor> Runner<E> {
         executor: Arc<E>,
         network: Option<Arc<dyn NetworkAttach>>,
         node_id: String,
+        node_hostname: String,
         config: AgentConfig,
         reports: mpsc::Sender<TaskStatusUpdate>,
         op_tx: mpsc::UnboundedSender<OpMsg>,
@@ -69,6 +71,7 @@ impl<E: Executor> Runner<E> {
             executor,
             network,
             node_id,
+            node_hostname,
             config,
             tasks: None,
             nameservers: HashMap::new(),
@@ -189,6 +192,7 @@ impl<E: Executor> Runner<E> {
             busy: &self.busy,
             reported: &self.reported,
             node_id: &self.node_id,
+            node_hostname: &self.node_hostname,
         });
         for action in actions {
             self.apply(action).await;

@@ -4,9 +4,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use swarmr_proto::convert::container_name;
+use swarmr_proto::convert::{expand, TemplateValues};
 use swarmr_proto::{HealthState, Task, TaskState, TaskStatus};
 
-use crate::executor::{ContainerSpec, ContainerStatus, Health, Healthcheck};
+use crate::executor::{ContainerOptions, ContainerSpec, ContainerStatus, Health, Healthcheck};
 
 /// True for the states a task never leaves (COMPLETE, SHUTDOWN, FAILED, REJECTED, ORPHANED).
 pub fn is_terminal(state: TaskState) -> bool {
@@ -20,12 +21,18 @@ pub fn session_state(task: &Task) -> TaskState {
         .map_or(TaskState::New, |status| status.state())
 }
 
-/// What the executor should run for a task on this node; `None` if the task carries no
-/// container spec (the manager never sends such a task; it is rejected).
-pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
+/// What the executor should run for a task on this node (whose hostname templates
+/// may name); `None` if the task carries no container spec (the manager never sends
+/// such a task; it is rejected).
+pub fn container_spec(task: &Task, node_id: &str, node_hostname: &str) -> Option<ContainerSpec> {
     let container = task.container.as_ref()?;
+    let name = container_name(task);
+    let values = TemplateValues::of(task, &name, node_id, node_hostname);
+    // The manager checked the template; one that still fails is passed on as written,
+    // and Docker's refusal of it fails the task with the reason.
+    let hostname = expand(&container.hostname, &values).unwrap_or(container.hostname.clone());
     Some(ContainerSpec {
-        name: container_name(task),
+        name: name.clone(),
         image: container.image.clone(),
         command: container.command.clone(),
         env: container.env.clone(),
@@ -33,11 +40,46 @@ pub fn container_spec(task: &Task, node_id: &str) -> Option<ContainerSpec> {
         node_id: node_id.to_string(),
         service_id: task.service_id.clone(),
         task_id: task.id.clone(),
-        hostname: None,
+        hostname: Some(hostname).filter(|h| !h.is_empty()),
         dns: Vec::new(),
         healthcheck: container.healthcheck.as_ref().map(healthcheck),
         stop_signal: Some(container.stop_signal.clone()).filter(|s| !s.is_empty()),
+        options: options(container),
     })
+}
+
+/// The spec's mounts, resources and options as the executor takes them.
+fn options(container: &swarmr_proto::ContainerSpec) -> ContainerOptions {
+    let resources = container.resources.unwrap_or_default();
+    let dns = container.dns_config.clone().unwrap_or_default();
+    ContainerOptions {
+        entrypoint: container.entrypoint.clone(),
+        user: container.user.clone(),
+        workdir: container.workdir.clone(),
+        mounts: container.mounts.clone(),
+        limits: resources.limits.unwrap_or_default(),
+        memory_reservation: resources.reservations.unwrap_or_default().memory_bytes,
+        cap_add: container.cap_add.clone(),
+        cap_drop: container.cap_drop.clone(),
+        sysctls: container.sysctls.clone(),
+        ulimits: container.ulimits.clone(),
+        read_only: container.read_only,
+        init: container.init.unwrap_or(false),
+        log_driver: container.log_driver.clone(),
+        groups: container.groups.clone(),
+        dns_search: dns.search,
+        dns_options: dns.options,
+        // Docker's spec keeps `ip host [aliases]`; the engine takes `host:ip` per name.
+        extra_hosts: container
+            .hosts
+            .iter()
+            .flat_map(|entry| {
+                let mut words = entry.split_whitespace();
+                let ip = words.next().unwrap_or_default();
+                words.map(move |host| format!("{host}:{ip}"))
+            })
+            .collect(),
+    }
 }
 
 fn healthcheck(config: &swarmr_proto::HealthConfig) -> Healthcheck {

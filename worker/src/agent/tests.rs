@@ -85,6 +85,7 @@ impl Case {
             busy: &self.busy,
             reported: &self.reported,
             node_id: NODE,
+            node_hostname: "host-1",
         })
     }
 
@@ -144,8 +145,39 @@ fn an_assigned_task_is_started_with_its_spec() {
         dns: Vec::new(),
         healthcheck: None,
         stop_signal: None,
+        options: Default::default(),
     };
     assert_eq!(actions, [Action::Start { spec: expected }]);
+}
+
+#[test]
+fn hostname_templates_expand_on_the_node_and_options_follow_the_spec() {
+    let mut t = task("t1", TaskState::Running, TaskState::Assigned);
+    if let Some(c) = t.container.as_mut() {
+        c.hostname = "{{.Service.Name}}-{{.Task.Slot}}.{{.Node.Hostname}}".into();
+        c.hosts = vec!["10.0.0.5 db cache".into()];
+        c.init = Some(true);
+        c.resources = Some(swarmr_proto::ResourceRequirements {
+            limits: Some(swarmr_proto::Resources {
+                nano_cpus: 500_000_000,
+                memory_bytes: 64 << 20,
+            }),
+            reservations: Some(swarmr_proto::Resources {
+                nano_cpus: 0,
+                memory_bytes: 32 << 20,
+            }),
+        });
+    }
+    let mut case = Case::with_tasks(vec![t]);
+    let actions = case.plan_once();
+    let [Action::Start { spec }] = actions.as_slice() else {
+        panic!("not one start: {actions:?}");
+    };
+    assert_eq!(spec.hostname.as_deref(), Some("web-1.host-1"));
+    assert_eq!(spec.options.extra_hosts, ["db:10.0.0.5", "cache:10.0.0.5"]);
+    assert!(spec.options.init);
+    assert_eq!(spec.options.limits.memory_bytes, 64 << 20);
+    assert_eq!(spec.options.memory_reservation, 32 << 20);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tracing::{debug, info, instrument, warn};
 use super::convert::{self, create_body, label_filters, status_from_inspect};
 use super::error::{is_conflict, is_not_found, DockerError, ExecutorError};
 use super::types::{ContainerEvent, ContainerSpec, ContainerStatus, LogLine, LogStream};
-use super::Executor;
+use super::{volumes, Executor};
 
 /// How long a pull may take before the image counts as unobtainable.
 pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,6 +28,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct DockerExecutor {
     docker: Docker,
     engine_version: String,
+    resources: swarmr_proto::Resources,
     pull_timeout: Duration,
 }
 
@@ -54,11 +55,21 @@ impl DockerExecutor {
             .await
             .map_err(|source| ExecutorError::Connect { source })?;
         let engine_version = version.version.unwrap_or_default();
+        let info = docker
+            .info()
+            .await
+            .map_err(|source| ExecutorError::Connect { source })?;
+        // What the engine offers its containers, as Swarm's agent reports it.
+        let resources = swarmr_proto::Resources {
+            nano_cpus: info.ncpu.unwrap_or(0).saturating_mul(1_000_000_000),
+            memory_bytes: info.mem_total.unwrap_or(0),
+        };
         let api = docker.client_version();
-        info!(engine.version = %engine_version, api.version = %api, "connected to Docker");
+        info!(engine.version = %engine_version, api.version = %api, cpus = info.ncpu, memory = info.mem_total, "connected to Docker");
         Ok(DockerExecutor {
             docker,
             engine_version,
+            resources,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
         })
     }
@@ -166,6 +177,10 @@ impl Executor for DockerExecutor {
         &self.engine_version
     }
 
+    fn resources(&self) -> swarmr_proto::Resources {
+        self.resources
+    }
+
     #[instrument(skip_all, fields(task.id = %spec.task_id, image = %spec.image))]
     async fn prepare(&self, spec: &ContainerSpec) -> Result<(), ExecutorError> {
         match self.docker.inspect_image(&spec.image).await {
@@ -187,6 +202,7 @@ impl Executor for DockerExecutor {
             debug!(container.id = %id, "container exists already");
             return Ok(id);
         }
+        volumes::ensure_volumes(&self.docker, spec).await?;
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()
@@ -208,10 +224,13 @@ impl Executor for DockerExecutor {
                         name: spec.name.clone(),
                     })
             }
-            Err(source) => Err(ExecutorError::CreateContainer {
-                name: spec.name.clone(),
-                image: spec.image.clone(),
-                source,
+            Err(source) => Err(match volumes::missing_bind_source(&source, spec) {
+                Some(path) => ExecutorError::BindSourceMissing { path },
+                None => ExecutorError::CreateContainer {
+                    name: spec.name.clone(),
+                    image: spec.image.clone(),
+                    source,
+                },
             }),
         }
     }

@@ -46,6 +46,16 @@ pub enum ExecutorError {
         #[source]
         source: DockerError,
     },
+    /// A named volume of the spec could not be created (or exists with another driver).
+    #[error("create volume {name:?}")]
+    CreateVolume {
+        name: String,
+        #[source]
+        source: DockerError,
+    },
+    /// A bind mount's source path is missing on this node (Docker refuses the container).
+    #[error("bind mount source {path:?} does not exist on this node: create it there, or constrain the service to nodes that have it")]
+    BindSourceMissing { path: String },
     /// The container's name is held by a container without this node's and task's labels.
     #[error("container name {name:?} is taken by a container this node does not own: remove it (docker rm -f {name})")]
     NameTaken { name: String },

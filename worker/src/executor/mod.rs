@@ -16,7 +16,7 @@
 //!   one; `stop` and `remove` of a container that does not exist succeed.
 //! - Containers get `network_mode: none` (the overlay is wired by netdriver through
 //!   netlink), restart policy `no` (the orchestrator restarts tasks, as new tasks) and no
-//!   init process. A container's PID changes on every start: re-wire it each time.
+//!   init process unless the spec asks for one. A container's PID changes on every start: re-wire it each time.
 //!
 //! Layout: `types` (the vocabulary), `convert` (pure mapping to and from Docker's API types),
 //! `docker` (the real executor, over bollard), `noop` (an in-memory stand-in for
@@ -27,6 +27,7 @@ mod docker;
 mod error;
 mod noop;
 mod types;
+mod volumes;
 
 use std::future::Future;
 use std::time::Duration;
@@ -38,8 +39,9 @@ pub use docker::{DockerExecutor, DEFAULT_PULL_TIMEOUT};
 pub use error::{DockerError, ExecutorError};
 pub use noop::NoopExecutor;
 pub use types::{
-    ContainerEvent, ContainerEventKind, ContainerSpec, ContainerState, ContainerStatus, Health,
-    Healthcheck, LogLine, LogStream, LABEL_NODE, LABEL_SERVICE, LABEL_TASK,
+    ContainerEvent, ContainerEventKind, ContainerOptions, ContainerSpec, ContainerState,
+    ContainerStatus, Health, Healthcheck, LogLine, LogStream, LABEL_NODE, LABEL_SERVICE,
+    LABEL_TASK,
 };
 
 /// Runs containers for tasks. Implemented by [`DockerExecutor`] and [`NoopExecutor`].
@@ -48,6 +50,9 @@ pub use types::{
 pub trait Executor: Send + Sync + 'static {
     /// The engine's version, for the node's description.
     fn engine_version(&self) -> &str;
+
+    /// The CPUs and memory the engine offers its containers, for the node's description.
+    fn resources(&self) -> swarmr_proto::Resources;
 
     /// Makes sure the spec's image is present, pulling it if missing (bounded in time).
     /// Fails with [`ExecutorError::ImageNotFound`] if it cannot be had.

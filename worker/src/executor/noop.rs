@@ -115,6 +115,14 @@ impl Executor for NoopExecutor {
         "noop"
     }
 
+    /// As much as a large machine, so that simulations are not bounded by reservations.
+    fn resources(&self) -> swarmr_proto::Resources {
+        swarmr_proto::Resources {
+            nano_cpus: 64_000_000_000,
+            memory_bytes: 256 << 30,
+        }
+    }
+
     async fn prepare(&self, _spec: &ContainerSpec) -> Result<(), ExecutorError> {
         Ok(())
     }

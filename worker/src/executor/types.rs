@@ -10,7 +10,7 @@ pub const LABEL_SERVICE: &str = "com.swarmr.service.id";
 pub const LABEL_TASK: &str = "com.swarmr.task.id";
 
 /// What the worker wants running for one task.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerSpec {
     /// `<service>.<slot>.<task id>`.
     pub name: String,
@@ -32,6 +32,36 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Healthcheck>,
     /// `None` keeps the image's STOPSIGNAL (or SIGTERM).
     pub stop_signal: Option<String>,
+    pub options: ContainerOptions,
+}
+
+/// Mounts, resources and the other options of the task's spec, with Docker's meaning;
+/// empty or zero keeps the image's (or the engine's) default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    /// Replaces the image's ENTRYPOINT.
+    pub entrypoint: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    /// Named volumes among them are created (with their driver, options and labels)
+    /// before the container, and outlive it.
+    pub mounts: Vec<swarmr_proto::Mount>,
+    /// `HostConfig.NanoCpus` and `Memory`.
+    pub limits: swarmr_proto::Resources,
+    /// `HostConfig.MemoryReservation`, a soft limit, as Swarm sets it.
+    pub memory_reservation: i64,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub sysctls: HashMap<String, String>,
+    pub ulimits: Vec<swarmr_proto::Ulimit>,
+    pub read_only: bool,
+    pub init: bool,
+    pub log_driver: Option<swarmr_proto::LogDriver>,
+    pub groups: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `host:ip`, as Docker's `ExtraHosts`.
+    pub extra_hosts: Vec<String>,
 }
 
 /// A container health check, as Docker's `HealthConfig`: `test` empty inherits the image's

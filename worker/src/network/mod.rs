@@ -11,6 +11,7 @@
 //! - `publish`: published ports, the mesh's return routes and egress masquerade in the
 //!   node namespace (nftables).
 //! - `check`: `network check` on this node: what the reconciles would change now.
+//! - `pid_check`: whether a reported PID still is the task's container.
 //!
 //! Data flows one way: session message → {overlay, discovery, publish}; overlay →
 //! discovery (a sandbox changed, and a new container's VIP table); `mesh` is read by both.
@@ -19,4 +20,5 @@ pub mod check;
 pub mod discovery;
 pub mod mesh;
 pub mod overlay;
+mod pid_check;
 pub mod publish;

@@ -54,14 +54,19 @@ fn ip_and_net(addr: &str) -> Option<(Ipv4Addr, u8)> {
 /// by task id: their PIDs.
 pub type Started = HashMap<String, u32>;
 
-/// A task whose container runs here and can be wired: RUNNING with a PID (also while it
-/// drains after being told to stop: its connections finish), or wanted and just started
-/// by this node's agent.
-fn wireable(task: &Task, started: &Started) -> Option<u32> {
+/// Checks a reported PID against the task's container (see `pid_check`).
+pub type PidCheck = fn(pid: u32, container_id: &str) -> bool;
+
+/// A task whose container runs here and can be wired: RUNNING with a PID that still is
+/// its container's (also while it drains after being told to stop: its connections
+/// finish), or wanted and just started by this node's agent.
+fn wireable(task: &Task, started: &Started, pid_check: PidCheck) -> Option<u32> {
     let status = task.status.as_ref()?;
     let wanted = task.desired_state() == TaskState::Running;
     match status.state() {
-        TaskState::Running => (status.pid > 0).then_some(status.pid),
+        TaskState::Running => {
+            (status.pid > 0 && pid_check(status.pid, &status.container_id)).then_some(status.pid)
+        }
         state if state < TaskState::Running && wanted => started.get(&task.id).copied(),
         _ => None,
     }
@@ -74,12 +79,13 @@ pub fn desired_host(
     message: &SessionMessage,
     started: &Started,
     host: &HostNet,
+    pid_check: PidCheck,
 ) -> Option<HostDesired> {
     let underlay_addr: Ipv4Addr = message.node.as_ref()?.status.as_ref()?.addr.parse().ok()?;
     let mut locals: BTreeMap<&str, Vec<LocalEndpoint>> = BTreeMap::new();
     let mut pids: BTreeMap<String, u32> = BTreeMap::new();
     for task in &message.tasks {
-        let Some(pid) = wireable(task, started) else {
+        let Some(pid) = wireable(task, started, pid_check) else {
             continue;
         };
         pids.insert(task.id.clone(), pid);
@@ -180,8 +186,6 @@ impl Overlay {
         self.started.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reconciles the kernel to the latest session message; the endpoints that could not
-    /// be wired, with the reasons.
     /// What the kernel should hold now, from the latest session message (none before the
     /// first one).
     fn desired(&self) -> Option<HostDesired> {
@@ -197,9 +201,12 @@ impl Overlay {
                         .is_some_and(|s| s.state() < TaskState::Running)
             })
         });
-        desired_host(&self.node_id, &message, &started, &self.host)
+        let pid_check = super::pid_check::is_container_process;
+        desired_host(&self.node_id, &message, &started, &self.host, pid_check)
     }
 
+    /// Reconciles the kernel to the latest session message; the endpoints that could not
+    /// be wired, with the reasons.
     async fn reconcile(&self) -> Vec<(String, String)> {
         let _guard = self.reconciling.lock().await;
         let Some(desired) = self.desired() else {
@@ -394,6 +401,7 @@ mod tests {
             &message(tasks),
             &Started::new(),
             &no_host(),
+            |_, _| true,
         )
         .expect("desired");
         assert_eq!(host.node_short_id, "abcdefghijkl");
@@ -420,9 +428,28 @@ mod tests {
             42,
             &[("back", "10.0.1.2/24")],
         )];
-        let host =
-            desired_host("n", &message(tasks), &Started::new(), &no_host()).expect("desired");
+        let host = desired_host("n", &message(tasks), &Started::new(), &no_host(), |_, _| {
+            true
+        })
+        .expect("desired");
         assert_eq!(host.networks.len(), 1);
         assert_eq!(host.networks[0].network_id, "back");
+    }
+
+    #[test]
+    fn a_reported_pid_that_is_no_longer_the_container_is_not_wired() {
+        let tasks = vec![task(
+            "a",
+            TaskState::Running,
+            42,
+            &[("back", "10.0.1.2/24")],
+        )];
+        let reused = |_: u32, _: &str| false;
+        let host = desired_host("n", &message(tasks), &Started::new(), &no_host(), reused)
+            .expect("desired");
+        assert!(
+            host.networks.iter().all(|n| n.local_endpoints.is_empty()),
+            "a PID that fails the check never gets a veth"
+        );
     }
 }

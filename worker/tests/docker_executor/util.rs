@@ -38,6 +38,7 @@ impl TestNode {
             dns: Vec::new(),
             healthcheck: None,
             stop_signal: None,
+            options: Default::default(),
         }
     }
 

@@ -48,6 +48,7 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
         ..Default::default()
     };
     args.container_flags.apply(&mut container)?;
+    args.workload.apply(&mut container)?;
     let restart = RestartPolicy {
         condition: restart_condition(&args.restart_condition)? as i32,
         delay_ms: u64::try_from(args.restart_delay.as_millis()).unwrap_or(u64::MAX),

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use swarmr_proto::{GetServiceRequest, RestartCondition, Service, ServiceSpec};
 
-use super::{joined_errors, mode_label, rollout_json, spec};
+use super::{joined_errors, mode_label, rollout_json, spec, workload_json};
 use crate::client;
 use crate::commands::node::millis_to_rfc3339;
 use crate::output;
@@ -90,6 +90,7 @@ fn spec_json(spec: &ServiceSpec) -> Value {
         container_spec["Env"] = json!(container.env);
     }
     rollout_json::add_container_fields(&container, &mut container_spec);
+    workload_json::add_container_fields(&container, &mut container_spec);
     let placement = match spec.constraints.is_empty() {
         true => json!({}),
         false => json!({ "Constraints": spec.constraints }),
@@ -120,6 +121,7 @@ fn spec_json(spec: &ServiceSpec) -> Value {
         "Mode": mode,
         "EndpointSpec": endpoint_spec_json(spec),
     });
+    workload_json::add_task_template_fields(&container, &mut value["TaskTemplate"]);
     if let Some(config) = &spec.update_config {
         value["UpdateConfig"] = rollout_json::update_config(config);
     }
@@ -202,6 +204,7 @@ fn pretty_text(service: &Service) -> String {
     if !container.env.is_empty() {
         lines.push(format!(" Env:\t\t{}", container.env.join(" ")));
     }
+    lines.extend(workload_json::pretty_lines(&container));
     if !spec.networks.is_empty() {
         lines.push(format!("Networks:\t{}", spec.networks.join(" ")));
     }

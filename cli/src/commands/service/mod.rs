@@ -7,6 +7,8 @@
 
 mod converge;
 mod create;
+pub use create::env_entries;
+pub use workload_json::resources_json;
 mod display;
 mod inspect;
 mod logs;
@@ -15,6 +17,7 @@ mod publish;
 mod rollout;
 mod rollout_json;
 mod update;
+mod workload_json;
 
 use std::collections::HashSet;
 

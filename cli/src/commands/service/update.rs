@@ -158,6 +158,7 @@ fn apply(
         container.force_update += 1;
     }
     args.container_flags.apply(container)?;
+    args.workload.apply(container)?;
     spec.labels
         .extend(key_values("label-add", &args.label_add)?);
     for label in &args.label_rm {
