@@ -184,6 +184,17 @@ fn docker_cli_over_tcp_needs_a_client_certificate_of_the_cluster() {
         !out.status.success(),
         "a client without a certificate got in"
     );
+    // A revoked client certificate is refused from then on.
+    let listed = ok(&["-H", &host, "ca", "ls"]);
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .expect("the issued certificate is listed")
+        .to_string();
+    ok(&["-H", &host, "ca", "revoke", &id]);
+    let out = docker_at(&cluster, &tls, &["node", "ls"]);
+    assert!(!out.status.success(), "a revoked certificate still works");
     // The unix socket is the owner's only.
     let socket = cluster.nodes[0].data_dir.join("docker.sock");
     use std::os::unix::fs::PermissionsExt;
