@@ -290,6 +290,12 @@ fn docker_stack_deploy_runs_a_compose_file_and_stack_rm_removes_it() {
         "{db}"
     );
     assert_eq!(db["Resources"]["Limits"]["NanoCPUs"], 500_000_000, "{db}");
+    let tasks = docker(&cluster, &["stack", "ps", "dkst", "--format", "{{.Name}}"]);
+    assert_eq!(
+        tasks.lines().count(),
+        3,
+        "two web tasks and a db task: {tasks}"
+    );
     let stacks = docker(&cluster, &["stack", "ls"]);
     assert!(stacks.contains("dkst"), "{stacks}");
     // Deploying the same file again updates in place.

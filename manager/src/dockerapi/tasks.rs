@@ -84,7 +84,8 @@ fn matches(filters: &Filters, service: &ServiceView, view: &TaskView) -> bool {
     let desired = task.desired_state();
     filters.id(&task.id)
         && filters.any("name", |n| name.starts_with(n))
-        && filters.labels(&HashMap::new())
+        // As swarmkit: a task's labels are its service's (`docker stack ps` filters on them).
+        && filters.labels(&service.spec.clone().unwrap_or_default().labels)
         && filters.any("service", |s| {
             service.id.starts_with(s) || service_name == s
         })
