@@ -312,3 +312,45 @@ fn docker_stack_deploy_runs_a_compose_file_and_stack_rm_removes_it() {
         !services.contains("dkst_") && !networks.contains("dkst_front")
     });
 }
+
+#[test]
+#[ignore = "needs root, Docker and VXLAN"]
+fn stack_services_resolve_each_other_by_their_short_names() {
+    let cluster = Cluster::init_on_hosts(&[]);
+    let host = cluster.nodes[0].host();
+    let compose = write_compose(cluster.dir());
+    docker(
+        &cluster,
+        &["stack", "deploy", "--detach=true", "-c", &compose, "dns"],
+    );
+    wait_until("the stack runs", || {
+        let rows = replicas(&cluster, &["stack", "services", "dns"]);
+        rows.contains(&"dns_web 2/2".to_string()) && rows.contains(&"dns_db 1/1".to_string())
+    });
+    let web = swarmr_inspect(&host, "dns_web");
+    let vip = web["Endpoint"]["VirtualIPs"][0]["Addr"]
+        .as_str()
+        .expect("a VIP")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let db_id = swarmr_inspect(&host, "dns_db")["ID"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let db = containers(&db_id)
+        .into_iter()
+        .next()
+        .expect("a db container");
+    // `web` is the alias stack deploy gave dns_web on the stack's network.
+    wait_until("db resolves web to web's VIP", || {
+        let out = Command::new("docker")
+            .args(["exec", &db, "nslookup", "web"])
+            .output()
+            .expect("docker exec");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let answers = text.split_once("Name:").map_or("", |(_, rest)| rest);
+        out.status.success() && answers.contains(&vip)
+    });
+}
