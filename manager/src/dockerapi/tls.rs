@@ -35,6 +35,8 @@ use crate::control::current_cluster;
 use crate::core::Core;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshakes under way at once; a connection beyond them is closed at once.
+const MAX_HANDSHAKES: usize = 256;
 /// The OU of the serving certificate: no node role, so authz refuses it everywhere.
 const SERVING_OU: &str = "swarmr-docker-api";
 
@@ -120,6 +122,7 @@ async fn accept_loop(
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     let cluster_id = core.tls().identity().cluster_id;
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -131,6 +134,10 @@ async fn accept_loop(
             },
             () = tx.closed() => return,
         };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            debug!(%peer, "Docker API: too many TLS handshakes under way; connection closed");
+            continue;
+        };
         let (acceptor, tx, core) = (acceptor.clone(), tx.clone(), core.clone());
         let cluster_id = cluster_id.clone();
         tokio::spawn(async move {
@@ -141,6 +148,7 @@ async fn accept_loop(
                 Ok(Err(e)) => return debug!(%peer, error = %e, "Docker API TLS handshake refused"),
                 Err(_) => return debug!(%peer, "Docker API TLS handshake timed out"),
             };
+            drop(permit);
             match client_identity(&stream) {
                 Some(id) if allowed(&core, &cluster_id, &id) => {
                     let _ = tx.send((stream, peer)).await;
