@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what swarmr's tests, quickstart and benchmarks need on Debian:
 # iproute2, util-linux (nsenter, unshare), busybox-static, iperf3, nftables, systemd-analyze
-# (to check the unit), python3 (UDP responders in the discovery tests), and a running Docker
+# (to check the unit), python3 (UDP responders in the discovery tests), curl and docker-py
+# (the Docker API tests; the docker CLI comes with docker.io), and a running Docker
 # engine. Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,12 +21,21 @@ have nft || packages+=(nftables)
 have docker || packages+=(docker.io)
 have cc || packages+=(gcc)
 have python3 || packages+=(python3)
+have curl || packages+=(curl)
 have systemd-analyze || packages+=(systemd)
 if [ "${#packages[@]}" -gt 0 ]; then
     echo "installing: ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+# docker-py for the Docker API tests: pip where it may install, else Debian's package.
+if ! python3 -c 'import docker' 2>/dev/null; then
+    echo "installing docker-py"
+    python3 -m pip install --quiet docker 2>/dev/null || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-docker >/dev/null
+    }
 fi
 if ! docker info >/dev/null 2>&1; then
     echo "starting dockerd"

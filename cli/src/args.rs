@@ -100,8 +100,7 @@ pub struct NodeArgs {
     /// or comma-separated; default: the nameservers of this host's /etc/resolv.conf).
     #[arg(long = "dns-upstream", value_delimiter = ',')]
     pub dns_upstream: Vec<String>,
-    /// Node-local subnet of the egress bridge, through which tasks reach the outside
-    /// (masqueraded) and published ports reach tasks.
+    /// Node-local subnet of the egress bridge: tasks' way out (masqueraded), ports' way in.
     #[arg(long, default_value = "172.18.0.0/16")]
     pub egress_subnet: String,
     /// Leave this node's own network namespace alone: no egress bridge, no published
@@ -109,7 +108,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub no_host_rules: bool,
     #[command(flatten)]
-    pub resources: crate::workload_args::NodeResourceFlags,
+    pub extra: crate::docker_api_args::NodeExtraArgs,
     #[command(flatten)]
     pub keys: crate::secret_args::KeyArgs,
 }

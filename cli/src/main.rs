@@ -7,6 +7,7 @@ mod args;
 mod client;
 mod commands;
 mod daemon;
+mod docker_api_args;
 mod output;
 mod rollout_args;
 mod secret_args;

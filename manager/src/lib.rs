@@ -10,6 +10,7 @@
 //! - `roles`: demotions leave Raft.
 //! - `ca`: the root CA, ids and join tokens.
 //! - `secrets`: sealing secret and config data at rest, and the data key's keeping.
+//! - `dockerapi`: Docker's Engine API for swarm objects, mapped onto `control`.
 //! - `manager`: wiring all of the above into a running manager.
 
 pub mod allocator;
@@ -18,6 +19,7 @@ pub mod control;
 pub mod controller;
 pub mod core;
 pub mod dispatcher;
+pub mod dockerapi;
 pub mod entry;
 pub mod error;
 mod manager;

@@ -4,6 +4,8 @@ mod bad_input;
 mod check;
 mod deploy;
 mod discovery;
+mod dockerapi;
+mod dockerapi_requests;
 mod errors;
 mod failover;
 mod faults;

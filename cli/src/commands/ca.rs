@@ -72,8 +72,13 @@ async fn issue_client(host: &str, out: &Path) -> anyhow::Result<()> {
     write_file(&out.join(client::CA_FILE), &reply.ca_cert_pem, 0o644)?;
     write_file(&out.join(client::CERT_FILE), &reply.cert_pem, 0o644)?;
     write_file(&out.join(client::KEY_FILE), &key_pem, 0o600)?;
+    // The same, under the names `docker --tlsverify` looks for in DOCKER_CERT_PATH.
+    write_file(&out.join("ca.pem"), &reply.ca_cert_pem, 0o644)?;
+    write_file(&out.join("cert.pem"), &reply.cert_pem, 0o644)?;
+    write_file(&out.join("key.pem"), &key_pem, 0o600)?;
     println!(
-        "Client certificate written to {} (revoke it with `swarmr ca revoke <ID>`; `swarmr ca ls` lists them).\nUse it with: swarmr --tls-dir {} -H <manager IP>:2377 node ls",
+        "Client certificate written to {} (revoke it with `swarmr ca revoke <ID>`; `swarmr ca ls` lists them).\nUse it with: swarmr --tls-dir {} -H <manager IP>:2377 node ls\nor, for a manager's --docker-api-addr: DOCKER_CERT_PATH={} DOCKER_TLS_VERIFY=1 DOCKER_HOST=tcp://<IP:PORT> docker node ls",
+        out.display(),
         out.display(),
         out.display()
     );

@@ -31,6 +31,7 @@ pub async fn run(host: &str, command: NodeCommand) -> anyhow::Result<()> {
                 label_add: super::key_values("label-add", &label_add)?,
                 label_rm,
                 role: None,
+                version: 0,
             };
             let view = update(host, request).await?;
             println!("{}", node_id(&view));

@@ -185,6 +185,9 @@ async fn run_once(
     let agent = run.start_networking(node, identity, &updates_rx, &reports_tx);
     run.spawn(agent.run(updates_rx.clone(), reports_tx, run.halt()));
     let leaving = run.serve_local(node, identity, manager.as_deref(), &updates_rx);
+    if let Some(manager) = &manager {
+        run.serve_docker_api(node, manager).await?;
+    }
     run.start_session(node, identity, updates_tx, reports_rx, &updates_rx);
     let voter_request = matches!(boot, Boot::JoinedManager)
         .then(|| tokio::spawn(request_voter(identity.clone(), node.tls.clone())));

@@ -18,6 +18,8 @@ pub struct Settings {
     pub dns_upstreams: Vec<SocketAddr>,
     /// Egress and published ports in the node namespace.
     pub host_net: swarmr_worker::network::mesh::HostNet,
+    /// Where the Docker API listens on TCP (with mutual TLS), if anywhere.
+    pub docker_api_addr: Option<SocketAddr>,
     /// What the node reports instead of the engine's CPUs and memory, if set.
     pub resources: crate::workload_args::NodeResourceFlags,
     /// Wraps the data key on a manager; never inside the data dir.
@@ -79,7 +81,8 @@ impl Settings {
                 )?,
                 node_pid: std::process::id(),
             },
-            resources: args.resources.clone(),
+            docker_api_addr: args.extra.docker_api_addr,
+            resources: args.extra.resources.clone(),
         })
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use swarmr_manager::ca::authz::{AuthzLayer, Standing, StandingOf};
 use swarmr_manager::ca::{PeerIdentity, MANAGER_NAME};
+use swarmr_manager::dockerapi::{tls, DockerApi};
 use swarmr_manager::Manager;
 use swarmr_proto::control_server::ControlServer;
 use swarmr_proto::dispatcher_server::DispatcherServer;
@@ -190,6 +191,30 @@ impl Run {
         let socket = node.settings.data_dir.join(SOCKET);
         self.spawn(local.serve(socket, halted(self.halt())));
         leaving
+    }
+
+    /// Docker's Engine API on `<data-dir>/docker.sock` and, with `--docker-api-addr`, on
+    /// TCP with mutual TLS.
+    pub async fn serve_docker_api(
+        &mut self,
+        node: &Node<'_>,
+        manager: &Manager,
+    ) -> anyhow::Result<()> {
+        let settings = node.settings;
+        let api = DockerApi::new(manager.control_service(), manager.core().clone());
+        if let Some(addr) = settings.docker_api_addr {
+            let advertise = settings
+                .api_addr
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|a| a.ip());
+            let names = tls::serving_names(addr, advertise, &settings.hostname);
+            let listener = tls::TlsListener::bind(addr, manager.core().clone(), names).await?;
+            info!(%addr, "Docker API listening (mutual TLS)");
+            self.spawn(api.clone().serve_tls(listener, halted(self.halt())));
+        }
+        self.spawn(api.serve_unix(settings.data_dir.clone(), halted(self.halt())));
+        Ok(())
     }
 
     /// The session with the leader, and certificate renewal; a session that says this

@@ -106,6 +106,16 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), Status> {
             MAX_NETWORKS,
         ));
     }
+    if spec.network_aliases.len() > MAX_NETWORKS {
+        return Err(too_many(
+            "network alias entries",
+            spec.network_aliases.len(),
+            MAX_NETWORKS,
+        ));
+    }
+    for entry in &spec.network_aliases {
+        check_items("aliases per network", &entry.aliases, MAX_CONSTRAINTS)?;
+    }
     if let Some(container) = &spec.container {
         if container.image.len() > MAX_IMAGE {
             return Err(too_long("the image name", container.image.len(), MAX_IMAGE));

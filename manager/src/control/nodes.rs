@@ -87,6 +87,12 @@ pub(crate) async fn reachable_voters(core: &Core) -> BTreeSet<NodeId> {
 
 pub async fn update(core: &Core, req: UpdateNodeRequest) -> Result<NodeView, Status> {
     let node: Node = resolve(core, &req.reference)?;
+    if req.version != 0 && req.version != node.version() {
+        return Err(Status::aborted(format!(
+            "update out of sequence: node {} changed since version {} was read; read it again",
+            node.id, req.version
+        )));
+    }
     let mut updated = node.clone();
     let spec = updated.spec.get_or_insert_with(NodeSpec::default);
     if let Some(availability) = req.availability {

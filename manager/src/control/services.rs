@@ -67,7 +67,30 @@ pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status
             "a service on internal networks only cannot publish ports: add a network that is not --internal, or drop --publish",
         ));
     }
+    resolve_aliases(core, spec, &networks)?;
     spec.networks = networks.into_iter().map(|n| n.id).collect();
+    Ok(())
+}
+
+/// Network aliases name networks the service is on (stored by id) and are valid names.
+fn resolve_aliases(
+    core: &Core,
+    spec: &mut ServiceSpec,
+    networks: &[Network],
+) -> Result<(), Status> {
+    for entry in &mut spec.network_aliases {
+        let network: Network = resolve(core, &entry.network)?;
+        if !networks.iter().any(|n| n.id == network.id) {
+            return Err(Status::invalid_argument(format!(
+                "aliases for network {}: the service is not on it; add the network or drop its aliases",
+                entry.network
+            )));
+        }
+        for alias in &entry.aliases {
+            check_name("network alias", alias)?;
+        }
+        entry.network = network.id;
+    }
     Ok(())
 }
 

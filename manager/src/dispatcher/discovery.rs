@@ -89,12 +89,19 @@ pub fn build(
                             })
                         })
                         .collect();
+                    let aliases = spec
+                        .network_aliases
+                        .iter()
+                        .filter(|a| a.network == network_id)
+                        .flat_map(|a| a.aliases.iter().cloned())
+                        .collect();
                     Some(DiscoveryService {
                         service_id: service.id.clone(),
                         name: spec.name.clone(),
                         endpoint_mode: spec.endpoint_mode,
                         vip,
                         tasks,
+                        aliases,
                     })
                 })
                 .collect();
@@ -216,5 +223,27 @@ mod tests {
         assert_eq!(first, build(&networks, &refs(&services), &refs(&tasks)));
         assert!(first[0].services.is_empty(), "back has no services");
         assert_eq!(first[1].services[0].vip, "", "no VIP: dnsrr");
+    }
+
+    #[test]
+    fn a_services_aliases_go_to_the_network_they_were_given_for() {
+        let mut web = service("s1", "app_web", &["front", "back"], &[]);
+        if let Some(spec) = web.spec.as_mut() {
+            spec.network_aliases = vec![swarmr_proto::NetworkAliases {
+                network: "front".into(),
+                aliases: vec!["web".into()],
+            }];
+        }
+        let networks = BTreeSet::from(["front", "back"]);
+        let directory = build(&networks, &refs(&[web]), &[]);
+        let aliases = |id: &str| {
+            let network = directory
+                .iter()
+                .find(|n| n.network_id == id)
+                .expect("network");
+            network.services[0].aliases.clone()
+        };
+        assert_eq!(aliases("front"), vec!["web".to_string()]);
+        assert!(aliases("back").is_empty());
     }
 }

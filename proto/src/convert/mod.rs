@@ -3,6 +3,7 @@
 mod container;
 mod network;
 mod node;
+mod service;
 mod task;
 mod template;
 

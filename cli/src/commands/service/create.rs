@@ -76,6 +76,7 @@ fn build_spec(args: &ServiceCreateArgs) -> anyhow::Result<ServiceSpec> {
         ports: super::publish::parse_ports(&args.publish)?,
         update_config,
         rollback_config,
+        network_aliases: Vec::new(),
     })
 }
 

@@ -36,11 +36,17 @@ fn task_addrs(service: &DiscoveryService) -> Vec<Ipv4Addr> {
 fn lookup(network: &DiscoveryNetwork, name: &str) -> Option<Vec<Ipv4Addr>> {
     let tasks_of = name.strip_prefix("tasks.");
     for service in &network.services {
-        let service_name = service.name.to_ascii_lowercase();
-        if tasks_of == Some(service_name.as_str()) {
+        let is_named = |asked: &str| {
+            service.name.eq_ignore_ascii_case(asked)
+                || service
+                    .aliases
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(asked))
+        };
+        if tasks_of.is_some_and(is_named) {
             return Some(task_addrs(service));
         }
-        if name == service_name {
+        if is_named(name) {
             let dnsrr = service.endpoint_mode() == EndpointMode::Dnsrr || service.vip.is_empty();
             return Some(if dnsrr {
                 task_addrs(service)
@@ -141,6 +147,7 @@ mod tests {
             name: name.into(),
             endpoint_mode: mode as i32,
             vip: vip.into(),
+            aliases: Vec::new(),
             tasks: tasks
                 .iter()
                 .enumerate()
@@ -213,6 +220,30 @@ mod tests {
 
     fn records(addrs: &[&str]) -> Answer {
         Answer::Records(addrs.iter().map(|a| ip(a)).collect())
+    }
+
+    #[test]
+    fn network_aliases_answer_like_the_service_name() {
+        let mut web = service(
+            "app_web",
+            EndpointMode::Vip,
+            "10.0.0.2",
+            &[("t1", "10.0.0.3")],
+        );
+        web.aliases = vec!["web".into()];
+        let directory = vec![DiscoveryNetwork {
+            network_id: "n1".into(),
+            services: vec![web],
+        }];
+        let source = ip("10.0.0.3");
+        assert_eq!(
+            resolve(&directory, "n1", source, "web"),
+            records(&["10.0.0.2"])
+        );
+        assert_eq!(
+            resolve(&directory, "n1", source, "tasks.web"),
+            records(&["10.0.0.3"])
+        );
     }
 
     #[test]
