@@ -6,6 +6,7 @@ mod deploy;
 mod discovery;
 mod dockerapi;
 mod dockerapi_requests;
+mod dockerapi_secrets;
 mod errors;
 mod failover;
 mod faults;

@@ -124,11 +124,11 @@ impl<E: Executor> Logs for LogsService<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::{ContainerSpec, NoopExecutor};
+    use crate::executor::{ContainerSpec, MemoryExecutor};
 
     #[tokio::test]
     async fn a_task_without_a_container_here_is_not_found() {
-        let exec = Arc::new(NoopExecutor::new());
+        let exec = Arc::new(MemoryExecutor::new());
         let service = LogsService::new(exec, "n1", "host-1");
         let request = Request::new(TaskLogsRequest {
             task_id: "t9".into(),
@@ -146,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_task_container_streams_its_lines() {
-        let exec = Arc::new(NoopExecutor::new());
+        let exec = Arc::new(MemoryExecutor::new());
         let spec = ContainerSpec {
             name: "web.1.t1".into(),
             image: "x".into(),
@@ -168,7 +168,7 @@ mod tests {
             .into_inner()
             .collect()
             .await;
-        assert!(lines.is_empty(), "the noop executor prints nothing");
+        assert!(lines.is_empty(), "the in-memory executor prints nothing");
         let line = to_proto(
             "web.1.t1@host-1",
             crate::executor::LogLine {

@@ -6,7 +6,7 @@
 //! - SESSIONS of them (default: all) run the real worker side in-process: a Dispatcher
 //!   session over gRPC (`swarmr_worker::run_session`: heartbeats, session messages, status
 //!   reports via `UpdateTaskStatus`) and a task agent (`swarmr_worker::Agent`) over
-//!   `NoopExecutor`, which "starts" a container at once in memory.
+//!   `MemoryExecutor`, which "starts" a container at once in memory.
 //! - The rest open no session: one reporter reads their ASSIGNED tasks from the store and
 //!   reports them RUNNING over gRPC, one `UpdateTaskStatus` per node per pass. That skips
 //!   the session push (the leader building each node's message) and the agent.
@@ -33,7 +33,7 @@ use swarmr_proto::control_server::ControlServer;
 use swarmr_proto::dispatcher_server::DispatcherServer;
 use swarmr_proto::store_action::Target;
 use swarmr_proto::*;
-use swarmr_worker::executor::NoopExecutor;
+use swarmr_worker::executor::MemoryExecutor;
 use swarmr_worker::{Agent, SessionConfig};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -71,10 +71,6 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-pub fn state_of(task: &Task) -> TaskState {
-    task.status.as_ref().map_or(TaskState::New, |s| s.state())
-}
-
 /// Milestones of the service's tasks, from the store's change feed.
 #[derive(Default)]
 struct Progress {
@@ -93,7 +89,7 @@ const MILESTONES: [(&str, TaskState); 4] = [
 
 impl Progress {
     fn see(&mut self, task: &Task) {
-        let now = state_of(task);
+        let now = task.current_state();
         let before = self.states.get(&task.id).copied();
         if before.is_some_and(|b| b >= now) {
             return;
@@ -279,7 +275,7 @@ async fn open_sessions(
             managers: vec![bench.addr.clone()],
             connect: connect.clone(),
         };
-        let agent = Agent::new(Arc::new(NoopExecutor::new()), id.clone());
+        let agent = Agent::new(Arc::new(MemoryExecutor::new()), id.clone());
         let halt = bench.stop_rx.clone();
         bench
             .background

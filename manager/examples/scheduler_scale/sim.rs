@@ -7,8 +7,6 @@ use swarmr_proto::dispatcher_client::DispatcherClient;
 use swarmr_proto::*;
 use tokio::sync::watch;
 
-use crate::state_of;
-
 pub fn description(i: u64) -> NodeDescription {
     NodeDescription {
         hostname: format!("sim-{i:04}"),
@@ -64,7 +62,7 @@ pub async fn sessionless_reporter(
         };
         let mut by_node: HashMap<&str, Vec<TaskStatusUpdate>> = HashMap::new();
         // Resending is harmless: the manager ignores a report that does not move forward.
-        let assigned = |t: &&Task| state_of(t) == TaskState::Assigned;
+        let assigned = |t: &&Task| t.current_state() == TaskState::Assigned;
         for task in tasks
             .iter()
             .filter(assigned)

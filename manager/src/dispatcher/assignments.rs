@@ -9,19 +9,11 @@ use swarmr_proto::{NetworkAssignment, RemoteEndpoint, Task, TaskState};
 
 use super::index::View;
 
-pub(super) fn is_terminal(state: TaskState) -> bool {
-    state > TaskState::Running
-}
-
-pub(super) fn state_of(task: &Task) -> TaskState {
-    task.status.as_ref().map_or(TaskState::New, |s| s.state())
-}
-
 /// A task its node must act on: assigned to it, and not both finished and unwanted.
 pub(super) fn is_node_task(task: &Task) -> bool {
     !task.node_id.is_empty()
-        && state_of(task) >= TaskState::Assigned
-        && !(is_terminal(state_of(task)) && task.desired_state() > TaskState::Running)
+        && task.current_state() >= TaskState::Assigned
+        && !(task.current_state().is_terminal() && task.desired_state() > TaskState::Running)
 }
 
 /// An endpoint holds its address while its task is live and wanted, and also while a
@@ -29,9 +21,9 @@ pub(super) fn is_node_task(task: &Task) -> bool {
 /// it) but stays wired and known to its peers until it ends, so the connections it has
 /// get their stop grace period.
 pub(super) fn is_live_endpoint(task: &Task) -> bool {
-    let state = state_of(task);
+    let state = task.current_state();
     !task.node_id.is_empty()
-        && !is_terminal(state)
+        && !state.is_terminal()
         && (task.desired_state() <= TaskState::Running || state == TaskState::Running)
 }
 

@@ -21,7 +21,7 @@ use crate::store::StoreEvent;
 type Events = broadcast::Receiver<Arc<StoreEvent>>;
 
 #[derive(Clone, Default)]
-pub struct Index {
+pub struct Feed {
     inner: Arc<Mutex<Shared>>,
 }
 
@@ -35,7 +35,7 @@ struct Shared {
     watchers: HashMap<String, (String, Arc<Notify>)>,
 }
 
-impl Index {
+impl Feed {
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // Every change to `Shared` is a single assignment or map operation: nothing is left
         // half-done by a panic.

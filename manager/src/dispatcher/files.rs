@@ -7,13 +7,12 @@ use std::collections::BTreeSet;
 use swarmr_proto::{Config, Secret, SecretData, Task};
 use tracing::warn;
 
-use super::assignments::{is_terminal, state_of};
 use crate::control::SealedObject;
 use crate::core::Core;
 
 /// (secrets, configs) for the node whose tasks these are.
 pub fn for_tasks(core: &Core, tasks: &[Task]) -> (Vec<SecretData>, Vec<SecretData>) {
-    let live = || tasks.iter().filter(|t| !is_terminal(state_of(t)));
+    let live = || tasks.iter().filter(|t| !t.current_state().is_terminal());
     let ids = |pick: fn(&swarmr_proto::ContainerSpec) -> &[swarmr_proto::SecretReference]| {
         live()
             .filter_map(|t| t.container.as_ref())

@@ -58,7 +58,7 @@ pub struct DispatcherService {
 #[derive(Clone, Default)]
 pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, (String, Instant)>>>,
-    index: feed::Index,
+    index: feed::Feed,
     reports: report::Reports,
 }
 

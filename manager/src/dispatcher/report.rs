@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 use tonic::Status;
 use tracing::debug;
 
-use super::assignments::{is_terminal, state_of};
 use crate::core::{update_action, Core};
 use crate::error::ProposeError;
 use crate::store::Object;
@@ -138,8 +137,8 @@ fn forward_moves(
         let Some(mut task) = read(task_id)? else {
             continue;
         };
-        let current = state_of(&task);
-        if task.node_id != node_id || status.state() <= current || is_terminal(current) {
+        let current = task.current_state();
+        if task.node_id != node_id || status.state() <= current || current.is_terminal() {
             debug!(task.id = %task.id, node.id = %node_id, from = ?current, to = ?status.state(), "ignored task status report");
             continue;
         }
@@ -190,7 +189,10 @@ mod tests {
         let by_id: HashMap<&str, &Task> = stored.iter().map(|t| (t.id.as_str(), t)).collect();
         let read = |id: &str| Ok(by_id.get(id).map(|t| (*t).clone()));
         let moved = forward_moves(group, read).expect("no read error");
-        moved.iter().map(|t| (t.id.clone(), state_of(t))).collect()
+        moved
+            .iter()
+            .map(|t| (t.id.clone(), t.current_state()))
+            .collect()
     }
 
     #[test]

@@ -69,6 +69,16 @@ const KEYS: &[&str] = &[
     "Options",
     "Role",
     "Availability",
+    "Secrets",
+    "SecretID",
+    "SecretName",
+    "Configs",
+    "ConfigID",
+    "ConfigName",
+    "File",
+    "UID",
+    "GID",
+    "Data",
 ];
 
 /// Values that are Docker's defaults, so setting them asks for nothing.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use bollard_stubs::models as docker;
 use swarmr_proto as pb;
 
+use super::files;
 use super::spec::{ms, nonempty, nonempty_map, ns};
 
 fn text(value: &str) -> Option<String> {
@@ -71,9 +72,8 @@ pub fn from_docker(template: &docker::TaskSpec) -> pb::ContainerSpec {
         })
         .filter(|d| d != &pb::DnsConfig::default()),
         hosts: c.hosts.clone().unwrap_or_default(),
-        // Not mapped yet: a spec that names secrets or configs is refused by name.
-        secrets: Vec::new(),
-        configs: Vec::new(),
+        secrets: files::secrets_from_docker(c.secrets.as_deref().unwrap_or_default()),
+        configs: files::configs_from_docker(c.configs.as_deref().unwrap_or_default()),
     }
 }
 
@@ -162,6 +162,8 @@ pub fn to_docker(c: &pb::ContainerSpec) -> DockerContainer {
                 options: nonempty(d.options.clone()),
             }),
         init: c.init,
+        secrets: files::secrets_to_docker(&c.secrets),
+        configs: files::configs_to_docker(&c.configs),
         sysctls: nonempty_map(&c.sysctls),
         capability_add: nonempty(c.cap_add.clone()),
         capability_drop: nonempty(c.cap_drop.clone()),

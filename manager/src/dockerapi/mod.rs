@@ -18,10 +18,12 @@
 mod check;
 mod container;
 mod error;
+mod files;
 mod filters;
 mod networks;
 mod nodes;
 mod objects;
+mod secrets;
 mod services;
 mod spec;
 mod system;
@@ -36,7 +38,7 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceExt;
 use tracing::{error, warn};
@@ -74,10 +76,7 @@ impl DockerApi {
             .merge(networks::routes())
             .merge(services::routes())
             .merge(tasks::routes())
-            .route("/secrets", get(system::none_yet))
-            .route("/configs", get(system::none_yet))
-            .route("/secrets/{*rest}", any(system::secrets_unsupported))
-            .route("/configs/{*rest}", any(system::secrets_unsupported))
+            .merge(secrets::routes())
             .fallback(system::unsupported)
             .with_state(self)
     }

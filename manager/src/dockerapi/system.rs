@@ -211,20 +211,6 @@ pub async fn swarm_action(Path(action): Path<String>) -> ApiError {
 /// Listing secrets or configs: this cluster holds none (swarmr has no such objects
 /// yet), which `docker stack rm` and `docker stack deploy` need to hear. Everything else
 /// about them answers 501.
-pub async fn none_yet() -> Json<Value> {
-    Json(Value::Array(Vec::new()))
-}
-
-pub async fn secrets_unsupported(uri: Uri) -> ApiError {
-    let kind = match uri.path().contains("/configs") {
-        true => "configs",
-        false => "secrets",
-    };
-    ApiError::unsupported(format!(
-        "{kind} are not served through the Docker API yet; remove them from the compose file or service"
-    ))
-}
-
 pub async fn unsupported(method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
     let kind = path.trim_start_matches('/').split('/').next().unwrap_or("");

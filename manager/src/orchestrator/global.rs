@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use swarmr_proto::{Node, NodeAvailability, NodeState, Service, Task};
 
 use super::slot::{current, restart_ended, trim_history};
-use super::{is_terminal, Ctx};
+use super::Ctx;
 use crate::scheduler::{node_matches, Constraint};
 
 /// Reconciles one global service's tasks against every node.
@@ -73,7 +73,9 @@ fn reconcile_node(
             ctx.shutdown(task);
             0
         }
-        Some(task) if is_terminal(task) => restart_ended(ctx, service, task, &node.id, can_create),
+        Some(task) if task.current_state().is_terminal() => {
+            restart_ended(ctx, service, task, &node.id, can_create)
+        }
         Some(_) => 0,
         None if can_create => {
             ctx.create(service, 0, &node.id, 0);

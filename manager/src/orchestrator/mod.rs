@@ -152,16 +152,6 @@ fn reconcile_removed(ctx: &mut Ctx<'_>, tasks: &[&Task]) {
     }
 }
 
-/// The task's observed state (NEW when it has no status).
-pub(crate) fn task_state(task: &Task) -> TaskState {
-    task.status.as_ref().map(|s| s.state()).unwrap_or_default()
-}
-
-/// COMPLETE, SHUTDOWN, FAILED, REJECTED, ORPHANED.
-pub(crate) fn is_terminal(task: &Task) -> bool {
-    task_state(task) >= TaskState::Complete
-}
-
 /// Desired state RUNNING (or earlier): nobody has asked it to stop.
 pub(crate) fn wants_running(task: &Task) -> bool {
     task.desired_state() <= TaskState::Running
@@ -195,7 +185,9 @@ impl<'a> Ctx<'a> {
     /// ASSIGNED), or its node is gone from the cluster.
     pub fn is_gone(&self, task: &Task) -> bool {
         let node_gone = !task.node_id.is_empty() && self.node(&task.node_id).is_none();
-        is_terminal(task) || task_state(task) < TaskState::Assigned || node_gone
+        task.current_state().is_terminal()
+            || task.current_state() < TaskState::Assigned
+            || node_gone
     }
 
     /// Asks the task to stop, unless it already was asked.

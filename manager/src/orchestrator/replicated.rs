@@ -13,7 +13,7 @@ use swarmr_proto::{NodeAvailability, NodeState, Service, Task, TaskState, Update
 
 use super::slot::{current, restart_ended, trim_history};
 use super::updater::{self, Board, Rollout};
-use super::{is_terminal, task_state, wants_running, Ctx};
+use super::{wants_running, Ctx};
 
 /// Reconciles one replicated service's tasks.
 pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&Task]) {
@@ -80,7 +80,7 @@ fn reconcile_slot(ctx: &mut Ctx<'_>, service: &Service, tasks: &[&Task]) -> usiz
     let Some(task) = current else {
         return 0;
     };
-    if is_terminal(task) {
+    if task.current_state().is_terminal() {
         return restart_ended(ctx, service, task, "", true);
     }
     if node_lost(ctx, task) {
@@ -96,8 +96,8 @@ fn reconcile_slot(ctx: &mut Ctx<'_>, service: &Service, tasks: &[&Task]) -> usiz
 fn draining(ctx: &Ctx<'_>, slots: &BTreeMap<u64, Vec<&Task>>) -> BTreeSet<u64> {
     let stopping = |t: &&Task| {
         !wants_running(t)
-            && !is_terminal(t)
-            && task_state(t) >= TaskState::Assigned
+            && !t.current_state().is_terminal()
+            && t.current_state() >= TaskState::Assigned
             && !node_lost(ctx, t)
     };
     slots

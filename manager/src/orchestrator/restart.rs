@@ -13,8 +13,6 @@
 
 use swarmr_proto::{RestartCondition, RestartPolicy, Task, TaskState};
 
-use super::task_state;
-
 /// Docker's default restart delay.
 pub const DEFAULT_DELAY_MS: u64 = 5_000;
 
@@ -70,7 +68,7 @@ fn condition_allows(condition: RestartCondition, task: &Task) -> bool {
 fn failed(task: &Task) -> bool {
     let exit_code = task.status.as_ref().map(|s| s.exit_code).unwrap_or(0);
     matches!(
-        task_state(task),
+        task.current_state(),
         TaskState::Failed | TaskState::Rejected | TaskState::Orphaned
     ) || exit_code != 0
 }

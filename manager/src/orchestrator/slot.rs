@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use swarmr_proto::{Service, Task};
 
 use super::restart::{decide, Restart};
-use super::{is_terminal, wants_running, Ctx};
+use super::{wants_running, Ctx};
 
 /// Tasks kept per slot, as Docker's default task history retention limit.
 pub const TASK_HISTORY_LIMIT: usize = 5;
@@ -18,7 +18,12 @@ pub fn current<'a>(tasks: &[&'a Task]) -> (Option<&'a Task>, Vec<&'a Task>) {
     let mut wanted: Vec<&'a Task> = tasks.iter().copied().filter(|t| wants_running(t)).collect();
     wanted.sort_by_key(|t| {
         let created = t.meta.as_ref().map_or(0, |m| m.created_at);
-        Reverse((!is_terminal(t), t.restart_attempt, created, t.id.as_str()))
+        Reverse((
+            !t.current_state().is_terminal(),
+            t.restart_attempt,
+            created,
+            t.id.as_str(),
+        ))
     });
     let mut wanted = wanted.into_iter();
     (wanted.next(), wanted.collect())

@@ -50,7 +50,7 @@ impl Sim {
         for change in changes {
             match change {
                 Change::Create(task) => {
-                    assert_eq!(task_state(task), TaskState::New);
+                    assert_eq!(task.current_state(), TaskState::New);
                     assert_eq!(task.desired_state(), TaskState::Running);
                     assert!(self.find(&task.id).is_none(), "id reused");
                     let mut task = task.clone();
@@ -121,7 +121,7 @@ impl Sim {
     /// `node_id` (or its pinned node).
     pub fn run_all(&mut self, node_id: &str) {
         for task in self.tasks.iter_mut() {
-            if wants_running(task) && task_state(task) < TaskState::Assigned {
+            if wants_running(task) && task.current_state() < TaskState::Assigned {
                 if task.node_id.is_empty() {
                     task.node_id = node_id.to_string();
                 }

@@ -57,7 +57,7 @@ fn start_new(sim: &mut Sim) {
     let new: Vec<String> = sim
         .tasks
         .iter()
-        .filter(|t| wants_running(t) && task_state(t) < TaskState::Assigned)
+        .filter(|t| wants_running(t) && t.current_state() < TaskState::Assigned)
         .map(|t| t.id.clone())
         .collect();
     for id in new {
@@ -71,7 +71,7 @@ fn stop_unwanted(sim: &mut Sim) {
     let stopping: Vec<String> = sim
         .tasks
         .iter()
-        .filter(|t| !wants_running(t) && !is_terminal(t))
+        .filter(|t| !wants_running(t) && !t.current_state().is_terminal())
         .map(|t| t.id.clone())
         .collect();
     for id in stopping {
@@ -152,7 +152,11 @@ fn stop_first_refills_a_slot_only_once_its_old_task_stopped() {
     sim.step();
     assert_eq!(wanted_images(&sim)[0], (1, "web:v2".into()));
     for _ in 0..30 {
-        let alive = sim.tasks.iter().filter(|t| !is_terminal(t)).count();
+        let alive = sim
+            .tasks
+            .iter()
+            .filter(|t| !t.current_state().is_terminal())
+            .count();
         assert!(
             alive <= 3,
             "stop-first never runs more than the replicas: {alive}"

@@ -30,7 +30,7 @@ use swarmr_proto::{
 };
 
 use super::slot::current;
-use super::{is_terminal, task_state, wants_running, Ctx};
+use super::{wants_running, Ctx};
 use crate::scheduler::{node_matches, parse_constraints};
 
 /// Docker's default monitor period.
@@ -134,7 +134,9 @@ impl<'a> Board<'a> {
             return;
         };
         let fresh = is_fresh(ctx, service, task);
-        if is_terminal(task) || (fresh && task_state(task) < TaskState::Running) {
+        if task.current_state().is_terminal()
+            || (fresh && task.current_state() < TaskState::Running)
+        {
             self.in_flight += 1;
         } else if fresh {
             self.running_since.push(since(task));
@@ -163,14 +165,14 @@ pub(crate) fn handover<'a>(
     let alive: Vec<&Task> = tasks
         .iter()
         .copied()
-        .filter(|t| wants_running(t) && !is_terminal(t))
+        .filter(|t| wants_running(t) && !t.current_state().is_terminal())
         .collect();
     let (fresh, stale): (Vec<&Task>, Vec<&Task>) =
         alive.iter().partition(|t| is_fresh(ctx, service, t));
     let ([new], false) = (fresh.as_slice(), stale.is_empty()) else {
         return false;
     };
-    if task_state(new) == TaskState::Running {
+    if new.current_state() == TaskState::Running {
         stale.iter().for_each(|t| ctx.shutdown(t));
         board.running_since.push(since(new));
     } else {
@@ -244,7 +246,9 @@ pub(crate) fn advance(
 /// Made since the rollout began, and ended while it was wanted.
 fn is_failure(task: &Task, started_at: i64) -> bool {
     let created = task.meta.as_ref().map_or(0, |m| m.created_at);
-    created >= started_at && is_terminal(task) && task_state(task) != TaskState::Shutdown
+    created >= started_at
+        && task.current_state().is_terminal()
+        && task.current_state() != TaskState::Shutdown
 }
 
 fn on_failure(

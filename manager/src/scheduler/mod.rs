@@ -52,7 +52,7 @@ use filter::{Filter, HostPortFilter};
 use nodeinfo::{host_ports, HostPort};
 
 pub use constraint::{node_matches, parse_constraints, Constraint, ConstraintKey, Operator};
-pub use nodeinfo::{counts_toward_spread, is_terminal, NodeInfo, NodeSet};
+pub use nodeinfo::{counts_toward_spread, NodeInfo, NodeSet};
 pub use pipeline::{Pipeline, NO_SUITABLE_NODE};
 
 /// One scheduling decision.

@@ -105,15 +105,10 @@ impl<'a> NodeInfo<'a> {
     }
 }
 
-/// COMPLETE, SHUTDOWN, FAILED, REJECTED and ORPHANED: the task will never run again.
-pub fn is_terminal(state: TaskState) -> bool {
-    state >= TaskState::Complete
-}
-
 /// A task occupies its node for the spread while it should run and has not ended.
 pub fn counts_toward_spread(task: &Task) -> bool {
     let state = task.status.as_ref().map(|s| s.state()).unwrap_or_default();
-    task.desired_state() == TaskState::Running && !is_terminal(state) && !task.node_id.is_empty()
+    task.desired_state() == TaskState::Running && !state.is_terminal() && !task.node_id.is_empty()
 }
 
 /// The CPUs and memory a task reserves on its node (none when its spec sets none).
@@ -129,7 +124,7 @@ pub fn reservation(task: &Task) -> Resources {
 /// desired state: a container told to stop still uses its memory until it is gone.
 pub fn reserves(task: &Task) -> bool {
     let state = task.status.as_ref().map(|s| s.state()).unwrap_or_default();
-    !task.node_id.is_empty() && !is_terminal(state)
+    !task.node_id.is_empty() && !state.is_terminal()
 }
 
 /// Every node with its live task counts, and an index from node id to position.

@@ -24,9 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use swarmr_proto::{Task, TaskState, TaskStatus};
 
-use super::task::{
-    self, container_spec, exited, failure, is_terminal, running, session_state, unhealthy,
-};
+use super::task::{self, container_spec, exited, failure, running, unhealthy};
 use crate::executor::{ContainerSpec, ContainerState, ContainerStatus, Health};
 
 /// The kind of an operation in flight; at most one per task.
@@ -77,12 +75,12 @@ pub enum Action {
 /// The state the agent knows a task to be in: the later of the session's and its own report.
 pub fn known_state(task: &Task, reported: &HashMap<String, TaskState>) -> TaskState {
     let ours = reported.get(&task.id).copied().unwrap_or(TaskState::New);
-    session_state(task).max(ours)
+    task.current_state().max(ours)
 }
 
 /// True if reporting `next` moves a task that is in `known` forward.
 pub fn advances(known: TaskState, next: TaskState) -> bool {
-    !is_terminal(known) && next > known
+    !known.is_terminal() && next > known
 }
 
 /// The actions that converge this node's containers on the session's tasks.
@@ -122,7 +120,7 @@ fn plan_task(
 ) {
     let known = known_state(task, view.reported);
     let desired = task.desired_state();
-    let should_start = desired == TaskState::Running && !is_terminal(known);
+    let should_start = desired == TaskState::Running && !known.is_terminal();
     match view.busy.get(&task.id) {
         Some(OpKind::Stop) => return,
         Some(OpKind::Start) if should_start => return,
@@ -132,13 +130,13 @@ fn plan_task(
         None => {}
     }
     let live = container.filter(|c| c.state.is_running());
-    if desired > TaskState::Running && !is_terminal(known) {
+    if desired > TaskState::Running && !known.is_terminal() {
         let shutdown = task::status(TaskState::Shutdown, "shutdown");
         out.push(match container {
             Some(c) => stop(&task.id, c, Some(shutdown)),
             None => report(task, shutdown),
         });
-    } else if is_terminal(known) {
+    } else if known.is_terminal() {
         if let Some(c) = live {
             out.push(stop(&task.id, c, None));
         }

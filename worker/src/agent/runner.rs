@@ -17,10 +17,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::ops::{perform, OpCtx, OpEvent, OpMsg, Work};
 use super::plan::{advances, known_state, plan, Action, OpKind, View};
-use super::task::{failure, is_terminal, now_millis, session_state, stop_grace};
+use super::task::{failure, stop_grace};
 use super::{AgentConfig, NetworkAttach};
 use crate::error::AgentError;
 use crate::executor::{ContainerEvent, ContainerEventKind, Executor, ExecutorError};
+use swarmr_proto::convert::now_millis;
 
 /// How long to wait before subscribing to container events again after the stream failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
@@ -216,7 +217,7 @@ impl<E: Executor> Runner<E> {
         };
         let live = tasks
             .values()
-            .filter(|t| !is_terminal(known_state(t, &self.reported)))
+            .filter(|t| !known_state(t, &self.reported).is_terminal())
             .map(|t| t.id.as_str())
             .collect();
         self.files.prune(&live);
@@ -273,7 +274,7 @@ impl<E: Executor> Runner<E> {
             return (Duration::ZERO, self.config.stop_grace);
         };
         let grace = stop_grace(task, self.config.stop_grace);
-        let served = !task.networks.is_empty() && session_state(task) == TaskState::Running;
+        let served = !task.networks.is_empty() && task.current_state() == TaskState::Running;
         let drain = if served {
             self.config.drain
         } else {

@@ -1,25 +1,13 @@
 //! Pure helpers over tasks: the container a task asks for, the statuses the agent reports,
 //! and the forward-only order of task states.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use swarmr_proto::convert::container_name;
 use swarmr_proto::convert::{expand, TemplateValues};
 use swarmr_proto::{HealthState, Task, TaskState, TaskStatus};
 
 use crate::executor::{ContainerOptions, ContainerSpec, ContainerStatus, Health, Healthcheck};
-
-/// True for the states a task never leaves (COMPLETE, SHUTDOWN, FAILED, REJECTED, ORPHANED).
-pub fn is_terminal(state: TaskState) -> bool {
-    state >= TaskState::Complete
-}
-
-/// The state the manager last stored for the task.
-pub fn session_state(task: &Task) -> TaskState {
-    task.status
-        .as_ref()
-        .map_or(TaskState::New, |status| status.state())
-}
 
 /// What the executor should run for a task on this node (whose hostname templates
 /// may name); `None` if the task carries no container spec (the manager never sends
@@ -165,12 +153,4 @@ pub fn exited(container: &ContainerStatus, exit_code: i64) -> TaskStatus {
     status.container_id = container.container_id.clone();
     status.exit_code = code;
     status
-}
-
-/// Unix milliseconds now.
-pub fn now_millis() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

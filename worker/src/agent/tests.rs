@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::plan::{advances, plan, Action, OpKind, View};
 use super::task::container_name;
 use super::Agent;
-use crate::executor::{ContainerSpec, ContainerState, ContainerStatus, Executor, NoopExecutor};
+use crate::executor::{ContainerSpec, ContainerState, ContainerStatus, Executor, MemoryExecutor};
 
 const NODE: &str = "n1";
 
@@ -391,13 +391,13 @@ fn reports_never_go_backwards() {
 // The loop, over the in-memory executor.
 
 struct Harness {
-    exec: Arc<NoopExecutor>,
+    exec: Arc<MemoryExecutor>,
     sessions: watch::Sender<Option<SessionMessage>>,
     reports: mpsc::Receiver<TaskStatusUpdate>,
     _shutdown: watch::Sender<bool>,
 }
 
-fn harness(exec: Arc<NoopExecutor>) -> Harness {
+fn harness(exec: Arc<MemoryExecutor>) -> Harness {
     let (sessions, sessions_rx) = watch::channel(None);
     let (reports_tx, reports) = mpsc::channel(64);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -441,7 +441,7 @@ impl Harness {
 
 #[tokio::test]
 async fn a_new_task_runs_then_completes_when_its_container_exits() {
-    let mut h = harness(Arc::new(NoopExecutor::new()));
+    let mut h = harness(Arc::new(MemoryExecutor::new()));
     h.send(vec![task("t1", TaskState::Running, TaskState::Assigned)]);
     let mut states = Vec::new();
     for _ in 0..4 {
@@ -468,7 +468,7 @@ async fn a_new_task_runs_then_completes_when_its_container_exits() {
 
 #[tokio::test]
 async fn desired_shutdown_removes_the_container_and_reports_shutdown() {
-    let mut h = harness(Arc::new(NoopExecutor::new()));
+    let mut h = harness(Arc::new(MemoryExecutor::new()));
     h.send(vec![task("t1", TaskState::Running, TaskState::Running)]);
     h.wait_for_containers(0).await;
     // RUNNING in the session but no container: FAILED, and never a new container.
@@ -483,7 +483,7 @@ async fn desired_shutdown_removes_the_container_and_reports_shutdown() {
 
 #[tokio::test]
 async fn a_restarted_agent_adopts_and_cleans_up_only_after_the_first_message() {
-    let exec = Arc::new(NoopExecutor::new());
+    let exec = Arc::new(MemoryExecutor::new());
     let mut ids = Vec::new();
     for task_id in ["t1", "old"] {
         let spec = ContainerSpec {
@@ -514,7 +514,7 @@ fn the_agent_and_the_session_can_be_spawned() {
     let (_, sessions) = watch::channel(None);
     let (reports_tx, reports_rx) = mpsc::channel(1);
     let (_, shutdown) = watch::channel(false);
-    let agent = Agent::new(Arc::new(NoopExecutor::new()), NODE);
+    let agent = Agent::new(Arc::new(MemoryExecutor::new()), NODE);
     is_send(&agent.run(sessions, reports_tx, shutdown.clone()));
     let config = crate::SessionConfig {
         node_id: NODE.into(),

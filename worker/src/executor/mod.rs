@@ -19,13 +19,13 @@
 //!   init process unless the spec asks for one. A container's PID changes on every start: re-wire it each time.
 //!
 //! Layout: `types` (the vocabulary), `convert` (pure mapping to and from Docker's API types),
-//! `docker` (the real executor, over bollard), `noop` (an in-memory stand-in for
+//! `docker` (the real executor, over bollard), `memory` (an in-memory stand-in for
 //! large simulations), `error`.
 
 mod convert;
 mod docker;
 mod error;
-mod noop;
+mod memory;
 mod types;
 mod volumes;
 
@@ -37,14 +37,14 @@ use futures::stream::BoxStream;
 pub use convert::NETWORK_MODE;
 pub use docker::{DockerExecutor, DEFAULT_PULL_TIMEOUT};
 pub use error::{DockerError, ExecutorError};
-pub use noop::NoopExecutor;
+pub use memory::MemoryExecutor;
 pub use types::{
     ContainerEvent, ContainerEventKind, ContainerOptions, ContainerSpec, ContainerState,
     ContainerStatus, Health, Healthcheck, LogLine, LogStream, LABEL_NODE, LABEL_SERVICE,
     LABEL_TASK,
 };
 
-/// Runs containers for tasks. Implemented by [`DockerExecutor`] and [`NoopExecutor`].
+/// Runs containers for tasks. Implemented by [`DockerExecutor`] and [`MemoryExecutor`].
 ///
 /// Not object safe (its futures are `impl Future`): hold it as a type parameter.
 pub trait Executor: Send + Sync + 'static {

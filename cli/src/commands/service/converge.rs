@@ -12,7 +12,7 @@ use anyhow::bail;
 use swarmr_proto::{GetServiceRequest, ListTasksRequest, ServiceView, Task, TaskState, TaskView};
 
 use super::display::Display;
-use super::ps::{group_key, is_desired_running, state};
+use super::ps::{group_key, is_desired_running};
 use super::Control;
 use crate::args::WaitArgs;
 use crate::commands::network::short_id as short;
@@ -169,7 +169,7 @@ impl Progress {
         let new_failures = tasks
             .iter()
             .filter(|t| !before.contains(&t.id))
-            .filter(|t| matches!(state(t), TaskState::Failed | TaskState::Rejected))
+            .filter(|t| matches!(t.current_state(), TaskState::Failed | TaskState::Rejected))
             .map(|t| t.status.clone().unwrap_or_default().error)
             .collect();
         // Slots above the replica count are on their way out after a scale-down: they
@@ -179,7 +179,9 @@ impl Progress {
             false => {
                 current.retain(|t| t.slot <= view.desired);
                 let counts = |t: &&Task| !fresh_only || t.container == spec.container;
-                let running = current.iter().filter(|t| state(t) == TaskState::Running);
+                let running = current
+                    .iter()
+                    .filter(|t| t.current_state() == TaskState::Running);
                 running.filter(counts).count() as u64
             }
         };
@@ -240,7 +242,7 @@ impl Progress {
 /// What a slot's line says, and how far along (0..=6) its task is.
 fn slot_status(task: &Task) -> (String, usize) {
     let status = task.status.clone().unwrap_or_default();
-    let current = state(task);
+    let current = task.current_state();
     let label = super::ps::state_label(current).to_lowercase();
     if current < TaskState::Assigned && !task.scheduling_error.is_empty() {
         return (task.scheduling_error.clone(), 0);

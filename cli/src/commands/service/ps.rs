@@ -26,7 +26,7 @@ pub async fn ps(
         let reply = control.list_tasks(ListTasksRequest { service }).await?;
         views.extend(reply.into_inner().tasks);
     }
-    let rows = rows(views, now_millis());
+    let rows = rows(views, swarmr_proto::convert::now_millis());
     if list.quiet {
         rows.iter().for_each(|r| println!("{}", r.id));
     } else if list.format == "json" {
@@ -46,15 +46,6 @@ pub async fn ps(
         print!("{}", output::table(&headers, &cells));
     }
     Ok(())
-}
-
-fn now_millis() -> i64 {
-    let since_epoch = std::time::UNIX_EPOCH.elapsed().unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
-
-pub fn state(task: &Task) -> TaskState {
-    task.status.as_ref().map_or(TaskState::New, |s| s.state())
 }
 
 pub fn is_desired_running(task: &Task) -> bool {
@@ -129,7 +120,11 @@ fn health_suffix(task: &Task) -> &'static str {
 
 /// `Running (healthy) 5 seconds ago`.
 fn current_state(task: &Task, now_ms: i64) -> String {
-    let label = format!("{}{}", state_label(state(task)), health_suffix(task));
+    let label = format!(
+        "{}{}",
+        state_label(task.current_state()),
+        health_suffix(task)
+    );
     let since = task.status.as_ref().map_or(0, |s| s.timestamp);
     if since <= 0 {
         return label.to_string();

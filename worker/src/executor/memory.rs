@@ -30,7 +30,7 @@ const EVENT_BUFFER: usize = 256;
 
 /// The in-memory executor. Clones share their containers.
 #[derive(Debug, Clone)]
-pub struct NoopExecutor {
+pub struct MemoryExecutor {
     inner: Arc<Inner>,
 }
 
@@ -48,16 +48,16 @@ struct State {
     started: u32,
 }
 
-impl Default for NoopExecutor {
+impl Default for MemoryExecutor {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl NoopExecutor {
+impl MemoryExecutor {
     pub fn new() -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        NoopExecutor {
+        MemoryExecutor {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 events,
@@ -110,7 +110,7 @@ fn not_found(container_id: &str) -> ExecutorError {
     }
 }
 
-impl Executor for NoopExecutor {
+impl Executor for MemoryExecutor {
     fn engine_version(&self) -> &str {
         "noop"
     }
@@ -278,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn lifecycle_is_deterministic_and_idempotent() {
-        let exec = NoopExecutor::new();
+        let exec = MemoryExecutor::new();
         let mut events = exec.events("n1");
         let id = exec.create(&spec("n1", "t1")).await.unwrap();
         assert_eq!(id, "noop-000000000001");
@@ -317,7 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn list_and_events_keep_to_their_node() {
-        let exec = NoopExecutor::new();
+        let exec = MemoryExecutor::new();
         let mut events = exec.events("n2");
         let mine = exec.create(&spec("n2", "b")).await.unwrap();
         let other = exec.create(&spec("n1", "a")).await.unwrap();
