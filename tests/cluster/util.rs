@@ -314,7 +314,7 @@ impl Drop for Cluster {
                 let _ = Command::new("ip").args(["netns", "del", &ns]).output();
             }
         }
-        for node_id in node_ids {
+        for node_id in &node_ids {
             let filter = format!("label=com.swarmr.node.id={node_id}");
             let Ok(out) = Command::new("docker")
                 .args(["ps", "-aq", "--filter", &filter])
@@ -333,6 +333,12 @@ impl Drop for Cluster {
                     .args(&ids)
                     .output();
             }
+        }
+        // A killed node cannot unmount the tmpfs that holds its tasks' secrets and configs.
+        for node_id in &node_ids {
+            let dir = format!("/run/swarmr/files/{node_id}");
+            let _ = Command::new("umount").arg(&dir).output();
+            let _ = std::fs::remove_dir(&dir);
         }
     }
 }
