@@ -69,7 +69,12 @@ impl StateMachine {
 
     /// Publishes the persisted applied index, so readers see the state they can trust.
     pub fn announce_applied(&self) -> Result<(), StorageError> {
-        let applied: Option<LogId<NodeId>> = self.read_key(LAST_APPLIED)?;
+        // Stored as `Option<LogId>` (see `apply_entry`): decoding it as a bare `LogId`
+        // read the option's tag as data and announced a far-away index, so a restarted
+        // manager served reads before it had applied anything.
+        let applied = self
+            .read_key::<Option<LogId<NodeId>>>(LAST_APPLIED)?
+            .flatten();
         let index = applied.map_or(0, |id| id.index);
         self.store.publish(index, StoreEvent::Reset { index });
         Ok(())
@@ -331,6 +336,28 @@ mod tests {
         };
         let rejected = sm.apply_entry(&entry(7, &other)).unwrap();
         assert!(rejected.error.contains("already exists"), "{rejected:?}");
+    }
+
+    #[test]
+    fn a_reopened_state_machine_announces_the_index_it_applied() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sm = StateMachine::open(&db, store.clone()).unwrap();
+        let proposal = Proposal {
+            actions: Vec::new(),
+            proposed_at: 1,
+        };
+        sm.apply_entry(&entry(42, &proposal)).unwrap();
+        let reopened = Store::open(&db).unwrap();
+        StateMachine::open(&db, reopened.clone())
+            .unwrap()
+            .announce_applied()
+            .unwrap();
+        assert_eq!(
+            reopened.applied_now(),
+            42,
+            "what the replica applied, no more"
+        );
     }
 
     #[test]

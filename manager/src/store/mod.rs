@@ -119,6 +119,10 @@ impl Store {
         *self.applied.borrow()
     }
 
+    pub fn applied_now(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     /// Waits until this replica has applied `index`; false on timeout.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
         let mut rx = self.applied.subscribe();
