@@ -91,10 +91,7 @@ pub fn issue_for_cluster(
     common_name: &str,
     role: CertRole,
 ) -> Result<String, CaError> {
-    let lifetime = match cluster.cert_expiry_secs {
-        0 => DEFAULT_CERT_EXPIRY,
-        secs => std::time::Duration::from_secs(secs),
-    };
+    let lifetime = cert_lifetime(cluster);
     let subject = Subject {
         common_name,
         role,
@@ -107,6 +104,14 @@ pub fn issue_for_cluster(
         &subject,
         lifetime,
     )
+}
+
+/// How long certificates the cluster signs are valid (`init --cert-expiry`).
+pub fn cert_lifetime(cluster: &swarmr_proto::Cluster) -> std::time::Duration {
+    match cluster.cert_expiry_secs {
+        0 => DEFAULT_CERT_EXPIRY,
+        secs => std::time::Duration::from_secs(secs),
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {

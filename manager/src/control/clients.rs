@@ -2,13 +2,11 @@
 //! cluster object, listed and revoked there. A client certificate is accepted only while
 //! its record exists and is not revoked (see [`crate::standing`]).
 
-use std::time::Duration;
-
 use swarmr_proto::convert::now_millis;
 use swarmr_proto::{ClientCertificate, Cluster};
 use tonic::Status;
 
-use crate::ca::{CertRole, PeerIdentity, DEFAULT_CERT_EXPIRY};
+use crate::ca::{CertRole, PeerIdentity};
 use crate::core::Core;
 
 use super::current_cluster;
@@ -61,11 +59,7 @@ pub async fn issue(
 }
 
 fn lifetime_millis(cluster: &Cluster) -> i64 {
-    let lifetime = match cluster.cert_expiry_secs {
-        0 => DEFAULT_CERT_EXPIRY,
-        secs => Duration::from_secs(secs),
-    };
-    i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(crate::ca::cert_lifetime(cluster).as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The client certificates on record that have not expired.
