@@ -23,6 +23,8 @@ use crate::raft::{NodeId, Raft, NO_LEADER_WAIT};
 use crate::store::apply::CONFLICT;
 use crate::store::{Object, Store};
 
+mod cluster;
+
 #[derive(Clone)]
 pub struct Core {
     inner: Arc<Inner>,

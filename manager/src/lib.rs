@@ -4,7 +4,10 @@
 //! - `raft`: openraft's type config, the sled log store and state machine, the gRPC
 //!   network between managers.
 //! - `store`: typed reads of the replicated state, its change watch, and the apply step.
-//! - `core`: the shared handle and the single write path (`propose`).
+//! - `core`: the shared handle, the single write path (`propose`) and the cluster-wide
+//!   facts every layer reads (the cluster object, reachable voters).
+//! - `constraint`, `limits`: placement constraints and input bounds, shared by `control`,
+//!   the orchestrator, the scheduler and the dispatcher.
 //! - `control`: the user-facing API (validate, then one proposal per action).
 //! - `dispatcher`: joins and worker sessions, heartbeats, node health.
 //! - `roles`: demotions leave Raft.
@@ -15,6 +18,7 @@
 
 pub mod allocator;
 pub mod ca;
+pub mod constraint;
 pub mod control;
 pub mod controller;
 pub mod core;
@@ -22,6 +26,7 @@ pub mod dispatcher;
 pub mod dockerapi;
 pub mod entry;
 pub mod error;
+pub mod limits;
 mod manager;
 pub mod orchestrator;
 pub mod quorum;

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 
 use tonic::Status;
 
-use crate::control::reachable_voters;
 use crate::core::Core;
 use crate::raft::NodeId;
 
@@ -36,7 +35,7 @@ pub fn check_removal(
 /// leave no reachable majority. `action` names the command ("demoting node X").
 pub async fn refuse_quorum_loss(core: &Core, raft_id: NodeId, action: &str) -> Result<(), Status> {
     let voters = core.voters();
-    let reachable = reachable_voters(core).await;
+    let reachable = core.reachable_voters().await;
     check_removal(&voters, &reachable, raft_id).map_err(|(up, needed)| {
         Status::failed_precondition(format!(
             "{action} would lose the managers' quorum: {up} of the other managers are reachable and {needed} are needed; bring the unreachable managers back (or demote them) first"

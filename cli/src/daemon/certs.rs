@@ -12,8 +12,8 @@ use swarmr_proto::{RenewCertificateRequest, SessionMessage};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::identity::Role;
 use super::keypair;
+use swarmr_proto::NodeRole;
 
 pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
@@ -126,10 +126,10 @@ pub async fn renew(tls: &NodeTls, data_dir: &Path, managers: &[String]) -> anyho
     Err(last.context("renew the node certificate"))
 }
 
-fn cert_role(role: Role) -> CertRole {
+fn cert_role(role: NodeRole) -> CertRole {
     match role {
-        Role::Manager => CertRole::Manager,
-        Role::Worker => CertRole::Worker,
+        NodeRole::Manager => CertRole::Manager,
+        NodeRole::Worker => CertRole::Worker,
     }
 }
 
@@ -138,7 +138,7 @@ fn cert_role(role: Role) -> CertRole {
 pub async fn keep_fresh(
     tls: NodeTls,
     data_dir: std::path::PathBuf,
-    role: Role,
+    role: NodeRole,
     known_managers: Vec<String>,
     session: watch::Receiver<Option<SessionMessage>>,
     mut halt: watch::Receiver<bool>,

@@ -4,13 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Manager,
-    Worker,
-}
+use swarmr_proto::NodeRole;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Identity {
@@ -18,7 +12,8 @@ pub struct Identity {
     pub raft_id: u64,
     pub cluster_id: String,
     /// The role this node runs as (managers run Raft).
-    pub role: Role,
+    #[serde(with = "role_name")]
+    pub role: NodeRole,
     /// Manager addresses last heard of, to find the cluster again after a restart.
     pub managers: Vec<String>,
 }
@@ -75,5 +70,25 @@ pub fn remove_raft_db(data_dir: &Path) -> anyhow::Result<()> {
             Err(e).with_context(|| format!("remove {}", db.display()))
         }
         _ => Ok(()),
+    }
+}
+
+/// The role as the file has always spelled it: "manager" or "worker".
+mod role_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use swarmr_proto::NodeRole;
+
+    pub fn serialize<S: Serializer>(role: &NodeRole, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(role.label())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NodeRole, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "manager" => Ok(NodeRole::Manager),
+            "worker" => Ok(NodeRole::Worker),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown role {other:?} (manager or worker)"
+            ))),
+        }
     }
 }

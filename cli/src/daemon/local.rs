@@ -16,14 +16,14 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status};
 use tracing::{error, warn};
 
-use super::identity::Role;
 use super::run::Outcome;
+use swarmr_proto::NodeRole;
 
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct LocalControl {
     manager: Option<Arc<ControlService>>,
-    role: Role,
+    role: NodeRole,
     session: watch::Receiver<Option<SessionMessage>>,
     known_managers: Vec<String>,
     /// This node's certificate, to tell the managers it leaves.
@@ -36,7 +36,7 @@ pub struct LocalControl {
 impl LocalControl {
     pub fn new(
         manager: Option<ControlService>,
-        role: Role,
+        role: NodeRole,
         session: watch::Receiver<Option<SessionMessage>>,
         known_managers: Vec<String>,
         tls: NodeTls,
@@ -193,7 +193,7 @@ local_control! {
 
 impl LocalControl {
     async fn leave_cluster(&self, force: bool) -> Result<(), Status> {
-        if self.role == Role::Manager && !force {
+        if self.role == NodeRole::Manager && !force {
             return Err(Status::failed_precondition(
                 "this node is a manager: leaving may cost the cluster its quorum. Demote it first (`swarmr node demote <node>`), or use `swarmr leave --force`",
             ));

@@ -24,7 +24,7 @@ use swarmr_proto::{JoinRequest, NodeRole};
 use tracing::{info, warn};
 
 use crate::args::{InitArgs, JoinArgs};
-use identity::{Identity, Role};
+use identity::Identity;
 use run::Boot;
 use settings::Settings;
 
@@ -90,7 +90,7 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
     let existing = Identity::load(&settings.data_dir)?;
     let (identity, boot) = match existing {
         Some(identity) if args.force_new_cluster => {
-            if identity.role != Role::Manager {
+            if identity.role != NodeRole::Manager {
                 bail!(
                     "--force-new-cluster needs a manager's data dir; {} belongs to a worker",
                     settings.data_dir.display()
@@ -112,7 +112,7 @@ pub async fn init(args: InitArgs) -> anyhow::Result<()> {
                 node_id: ca::new_id(),
                 raft_id: ca::new_raft_id(),
                 cluster_id: ca::new_id(),
-                role: Role::Manager,
+                role: NodeRole::Manager,
                 managers: vec![settings.api_addr.clone()],
             };
             let pools = validate::parse_pools(&args.default_addr_pool)?;
@@ -165,14 +165,14 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         bail!("invalid manager address {remote:?}: use IP:PORT, e.g. 192.0.2.1:2377");
     }
     let identity = request_join(&settings, remote, &args.token).await?;
-    let boot = if identity.role == Role::Manager {
+    let boot = if identity.role == NodeRole::Manager {
         Boot::JoinedManager
     } else {
         Boot::Resume
     };
     match identity.role {
-        Role::Manager => println!("This node joined a swarm as a manager."),
-        Role::Worker => println!("This node joined a swarm as a worker."),
+        NodeRole::Manager => println!("This node joined a swarm as a manager."),
+        NodeRole::Worker => println!("This node joined a swarm as a worker."),
     }
     run::run_node(settings, identity, boot).await
 }
@@ -257,9 +257,9 @@ async fn request_join(settings: &Settings, remote: &str, token: &str) -> anyhow:
         managers.push(remote.to_string());
     }
     let role = if reply.role == NodeRole::Manager as i32 {
-        Role::Manager
+        NodeRole::Manager
     } else {
-        Role::Worker
+        NodeRole::Worker
     };
     let identity = Identity {
         node_id: reply.node_id,

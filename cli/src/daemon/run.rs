@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::certs;
-use super::identity::{self, Identity, Role};
+use super::identity::{self, Identity};
 use super::settings::Settings;
 use super::steps;
 use crate::commands::swarm::join_instructions;
@@ -33,7 +33,7 @@ pub enum Boot {
 pub enum Outcome {
     Stop,
     Leave,
-    SwitchRole(Role, u64),
+    SwitchRole(NodeRole, u64),
     Removed(String),
 }
 
@@ -75,7 +75,7 @@ pub async fn run_node(
             }
             Outcome::Removed(message) => return Err(anyhow!(message)),
             Outcome::SwitchRole(role, raft_id) => {
-                if role == Role::Worker {
+                if role == NodeRole::Worker {
                     identity::remove_raft_db(&settings.data_dir)?;
                 } else {
                     boot = Boot::JoinedManager;
@@ -165,8 +165,8 @@ async fn run_once(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Outcome> {
     let manager = match identity.role {
-        Role::Manager => Some(Arc::new(start_manager(node, identity, &boot).await?)),
-        Role::Worker => None,
+        NodeRole::Manager => Some(Arc::new(start_manager(node, identity, &boot).await?)),
+        NodeRole::Worker => None,
     };
     let mut run = steps::Run::new();
     run.serve_grpc(node, identity, manager.as_ref()).await?;
@@ -245,11 +245,11 @@ fn follow_session(
         .as_ref()
         .map_or(NodeRole::Worker, |s| s.desired_role());
     let outcome = match (identity.role, desired, node.role()) {
-        (Role::Worker, NodeRole::Manager, _) => {
-            Some(Outcome::SwitchRole(Role::Manager, node.raft_id))
+        (NodeRole::Worker, NodeRole::Manager, _) => {
+            Some(Outcome::SwitchRole(NodeRole::Manager, node.raft_id))
         }
-        (Role::Manager, NodeRole::Worker, NodeRole::Worker) => {
-            Some(Outcome::SwitchRole(Role::Worker, node.raft_id))
+        (NodeRole::Manager, NodeRole::Worker, NodeRole::Worker) => {
+            Some(Outcome::SwitchRole(NodeRole::Worker, node.raft_id))
         }
         _ => None,
     };

@@ -29,11 +29,12 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::certs;
-use super::identity::{Identity, Role};
+use super::identity::Identity;
 use super::local::LocalControl;
 use super::run::{Node, Outcome};
 use super::settings::Settings;
 use super::SOCKET;
+use swarmr_proto::NodeRole;
 
 type Updates = watch::Receiver<Option<SessionMessage>>;
 
@@ -291,7 +292,7 @@ async fn halted(mut halt: watch::Receiver<bool>) {
 
 pub fn session_managers(identity: &Identity, settings: &Settings) -> Vec<String> {
     let mut managers = identity.managers.clone();
-    if identity.role == Role::Manager && !managers.contains(&settings.api_addr) {
+    if identity.role == NodeRole::Manager && !managers.contains(&settings.api_addr) {
         managers.push(settings.api_addr.clone());
     }
     managers

@@ -9,8 +9,6 @@ use tonic::Status;
 use crate::ca::{CertRole, PeerIdentity};
 use crate::core::Core;
 
-use super::current_cluster;
-
 /// Records kept at most; expired ones are dropped first. Each issue is one small record.
 pub const MAX_CLIENT_CERTIFICATES: usize = 1000;
 
@@ -27,7 +25,7 @@ pub async fn issue(
             "a client certificate may not issue client certificates: run `swarmr ca issue-client` on a manager",
         ));
     }
-    let cluster = current_cluster(core)?;
+    let cluster = core.cluster()?;
     let id = format!("client-{}", crate::ca::new_id());
     let cert_pem = crate::ca::issue_for_cluster(&cluster, csr_pem, &id, CertRole::Client)
         .map_err(|e| Status::invalid_argument(format!("issue a client certificate: {e}")))?;
@@ -65,7 +63,7 @@ fn lifetime_millis(cluster: &Cluster) -> i64 {
 /// The client certificates on record that have not expired.
 pub fn list(core: &Core) -> Result<Vec<ClientCertificate>, Status> {
     let now = now_millis();
-    let mut records = current_cluster(core)?.client_certificates;
+    let mut records = core.cluster()?.client_certificates;
     records.retain(|r| r.not_after > now);
     Ok(records)
 }
@@ -73,7 +71,7 @@ pub fn list(core: &Core) -> Result<Vec<ClientCertificate>, Status> {
 /// Marks a client certificate revoked: every call with it is refused from the moment
 /// this entry applies, on every manager.
 pub async fn revoke(core: &Core, id: &str) -> Result<(), Status> {
-    let cluster = current_cluster(core)?;
+    let cluster = core.cluster()?;
     if !cluster.client_certificates.iter().any(|r| r.id == id) {
         return Err(Status::not_found(format!(
             "no client certificate {id}: `swarmr ca ls` lists them"

@@ -10,7 +10,7 @@ use swarmr_proto::{Config, Secret, SecretReference, ServiceSpec};
 use tonic::Status;
 
 use super::resolve::resolve;
-use super::secrets::SealedObject;
+use super::secrets::SealedNamed;
 use crate::core::Core;
 use crate::store::references::FileKind;
 
@@ -37,7 +37,7 @@ pub fn resolve_refs(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
     Ok(())
 }
 
-fn resolve_kind<T: SealedObject>(core: &Core, refs: &mut [SecretReference]) -> Result<(), Status> {
+fn resolve_kind<T: SealedNamed>(core: &Core, refs: &mut [SecretReference]) -> Result<(), Status> {
     let kind = T::FILE.kind();
     if refs.len() > MAX_REFS {
         return Err(Status::invalid_argument(format!(

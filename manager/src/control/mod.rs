@@ -6,7 +6,6 @@
 mod check;
 mod clients;
 mod files;
-pub mod limits;
 mod networks;
 mod nodes;
 mod ports;
@@ -17,10 +16,7 @@ mod tokens;
 mod updates;
 pub mod workload;
 
-pub(crate) use nodes::reachable_voters;
-pub(crate) use secrets::SealedObject;
 pub use secrets::MAX_DATA as MAX_SECRET_DATA;
-pub(crate) use tokens::current_cluster;
 
 use swarmr_proto::control_server::Control;
 use swarmr_proto::*;

@@ -128,7 +128,7 @@ pub async fn create(
     if spec.driver.is_empty() {
         spec.driver = DRIVER.into();
     }
-    super::limits::check_network_spec(&spec)?;
+    crate::limits::check_network_spec(&spec)?;
     check_name("network", &spec.name)?;
     check_options(&spec)?;
     let mut attempt = 1;
@@ -154,7 +154,7 @@ pub async fn create(
 /// Picks the network's subnet and VNI against the committed networks and the ones this
 /// manager is still committing, and holds them until the proposal is decided.
 fn decide(core: &Core, pending: &Pending, spec: &NetworkSpec) -> Result<Network, Status> {
-    let cluster = super::current_cluster(core)?;
+    let cluster = core.cluster()?;
     let mut held = pending
         .lock()
         .map_err(|_| Status::internal("allocation lock poisoned"))?;

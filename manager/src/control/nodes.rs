@@ -1,11 +1,9 @@
 //! `swarmr node ...`: list, inspect, update (availability, labels, role) and remove.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use swarmr_proto::{
-    ManagerReachability, Node, NodeRole, NodeSpec, NodeState, NodeView, ReachabilityRequest,
-    UpdateNodeRequest,
+    ManagerReachability, Node, NodeRole, NodeSpec, NodeState, NodeView, UpdateNodeRequest,
 };
 use tonic::Status;
 
@@ -14,12 +12,9 @@ use crate::core::{delete_action, update_action, Core};
 use crate::raft::NodeId;
 use crate::store::Object;
 
-/// A voter counts as reachable if the leader heard from it this recently.
-const REACHABLE_WINDOW: Duration = Duration::from_secs(2);
-
 pub async fn list(core: &Core) -> Result<Vec<NodeView>, Status> {
     let nodes: Vec<Node> = core.store().list()?;
-    let reachable = reachable_voters(core).await;
+    let reachable = core.reachable_voters().await;
     let leader = core.leader().map(|(id, _)| id);
     let mut views: Vec<NodeView> = nodes
         .into_iter()
@@ -38,7 +33,7 @@ fn hostname(view: &NodeView) -> &str {
 
 pub async fn get(core: &Core, reference: &str) -> Result<NodeView, Status> {
     let node: Node = resolve(core, reference)?;
-    let reachable = reachable_voters(core).await;
+    let reachable = core.reachable_voters().await;
     let leader = core.leader().map(|(id, _)| id);
     Ok(view(core, node, leader, &reachable))
 }
@@ -57,31 +52,6 @@ fn view(core: &Core, node: Node, leader: Option<NodeId>, reachable: &BTreeSet<No
         is_self: node.id == core.node_id(),
         node: Some(node),
         manager_status: manager_status as i32,
-    }
-}
-
-/// The voters the leader heard from lately, asked of the leader when we are not it.
-pub(crate) async fn reachable_voters(core: &Core) -> BTreeSet<NodeId> {
-    if core.is_leader() {
-        return core
-            .voters()
-            .into_iter()
-            .filter(|id| {
-                *id == core.raft_id() || core.liveness().is_reachable(*id, REACHABLE_WINDOW)
-            })
-            .collect();
-    }
-    let Some((_, addr)) = core.leader() else {
-        return BTreeSet::new();
-    };
-    let ask = async {
-        let mut client = core.raft_client(&addr).ok()?;
-        let reply = client.reachability(ReachabilityRequest {}).await.ok()?;
-        Some(reply.into_inner().reachable)
-    };
-    match tokio::time::timeout(Duration::from_millis(800), ask).await {
-        Ok(Some(ids)) => ids.into_iter().collect(),
-        _ => BTreeSet::new(),
     }
 }
 
@@ -114,7 +84,7 @@ pub async fn update(core: &Core, req: UpdateNodeRequest) -> Result<NodeView, Sta
         }
         spec.labels.insert(key.clone(), value.clone());
     }
-    super::limits::check_labels("node labels (--label-add)", &spec.labels)?;
+    crate::limits::check_labels("node labels (--label-add)", &spec.labels)?;
     if let Some(role) = req.role {
         let role =
             NodeRole::try_from(role).map_err(|_| Status::invalid_argument("unknown role"))?;

@@ -5,12 +5,14 @@
 //! the same entry, rolls every service that uses it.
 
 use swarmr_proto::{Config, Secret, SecretSpec, Service, UpdateState};
+
+use crate::secrets::sealed::SealedObject;
 use tonic::Status;
 
-use super::limits;
 use super::resolve::{resolve, Named};
 use crate::ca;
 use crate::core::{create_action, delete_action, update_action, Core};
+use crate::limits;
 use crate::store::references::{in_use_message, service_uses, FileKind};
 use crate::store::Object;
 
@@ -19,50 +21,23 @@ pub const MAX_DATA: usize = 500 * 1024;
 /// Docker's limit on secret and config names.
 pub const MAX_NAME: usize = 64;
 
-/// What secrets and configs have in common, for the code below.
-pub trait SealedObject: Named {
-    const FILE: FileKind;
-    fn build(id: String, spec: SecretSpec, sealed: Vec<u8>, revision: u64) -> Self;
-    fn sealed(&self) -> &[u8];
-    fn revision(&self) -> u64;
-    fn set_sealed(&mut self, sealed: Vec<u8>, revision: u64);
-}
+/// A sealed object with the name `resolve` looks it up by.
+pub trait SealedNamed: SealedObject + Named {}
+impl<T: SealedObject + Named> SealedNamed for T {}
 
-macro_rules! sealed_object {
-    ($ty:ident, $file:expr, $list:literal) => {
+macro_rules! named_file {
+    ($ty:ident, $list:literal) => {
         impl Named for $ty {
             const LIST_COMMAND: &'static str = $list;
             fn name(&self) -> &str {
                 self.spec.as_ref().map_or("", |s| s.name.as_str())
             }
         }
-        impl SealedObject for $ty {
-            const FILE: FileKind = $file;
-            fn build(id: String, spec: SecretSpec, sealed: Vec<u8>, revision: u64) -> Self {
-                $ty {
-                    id,
-                    meta: None,
-                    spec: Some(spec),
-                    sealed,
-                    revision,
-                }
-            }
-            fn sealed(&self) -> &[u8] {
-                &self.sealed
-            }
-            fn revision(&self) -> u64 {
-                self.revision
-            }
-            fn set_sealed(&mut self, sealed: Vec<u8>, revision: u64) {
-                self.sealed = sealed;
-                self.revision = revision;
-            }
-        }
     };
 }
 
-sealed_object!(Secret, FileKind::Secret, "swarmr secret ls");
-sealed_object!(Config, FileKind::Config, "swarmr config ls");
+named_file!(Secret, "swarmr secret ls");
+named_file!(Config, "swarmr config ls");
 
 /// Docker's rule: `^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`, at most 64 characters.
 pub fn check_name(kind: &str, name: &str) -> Result<(), Status> {
@@ -97,13 +72,13 @@ fn seal_err(e: crate::secrets::SecretsError) -> Status {
 }
 
 /// The object as replies show it: never its sealed data.
-fn shown<T: SealedObject>(mut obj: T) -> T {
+fn shown<T: SealedNamed>(mut obj: T) -> T {
     let revision = obj.revision();
     obj.set_sealed(Vec::new(), revision);
     obj
 }
 
-pub async fn create<T: SealedObject>(
+pub async fn create<T: SealedNamed>(
     core: &Core,
     spec: Option<SecretSpec>,
     data: &[u8],
@@ -128,18 +103,18 @@ pub async fn create<T: SealedObject>(
     Ok(shown(core.store().get(&id)?.unwrap_or(obj)))
 }
 
-pub fn list<T: SealedObject>(core: &Core) -> Result<Vec<T>, Status> {
+pub fn list<T: SealedNamed>(core: &Core) -> Result<Vec<T>, Status> {
     let mut all: Vec<T> = core.store().list()?;
     all.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(all.into_iter().map(shown).collect())
 }
 
-pub fn get<T: SealedObject>(core: &Core, reference: &str) -> Result<T, Status> {
+pub fn get<T: SealedNamed>(core: &Core, reference: &str) -> Result<T, Status> {
     resolve::<T>(core, reference).map(shown)
 }
 
 /// A config's data, opened for `config inspect` (configs are not secret).
-pub fn open<T: SealedObject>(core: &Core, reference: &str) -> Result<(T, Vec<u8>), Status> {
+pub fn open<T: SealedNamed>(core: &Core, reference: &str) -> Result<(T, Vec<u8>), Status> {
     let obj: T = resolve(core, reference)?;
     let data = core
         .keyring()
@@ -148,7 +123,7 @@ pub fn open<T: SealedObject>(core: &Core, reference: &str) -> Result<(T, Vec<u8>
     Ok((shown(obj), data))
 }
 
-fn users<T: SealedObject>(core: &Core, obj: &T) -> Result<Vec<Service>, Status> {
+fn users<T: SealedNamed>(core: &Core, obj: &T) -> Result<Vec<Service>, Status> {
     let services: Vec<Service> = core.store().list()?;
     Ok(services
         .into_iter()
@@ -156,7 +131,7 @@ fn users<T: SealedObject>(core: &Core, obj: &T) -> Result<Vec<Service>, Status> 
         .collect())
 }
 
-pub async fn remove<T: SealedObject>(core: &Core, reference: &str) -> Result<(), Status> {
+pub async fn remove<T: SealedNamed>(core: &Core, reference: &str) -> Result<(), Status> {
     let obj: T = resolve(core, reference)?;
     let users: Vec<String> = users(core, &obj)?
         .iter()
@@ -176,7 +151,7 @@ pub async fn remove<T: SealedObject>(core: &Core, reference: &str) -> Result<(),
 
 /// Stores `data` as the next revision and rolls every service that uses the object, in
 /// one entry. Returns the object and the names of the services rolled.
-pub async fn update<T: SealedObject>(
+pub async fn update<T: SealedNamed>(
     core: &Core,
     reference: &str,
     data: &[u8],
@@ -212,7 +187,7 @@ pub async fn update<T: SealedObject>(
 }
 
 /// The service with its references to `id` at `revision`, as a rolling update.
-fn roll<T: SealedObject>(
+fn roll<T: SealedNamed>(
     mut service: Service,
     file: FileKind,
     obj: &T,

@@ -13,13 +13,13 @@ use tokio_stream::StreamExt;
 use tonic::Status;
 use tracing::debug;
 
-use super::limits;
 use super::networks::Pending;
 use super::ports;
 use super::resolve::{check_name, resolve, Named};
 use crate::ca;
+use crate::constraint::parse_constraints;
 use crate::core::{create_action, delete_action, Core};
-use crate::scheduler::parse_constraints;
+use crate::limits;
 
 pub(super) fn validate(core: &Core, spec: &mut ServiceSpec) -> Result<(), Status> {
     limits::check_service_spec(spec)?;

@@ -1,6 +1,6 @@
 //! `swarmr join-token`: show or rotate a role's token.
 
-use swarmr_proto::{Cluster, JoinTokens, NodeRole};
+use swarmr_proto::{JoinTokens, NodeRole};
 use tonic::Status;
 use tracing::info;
 
@@ -9,7 +9,7 @@ use crate::core::{update_action, Core};
 use crate::store::Object;
 
 pub async fn get_or_rotate(core: &Core, role: NodeRole, rotate: bool) -> Result<String, Status> {
-    let cluster = current_cluster(core)?;
+    let cluster = core.cluster()?;
     let tokens = cluster.tokens.clone().unwrap_or_default();
     if !rotate {
         return Ok(pick(&tokens, role).to_string());
@@ -35,10 +35,4 @@ fn pick(tokens: &JoinTokens, role: NodeRole) -> &str {
         NodeRole::Worker => &tokens.worker,
         NodeRole::Manager => &tokens.manager,
     }
-}
-
-pub(crate) fn current_cluster(core: &Core) -> Result<Cluster, Status> {
-    core.store()
-        .cluster()?
-        .ok_or_else(|| Status::unavailable("the cluster is still being initialised; retry"))
 }

@@ -10,7 +10,7 @@ use swarmr_proto::convert::{
 use swarmr_proto::{ContainerSpec, Mount, MountType, Resources};
 use tonic::Status;
 
-use super::limits::{check_labels, MAX_ARGS, MAX_ITEM};
+use crate::limits::{check_labels, MAX_ARGS, MAX_ITEM};
 
 pub const MAX_MOUNTS: usize = 32;
 /// Capabilities, ulimits, groups, DNS options and search domains, each.

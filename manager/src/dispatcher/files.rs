@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use swarmr_proto::{Config, Secret, SecretData, Task};
 use tracing::warn;
 
-use crate::control::SealedObject;
 use crate::core::Core;
+use crate::secrets::sealed::SealedObject;
 
 /// (secrets, configs) for the node whose tasks these are.
 pub fn for_tasks(core: &Core, tasks: &[Task]) -> (Vec<SecretData>, Vec<SecretData>) {

@@ -13,9 +13,9 @@ use tracing::info;
 
 use super::session::managers;
 use crate::ca::{self, TokenCheck};
-use crate::control::{current_cluster, limits};
 use crate::core::{create_action, update_action, Core};
 use crate::error::CaError;
+use crate::limits;
 
 /// A join retried with the key of a node already admitted (the first answer was lost):
 /// the same node again, with a fresh certificate and nothing written.
@@ -42,7 +42,7 @@ fn rejoin(
 }
 
 pub async fn admit(core: &Core, req: JoinRequest) -> Result<JoinResponse, Status> {
-    let cluster = current_cluster(core)?;
+    let cluster = core.cluster()?;
     let tokens = cluster.tokens.clone().unwrap_or_default();
     let role = ca::check_token(&req.token, &tokens).map_err(|check| match check {
         TokenCheck::Malformed => Status::invalid_argument(
@@ -140,7 +140,7 @@ pub fn renew(core: &Core, peer: Option<ca::PeerIdentity>, csr_pem: &str) -> Resu
         .spec
         .as_ref()
         .map_or(NodeRole::Worker, |s| s.desired_role());
-    let cert = sign(&current_cluster(core)?, csr_pem, &node.id, role)?;
+    let cert = sign(&core.cluster()?, csr_pem, &node.id, role)?;
     info!(node.id = %node.id, role = role.label(), "node certificate renewed");
     Ok(cert)
 }

@@ -18,8 +18,8 @@ use tracing::{debug, error, info, Instrument};
 use super::join::host_of;
 use super::{heartbeat_period, Sessions, GRACE_PERIODS};
 use crate::ca;
-use crate::control::limits;
 use crate::core::Core;
+use crate::limits;
 
 pub type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
 

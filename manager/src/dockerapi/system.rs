@@ -15,7 +15,6 @@ use super::error::{ApiError, ApiResult};
 use super::objects::{json, time};
 use super::spec::ns;
 use super::{DockerApi, API_VERSION, MIN_API_VERSION};
-use crate::control::current_cluster;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The VXLAN port every overlay uses.
@@ -67,7 +66,7 @@ impl DockerApi {
 
     /// The cluster as `/info` and `/swarm` show it (never the CA key).
     fn cluster_spec(&self) -> ApiResult<(docker::ClusterInfo, swarmr_proto::Cluster)> {
-        let cluster = current_cluster(&self.core)?;
+        let cluster = self.core.cluster()?;
         let meta = cluster.meta.unwrap_or_default();
         let spec = docker::SwarmSpec {
             name: Some("default".into()),

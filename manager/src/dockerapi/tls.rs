@@ -31,7 +31,6 @@ use tracing::{debug, info, warn};
 
 use crate::ca::authz::Standing;
 use crate::ca::{CertRole, PeerIdentity};
-use crate::control::current_cluster;
 use crate::core::Core;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -218,7 +217,7 @@ async fn keep_certificate<T>(
 }
 
 fn sign(core: &Core, names: &[String]) -> Result<(CertifiedKey, Duration), String> {
-    let cluster = current_cluster(core).map_err(|s| s.message().to_string())?;
+    let cluster = core.cluster().map_err(|s| s.message().to_string())?;
     let lifetime = Duration::from_secs(cluster.cert_expiry_secs.max(60));
     let cert = signed(
         &cluster.ca_cert_pem,

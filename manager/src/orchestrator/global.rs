@@ -14,7 +14,7 @@ use swarmr_proto::{Node, NodeAvailability, NodeState, Service, Task};
 
 use super::slot::{current, restart_ended, trim_history};
 use super::Ctx;
-use crate::scheduler::{node_matches, Constraint};
+use crate::constraint::{node_matches, Constraint};
 
 /// Reconciles one global service's tasks against every node.
 pub fn reconcile(

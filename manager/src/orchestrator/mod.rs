@@ -56,7 +56,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use swarmr_proto::{NetworkAttachment, Node, Service, Task, TaskState, TaskStatus, UpdateStatus};
 
-use crate::scheduler::parse_constraints;
+use crate::constraint::parse_constraints;
 
 pub use slot::TASK_HISTORY_LIMIT;
 

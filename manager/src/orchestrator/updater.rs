@@ -31,7 +31,7 @@ use swarmr_proto::{
 
 use super::slot::current;
 use super::{wants_running, Ctx};
-use crate::scheduler::{node_matches, parse_constraints};
+use crate::constraint::{node_matches, parse_constraints};
 
 /// Docker's default monitor period.
 pub const DEFAULT_MONITOR_MS: u64 = 5_000;

@@ -74,7 +74,7 @@ impl RaftRpc for RaftService {
         if !self.core.is_leader() {
             return Err(Status::failed_precondition("not the leader"));
         }
-        let reachable = crate::control::reachable_voters(&self.core).await;
+        let reachable = self.core.reachable_voters().await;
         Ok(Response::new(ReachabilityResponse {
             reachable: reachable.into_iter().collect(),
         }))

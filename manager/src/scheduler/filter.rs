@@ -3,8 +3,8 @@
 
 use swarmr_proto::{NodeAvailability, NodeState, Task};
 
-use super::constraint::Constraint;
 use super::nodeinfo::{reservation, HostPort, NodeInfo};
+use crate::constraint::Constraint;
 
 /// A placement rule.
 pub trait Filter {

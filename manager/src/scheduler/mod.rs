@@ -35,7 +35,6 @@
 //! - Tasks of a service missing from `services` are left alone (the orchestrator
 //!   shuts them down).
 
-mod constraint;
 pub mod filter;
 mod nodeinfo;
 mod pipeline;
@@ -51,7 +50,6 @@ use swarmr_proto::{Node, Service, Task, TaskState};
 use filter::{Filter, HostPortFilter};
 use nodeinfo::{host_ports, HostPort};
 
-pub use constraint::{node_matches, parse_constraints, Constraint, ConstraintKey, Operator};
 pub use nodeinfo::{counts_toward_spread, NodeInfo, NodeSet};
 pub use pipeline::{Pipeline, NO_SUITABLE_NODE};
 

@@ -4,12 +4,12 @@
 
 use swarmr_proto::{Service, Task};
 
-use super::constraint::parse_constraints;
 use super::filter::{
     AvailabilityFilter, ConstraintFilter, CpuFilter, Filter, HostPortFilter, MemoryFilter,
     PinnedNodeFilter, ReadyFilter,
 };
 use super::nodeinfo::{host_ports, NodeInfo};
+use crate::constraint::parse_constraints;
 
 /// The prefix of every scheduling error.
 pub const NO_SUITABLE_NODE: &str = "no suitable node";

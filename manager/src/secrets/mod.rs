@@ -16,6 +16,7 @@
 
 pub mod fetch;
 pub mod keyfile;
+pub mod sealed;
 
 use std::sync::{Arc, RwLock};
 

@@ -135,3 +135,76 @@ impl fmt::Display for Constraint {
         write!(f, "{op}{}", self.value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use swarmr_proto::{NodeDescription, NodeRole};
+
+    use super::*;
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.to_string(),
+            description: Some(NodeDescription {
+                hostname: format!("host-{id}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parses_constraints() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("node.id==abc", Ok("node.id==abc")),
+            ("node.hostname != web-1", Ok("node.hostname!=web-1")),
+            ("Node.Role==MANAGER", Ok("node.role==MANAGER")),
+            ("node.labels.Zone==a", Ok("node.labels.Zone==a")),
+            ("node.labels.zone=a", Err("invalid constraint \"node.labels.zone=a\": use KEY==VALUE or KEY!=VALUE with node.id, node.hostname, node.role or node.labels.<key>")),
+            ("node.labels.==a", Err("use KEY==VALUE")),
+            ("node.labels.zone==", Err("use KEY==VALUE")),
+            ("node.labels.zone==a==b", Err("use KEY==VALUE")),
+            ("engine.labels.x==y", Err("use KEY==VALUE")),
+            ("node.ip==1.2.3.4", Err("use KEY==VALUE")),
+            ("node.role==boss", Err("invalid constraint \"node.role==boss\": node.role is manager or worker")),
+        ];
+        for (text, want) in cases {
+            let got = Constraint::parse(text);
+            match (want, got) {
+                (Ok(shown), Ok(c)) => assert_eq!(&c.to_string(), shown, "{text}"),
+                (Err(part), Err(e)) => assert!(e.contains(part), "{text}: {e}"),
+                (want, got) => panic!("{text}: want {want:?}, got {got:?}"),
+            }
+        }
+        let all = ["node.role==worker".to_string(), "bad".to_string()];
+        assert!(parse_constraints(&all).unwrap_err().contains("\"bad\""));
+        assert_eq!(parse_constraints(&all[..1]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn matches_constraints() {
+        let mut manager = node("n1");
+        manager
+            .spec
+            .get_or_insert_with(Default::default)
+            .labels
+            .insert("zone".into(), "A".into());
+        manager.set_role(NodeRole::Manager);
+        let worker = node("n2");
+        let cases = [
+            ("node.id==n1", true, false),
+            ("node.id!=n1", false, true),
+            ("node.hostname==HOST-n1", true, false),
+            ("node.role==manager", true, false),
+            ("node.role!=manager", false, true),
+            ("node.labels.zone==a", true, false),
+            ("node.labels.zone!=a", false, true),
+            ("node.labels.ZONE==a", false, false),
+        ];
+        for (text, on_manager, on_worker) in cases {
+            let c = Constraint::parse(text).unwrap();
+            assert_eq!(c.matches(&manager), on_manager, "{text} on manager");
+            assert_eq!(c.matches(&worker), on_worker, "{text} on worker");
+        }
+    }
+}
