@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what swarmr's tests, quickstart and benchmarks need on Debian:
-# iproute2, util-linux (nsenter, unshare), busybox-static, iperf3, nftables, systemd-analyze
-# (to check the unit), python3 (UDP responders in the discovery tests), curl and docker-py
-# (the Docker API tests; the docker CLI comes with docker.io), and a running Docker
-# engine. Safe to run again.
+# iproute2, util-linux (nsenter, unshare), jq (the scripts read JSON), busybox-static,
+# iperf3, nftables, systemd-analyze (to check the unit), python3 (UDP responders in the
+# discovery tests), curl and docker-py (the Docker API tests; the docker CLI comes with
+# docker.io), and a running Docker engine. Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
@@ -22,6 +22,7 @@ have docker || packages+=(docker.io)
 have cc || packages+=(gcc)
 have python3 || packages+=(python3)
 have curl || packages+=(curl)
+have jq || packages+=(jq)
 have systemd-analyze || packages+=(systemd)
 if [ "${#packages[@]}" -gt 0 ]; then
     echo "installing: ${packages[*]}"

@@ -7,51 +7,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=/var/tmp/swarmr-quickstart
-P=qs   # namespace prefix: qs-u (underlay), qs-h1, qs-h2, qs-h3
-. deploy/bench/lib.sh
+P=qs-   # namespace prefix: qs-u (underlay), qs-h1, qs-h2, qs-h3, qs-client
+. deploy/lib.sh
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
+# lib.sh's harness, with this script's state dir as its run dir: the cluster outlives the
+# script, and `down` removes exactly what `up` recorded there (processes, namespaces, the
+# nodes' containers and sandboxes).
+RUN="$STATE"
+NODE_DIR="$STATE"
+NODE_ARGS=()
+
 down() {
-    for pidfile in "$STATE"/*.pid; do
-        [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    sleep 1
-    for identity in "$STATE"/*/node.json; do
-        [ -e "$identity" ] || continue
-        node_id=$(sed -n 's/.*"node_id": *"\([^"]*\)".*/\1/p' "$identity")
-        [ -n "$node_id" ] || continue
-        ids=$(docker ps -aq --filter "label=com.swarmr.node.id=$node_id" 2>/dev/null || true)
-        [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
-        for ns in $(ip netns list | awk '{print $1}' | grep "^swr-${node_id:0:12}-" || true); do
-            ip netns del "$ns" 2>/dev/null || true
-        done
-    done
-    for ns in $P-h1 $P-h2 $P-h3 $P-client $P-u; do ip netns del "$ns" 2>/dev/null || true; done
+    [ -d "$STATE" ] && teardown "$STATE"
     rm -rf "$STATE"
 }
 
-host_up() { # name n: namespace qs-NAME at 192.0.2.N on the underlay bridge
-    local name=$1 n=$2 ns=$P-$1
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-    ip link add "$P-${name}e" type veth peer name "$P-${name}b"
-    ip link set "$P-${name}e" netns "$ns"
-    ip link set "$P-${name}b" netns "$P-u"
-    ip -n "$ns" link set "$P-${name}e" name eth0
-    ip -n "$ns" addr add "192.0.2.$n/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$P-u" link set "$P-${name}b" master br0 up
-}
-
-node() { # n, swarmr arguments...: start a node in host n, in the background
-    local n=$1; shift
-    mkdir -p "$STATE/h$n"
-    nsenter --net=/run/netns/$P-h$n "$BIN" "$@" --data-dir "$STATE/h$n" --hostname "h$n" \
-        --listen-addr "192.0.2.$n:2377" --advertise-addr "192.0.2.$n" >"$STATE/h$n.out" 2>"$STATE/h$n.log" &
-    echo $! >"$STATE/h$n.pid"
-    for _ in $(seq 1 100); do [ -S "$STATE/h$n/swarmr.sock" ] && return; sleep 0.1; done
-    echo "node h$n did not start; see $STATE/h$n.log" >&2
+node() { # n, swarmr arguments...: start a node on host n and wait for its socket
+    start_node "$@"
+    for _ in $(seq 1 100); do [ -S "$STATE/h$1/swarmr.sock" ] && return; sleep 0.1; done
+    echo "node h$1 did not start; see $STATE/h$1.log" >&2
     exit 1
 }
 
@@ -64,17 +40,15 @@ up() {
     bash deploy/images/build.sh
     down
     mkdir -p "$STATE"
-    ip netns add "$P-u"
-    ip -n "$P-u" link set lo up
-    ip -n "$P-u" link add br0 type bridge
-    ip -n "$P-u" link set br0 up
-    for n in 1 2 3; do host_up "h$n" "$n"; done
-    host_up client 100   # a machine outside the cluster, for the published port
+    : >"$STATE/pids"
+    : >"$STATE/netns"
+    HOSTS=3 make_underlay
+    add_underlay_host client 100   # a machine outside the cluster, for the published port
 
     say "swarmr init    (on h1, 192.0.2.1)"
     node 1 init
     sleep 1
-    cat "$STATE/h1.out"
+    grep -v '^[0-9-]*T[0-9:.]*Z' "$STATE/h1.log" || true
     manager_token=$(swarmr_on 1 join-token -q manager)
     worker_token=$(swarmr_on 1 join-token -q worker)
     say "swarmr join --token <manager token> 192.0.2.1:2377    (on h2)"
@@ -124,7 +98,7 @@ up() {
     for n in 1 2 3; do
         answer=""
         for _ in $(seq 1 50); do
-            answer=$(nsenter --net=/run/netns/$P-client sh -c \
+            answer=$(nsenter --net=/run/netns/${P}client sh -c \
                 "printf 'GET /cgi-bin/client-addr HTTP/1.0\r\n\r\n' | busybox nc -w 1 192.0.2.$n 8080 | tail -1" 2>/dev/null || true)
             [ -n "$answer" ] && break
             sleep 0.2

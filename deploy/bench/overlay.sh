@@ -19,7 +19,7 @@
 # removed on exit (also on failure); leftovers of a run that was killed are swept at start.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. deploy/bench/lib.sh
+. deploy/lib.sh
 
 TRIALS="${TRIALS:-20}"
 REPEATS="${REPEATS:-3}"
@@ -43,7 +43,7 @@ p50_max() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a n/a"; el
 
 # ---------------------------------------------------------------- cluster
 
-# make_underlay, start_cluster, start_node, node_ready, sw: deploy/bench/lib.sh (NODE_DIR is
+# make_underlay, start_cluster, start_node, node_ready, sw: deploy/lib.sh (NODE_DIR is
 # the round's dir).
 
 # Container id -> "node ip" of the tasks of service $1 that have a container, per `network inspect`.

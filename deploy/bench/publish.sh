@@ -19,7 +19,7 @@
 # failure); leftovers of a run that was killed are swept at start.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. deploy/bench/lib.sh
+. deploy/lib.sh
 
 REQUESTS="${REQUESTS:-2000}"
 REPEATS="${REPEATS:-5}"

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -p swarmr-cli --bin swarmr --example raft_bench
-. deploy/bench/lib.sh
+. deploy/lib.sh
 target="$(target_dir)"
 SWARMR_BIN="$target/release/swarmr" "$target/release/examples/raft_bench"

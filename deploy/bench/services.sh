@@ -8,7 +8,7 @@
 # SKIP_CONVERGENCE=1 or SKIP_SCALE=1 runs only the other part.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. deploy/bench/lib.sh
+. deploy/lib.sh
 target="$(target_dir)"
 
 if [ "${SKIP_CONVERGENCE:-0}" != 1 ]; then

@@ -88,13 +88,13 @@ fn assert_refused(args: &[String], want: &str) {
 }
 
 #[test]
-fn bad_input_is_refused_with_one_line_and_changes_nothing() {
+fn bad_input_gets_a_one_line_error_with_no_state_change() {
     let cluster = Cluster::init(&[]);
     let m1 = cluster.nodes[0].host();
     wait_until("m1 Ready", || {
         node_row(&m1, "m1").is_some_and(|r| r["Status"] == "Ready")
     });
-    ok(&["-H", &m1, "network", "create", "bi-net"]);
+    cli(&m1, "network create bi-net");
     ok(&[
         "-H",
         &m1,

@@ -23,10 +23,10 @@ fn sh(args: &[&str]) {
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
 fn network_check_reports_what_a_node_lost_until_it_is_repaired() {
-    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("w1", "worker");
+    let mut cluster =
+        Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]).joined(&[("w1", "worker")]);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "net"]);
+    cli(&m1, "network create net");
     create_sleeper(
         &m1,
         "s",
@@ -45,7 +45,7 @@ fn network_check_reports_what_a_node_lost_until_it_is_repaired() {
         .unwrap_or_default()
         .to_string();
     let net: serde_json::Value =
-        serde_json::from_str(&ok(&["-H", &m1, "network", "inspect", "net"])).expect("JSON");
+        serde_json::from_str(&cli(&m1, "network inspect net")).expect("JSON");
     let vni = net[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
         .as_str()
         .unwrap_or_default()

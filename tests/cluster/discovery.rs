@@ -22,10 +22,7 @@ const UPSTREAM: &str = "127.0.0.1:5353";
 fn three_hosts(extra: &[&str]) -> Cluster {
     let mut flags = vec!["--dispatcher-heartbeat", "500ms"];
     flags.extend_from_slice(extra);
-    let mut cluster = Cluster::init_on_hosts(&flags);
-    cluster.join("h2", "manager");
-    cluster.join("h3", "worker");
-    cluster
+    Cluster::three_hosts(&flags)
 }
 
 /// The running containers of a service's tasks, by service name.
@@ -89,7 +86,7 @@ fn http_get(container: &str, ip: &str) -> String {
 fn vip_and_tasks_names_resolve_and_connections_spread_then_follow_scale_down() {
     let cluster = three_hosts(&[]);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "front"]);
+    cli(&m1, "network create front");
     let web = [
         "-H",
         &m1,
@@ -124,7 +121,7 @@ fn vip_and_tasks_names_resolve_and_connections_spread_then_follow_scale_down() {
     let udp = udp_replies(&m1, &client, &vip);
     assert_eq!(udp.len(), 3, "30 UDP flows reach all 3 replicas: {udp:?}");
 
-    ok(&["-H", &m1, "service", "scale", "web=1"]);
+    cli(&m1, "service scale web=1");
     wait_until("tasks.web has 1 IP", || {
         nslookup(&client, "tasks.web").is_ok_and(|a| a.len() == 1)
     });
@@ -221,8 +218,8 @@ fn dnsrr_unknown_foreign_and_outside_names() {
     let cluster = three_hosts(&["--dns-upstream", UPSTREAM]);
     let m1 = cluster.nodes[0].host();
     let _upstream = FakeUpstream::start(cluster.nodes[0].netns.as_deref().expect("host ns"));
-    ok(&["-H", &m1, "network", "create", "front"]);
-    ok(&["-H", &m1, "network", "create", "back"]);
+    cli(&m1, "network create front");
+    cli(&m1, "network create back");
     let rr = [
         "--network",
         "front",

@@ -41,7 +41,7 @@ fn message(value: &Value) -> String {
 
 #[test]
 #[ignore = "needs root and Docker"]
-fn bad_docker_api_requests_get_dockers_errors_and_write_nothing() {
+fn bad_docker_api_requests_get_dockers_errors_with_nothing_written() {
     let cluster = Cluster::init(&[]);
     let host = cluster.nodes[0].host();
     let (code, body) = curl(
@@ -68,7 +68,7 @@ fn bad_docker_api_requests_get_dockers_errors_and_write_nothing() {
     let (code, body) = curl(&cluster, "POST", "/services/create", Some(unknown));
     assert_eq!(code, 400, "{body}");
     assert!(message(&body).contains("Bogus"), "{body}");
-    assert!(ok(&["-H", &host, "service", "ls", "-q"]).trim().is_empty());
+    assert!(cli(&host, "service ls -q").trim().is_empty());
 
     let good = format!(
         r#"{{"Name":"api-web","TaskTemplate":{{"ContainerSpec":{{"Image":"{IMAGE}","Args":["sleep","600"]}}}}}}"#
@@ -81,7 +81,7 @@ fn bad_docker_api_requests_get_dockers_errors_and_write_nothing() {
     let (_, service) = curl(&cluster, "GET", &format!("/services/{id}"), None);
     let version = service["Version"]["Index"].as_u64().expect("version");
     let spec = service["Spec"].to_string();
-    ok(&["-H", &host, "service", "scale", "-d", "api-web=2"]);
+    cli(&host, "service scale -d api-web=2");
     let stale = format!("/services/{id}/update?version={version}");
     let (code, body) = curl(&cluster, "POST", &stale, Some(&spec));
     assert_eq!(code, 500, "Docker answers a stale version with 500: {body}");
@@ -150,7 +150,7 @@ print(len(running), len(client.services.list(filters={{"label": "from=docker-py"
         "2 1",
         "two running tasks, one labelled service"
     );
-    let listed = ok(&["-H", &host, "service", "ls"]);
+    let listed = cli(&host, "service ls");
     assert!(listed.contains("py-web"), "{listed}");
 }
 
@@ -185,7 +185,7 @@ fn docker_cli_over_tcp_needs_a_client_certificate_of_the_cluster() {
         "a client without a certificate got in"
     );
     // A revoked client certificate is refused from then on.
-    let listed = ok(&["-H", &host, "ca", "ls"]);
+    let listed = cli(&host, "ca ls");
     let id = listed
         .lines()
         .nth(1)

@@ -26,10 +26,7 @@ fn docker_cli_manages_secrets_and_configs_and_services_use_them() {
     docker(&cluster, &["config", "create", "app", &path(&config_file)]);
 
     assert!(docker(&cluster, &["secret", "ls"]).contains("token"));
-    assert!(
-        ok(&["-H", &m1, "secret", "ls"]).contains("token"),
-        "one state"
-    );
+    assert!(cli(&m1, "secret ls").contains("token"), "one state");
     let secret: Value = serde_json::from_str(&docker(&cluster, &["secret", "inspect", "token"]))
         .expect("secret JSON");
     assert_eq!(secret[0]["Spec"]["Name"], "token");
@@ -61,8 +58,7 @@ fn docker_cli_manages_secrets_and_configs_and_services_use_them() {
         ],
     );
     let inspected: Value =
-        serde_json::from_str(&ok(&["-H", &m1, "service", "inspect", "uses-files"]))
-            .expect("service JSON");
+        serde_json::from_str(&cli(&m1, "service inspect uses-files")).expect("service JSON");
     let id = inspected[0]["ID"].as_str().expect("id").to_string();
     let container = containers(&id)
         .into_iter()
@@ -101,5 +97,5 @@ fn docker_cli_manages_secrets_and_configs_and_services_use_them() {
     });
     docker(&cluster, &["secret", "rm", "token"]);
     docker(&cluster, &["config", "rm", "app"]);
-    assert!(!ok(&["-H", &m1, "secret", "ls"]).contains("token"));
+    assert!(!cli(&m1, "secret ls").contains("token"));
 }

@@ -10,24 +10,14 @@ fn leader_name(host: &str) -> Option<String> {
 }
 
 #[test]
-fn killed_leader_is_replaced_and_catches_up_after_restart() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
+fn a_killed_leader_rejoins_as_a_caught_up_follower() {
+    let mut cluster = Cluster::three_managers(&[]);
     let m2 = cluster.node("m2").host();
     assert_eq!(leader_name(&m2).as_deref(), Some("m1"));
 
     cluster.node("m1").kill();
     // A write through a survivor waits out the election, then commits.
-    ok(&[
-        "-H",
-        &m2,
-        "node",
-        "update",
-        "--label-add",
-        "after=failover",
-        "m3",
-    ]);
+    cli(&m2, "node update --label-add after=failover m3");
     wait_until("a new leader among the survivors", || {
         matches!(leader_name(&m2).as_deref(), Some("m2") | Some("m3"))
     });
@@ -44,24 +34,14 @@ fn killed_leader_is_replaced_and_catches_up_after_restart() {
 }
 
 #[test]
-fn full_restart_keeps_nodes_labels_and_availability() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
-    cluster.join("w1", "worker");
+fn a_full_restart_keeps_every_nodes_spec() {
+    let mut cluster = Cluster::three_managers(&[]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "node",
-        "update",
-        "--label-add",
-        "zone=a",
-        "--availability",
-        "drain",
-        "w1",
-    ]);
-    ok(&["-H", &m1, "node", "update", "--label-add", "disk=ssd", "m2"]);
+        "node update --label-add zone=a --availability drain w1",
+    );
+    cli(&m1, "node update --label-add disk=ssd m2");
     let before = node_rows(&m1);
 
     for node in cluster.nodes.iter_mut() {
@@ -117,23 +97,13 @@ fn new_manager_catches_up_from_a_snapshot_after_the_log_was_purged() {
 
 #[test]
 fn force_new_cluster_recovers_from_quorum_loss_with_the_state_kept() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
+    let mut cluster = Cluster::three_managers(&[]);
     let m1 = cluster.node("m1").host();
-    ok(&["-H", &m1, "node", "update", "--label-add", "kept=yes", "m1"]);
+    cli(&m1, "node update --label-add kept=yes m1");
     cluster.node("m2").kill();
     cluster.node("m3").kill();
     // One manager of three cannot commit: the write is refused within a bounded wait.
-    let err = fails(&[
-        "-H",
-        &m1,
-        "node",
-        "update",
-        "--label-add",
-        "lost=quorum",
-        "m1",
-    ]);
+    let err = cli_fails(&m1, "node update --label-add lost=quorum m1");
     assert!(err.contains("quorum"), "{err}");
 
     cluster.node("m1").stop();
@@ -141,15 +111,7 @@ fn force_new_cluster_recovers_from_quorum_loss_with_the_state_kept() {
     wait_until("m1 leads alone", || {
         node_row(&m1, "m1").is_some_and(|r| r["ManagerStatus"] == "Leader")
     });
-    ok(&[
-        "-H",
-        &m1,
-        "node",
-        "update",
-        "--label-add",
-        "after=recovery",
-        "m1",
-    ]);
+    cli(&m1, "node update --label-add after=recovery m1");
     let labels = &inspect(&m1, "m1")["Spec"]["Labels"];
     assert_eq!(labels["kept"], "yes");
     assert_eq!(labels["after"], "recovery");
@@ -169,15 +131,7 @@ fn force_new_cluster_recovers_from_quorum_loss_with_the_state_kept() {
         row["ManagerStatus"], "Leader",
         "the forced manager still leads"
     );
-    ok(&[
-        "-H",
-        &m1,
-        "node",
-        "update",
-        "--label-add",
-        "still=writable",
-        "m1",
-    ]);
+    cli(&m1, "node update --label-add still=writable m1");
     let labels = &inspect(&m1, "m1")["Spec"]["Labels"];
     assert_eq!(labels["after"], "recovery", "the recovered state won");
     // No split brain: the old managers do not lead a cluster of their own.

@@ -10,9 +10,7 @@ const FAST_HEARTBEAT: &[&str] = &["--dispatcher-heartbeat", "300ms"];
 /// and the cluster keeps writing.
 #[test]
 fn demote_or_leave_that_would_lose_the_quorum_is_refused() {
-    let mut cluster = Cluster::init(FAST_HEARTBEAT);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
+    let mut cluster = Cluster::three_managers(FAST_HEARTBEAT);
     let m1 = cluster.node("m1").host();
     let m2 = cluster.node("m2").host();
     cluster.node("m3").kill();
@@ -20,10 +18,10 @@ fn demote_or_leave_that_would_lose_the_quorum_is_refused() {
         node_row(&m1, "m3").is_some_and(|r| r["ManagerStatus"] == "Unreachable")
     });
 
-    let err = fails(&["-H", &m1, "node", "demote", "m2"]);
+    let err = cli_fails(&m1, "node demote m2");
     assert!(err.contains("would lose the managers' quorum"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    let err = fails(&["-H", &m2, "leave", "--force"]);
+    let err = cli_fails(&m2, "leave --force");
     assert!(err.contains("would lose the managers' quorum"), "{err}");
     assert!(
         cluster.node("m2").is_running(),
@@ -33,18 +31,10 @@ fn demote_or_leave_that_would_lose_the_quorum_is_refused() {
     let row = node_row(&m1, "m2").expect("m2 listed");
     assert_eq!(row["ManagerStatus"], "Reachable", "{row}");
     // Still a quorum: writes commit.
-    ok(&[
-        "-H",
-        &m1,
-        "node",
-        "update",
-        "--label-add",
-        "still=writable",
-        "m1",
-    ]);
+    cli(&m1, "node update --label-add still=writable m1");
     // Demoting the manager that is down leaves {m1, m2}: allowed.
-    ok(&["-H", &m1, "node", "demote", "m3"]);
-    ok(&["-H", &m2, "network", "create", "after-demote"]);
+    cli(&m1, "node demote m3");
+    cli(&m2, "network create after-demote");
 }
 
 /// A service at the replica cap: its 10,000 tasks are written in bounded Raft entries (a
@@ -68,7 +58,7 @@ fn a_service_at_the_replica_cap_is_created_in_bounded_entries() {
         !log.contains("too large"),
         "a write was refused as too large"
     );
-    ok(&["-H", &m1, "service", "rm", "capped"]);
-    let services = ok(&["-H", &m1, "service", "ls", "-q"]);
+    cli(&m1, "service rm capped");
+    let services = cli(&m1, "service ls -q");
     assert!(services.trim().is_empty(), "{services}");
 }

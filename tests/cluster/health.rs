@@ -65,19 +65,12 @@ fn the_images_failing_healthcheck_fails_tasks_until_no_healthcheck_overrides_it(
     ];
     let err = fails(&create);
     assert!(err.contains("task: container unhealthy"), "{err}");
-    ok(&[
-        "-H",
-        &m,
-        "service",
-        "update",
-        "--no-healthcheck",
-        "hc-never",
-    ]);
+    cli(&m, "service update --no-healthcheck hc-never");
     assert!(
         current_state(&m, "hc-never").starts_with("Running"),
         "no check: plain Running"
     );
-    let table = ok(&["-H", &m, "service", "ps", "hc-never"]);
+    let table = cli(&m, "service ps hc-never");
     assert!(
         table.contains("\\_ hc-never.1"),
         "the failed tasks are history: {table}"
@@ -104,7 +97,7 @@ fn answers(container: &str, name: &str) -> BTreeSet<String> {
 fn a_task_is_in_dns_only_once_its_health_check_passes() {
     let cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "hc-front"]);
+    cli(&m1, "network create hc-front");
     create_sleeper(&m1, "hc-client", &["--network", "hc-front"]);
     let client = first_container(&m1, "hc-client");
     let create = [

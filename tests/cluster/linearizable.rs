@@ -87,15 +87,13 @@ fn check_reads(adds: &[Add], reads: &[Read]) -> Vec<String> {
 }
 
 #[test]
-fn writes_and_reads_stay_linearizable_through_leader_kills() {
+fn the_history_stays_linearizable_through_leader_kills() {
     let kills = if std::env::var_os("SWARMR_FAULTS_LONG").is_some() {
         20
     } else {
         3
     };
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
+    let mut cluster = Cluster::three_managers(&[]);
     let names = ["m1", "m2", "m3"];
     let hosts: Vec<String> = names.iter().map(|n| cluster.node(n).host()).collect();
     let start = Instant::now();

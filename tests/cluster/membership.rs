@@ -5,9 +5,8 @@ use crate::util::*;
 const FAST_HEARTBEAT: &[&str] = &["--dispatcher-heartbeat", "300ms"];
 
 #[test]
-fn stopped_worker_goes_down_and_comes_back_ready() {
-    let mut cluster = Cluster::init(FAST_HEARTBEAT);
-    cluster.join("w1", "worker");
+fn a_stopped_worker_is_down_until_it_restarts() {
+    let mut cluster = Cluster::init(FAST_HEARTBEAT).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
     cluster.node("w1").kill();
     wait_until("w1 Down", || {
@@ -21,10 +20,7 @@ fn stopped_worker_goes_down_and_comes_back_ready() {
 
 #[test]
 fn workers_follow_a_new_leader_without_going_down() {
-    let mut cluster = Cluster::init(FAST_HEARTBEAT);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::three_managers(FAST_HEARTBEAT).joined(&[("w1", "worker")]);
     cluster.node("m1").kill();
     let m2 = cluster.node("m2").host();
     wait_until("a new leader", || {
@@ -47,10 +43,9 @@ fn workers_follow_a_new_leader_without_going_down() {
 
 #[test]
 fn promote_then_demote_a_node() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::init(&[]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
-    let out = ok(&["-H", &m1, "node", "promote", "w1"]);
+    let out = cli(&m1, "node promote w1");
     assert!(out.contains("promoted to a manager"), "{out}");
     wait_until("w1 a reachable manager", || {
         node_row(&m1, "w1").is_some_and(|r| r["ManagerStatus"] == "Reachable")
@@ -61,60 +56,50 @@ fn promote_then_demote_a_node() {
         run(&["-H", &w1, "node", "ls"]).status.success()
     });
 
-    let out = ok(&["-H", &m1, "node", "demote", "w1"]);
+    let out = cli(&m1, "node demote w1");
     assert!(out.contains("demoted"), "{out}");
     wait_until("w1 a worker again", || {
         node_row(&m1, "w1").is_some_and(|r| r["ManagerStatus"] == "" && r["Status"] == "Ready")
     });
     wait_until("w1 refuses manager commands", || {
-        fails(&["-H", &w1, "node", "ls"]).contains("not a manager")
+        cli_fails(&w1, "node ls").contains("not a manager")
     });
 }
 
 #[test]
 fn worker_leaves_then_is_removed() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::init(&[]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
     let w1 = cluster.node("w1").host();
-    let err = fails(&["-H", &m1, "node", "rm", "w1"]);
+    let err = cli_fails(&m1, "node rm w1");
     assert!(err.contains("is Ready") && err.contains("--force"), "{err}");
 
-    let out = ok(&["-H", &w1, "leave"]);
+    let out = cli(&w1, "leave");
     assert!(out.contains("left the swarm"), "{out}");
     wait_until("w1 process exits", || !cluster.node("w1").is_running());
     assert!(!cluster.node("w1").data_dir.join("node.json").exists());
     wait_until("w1 Down", || {
         node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down")
     });
-    ok(&["-H", &m1, "node", "rm", "w1"]);
+    cli(&m1, "node rm w1");
     assert!(node_row(&m1, "w1").is_none());
 }
 
 #[test]
-fn manager_needs_force_to_leave_and_leaves_raft() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("m2", "manager");
+fn a_manager_leaves_raft_only_with_force() {
+    let mut cluster = Cluster::init(&[]).joined(&[("m2", "manager")]);
     let m1 = cluster.node("m1").host();
     let m2 = cluster.node("m2").host();
-    let err = fails(&["-H", &m2, "leave"]);
+    let err = cli_fails(&m2, "leave");
     assert!(err.contains("--force"), "{err}");
-    ok(&["-H", &m2, "leave", "--force"]);
+    cli(&m2, "leave --force");
     wait_until("m2 process exits", || !cluster.node("m2").is_running());
     eprintln!("M2LOG {}", cluster.node("m2").log());
     wait_until("m2 a Down worker", || {
         node_row(&m1, "m2").is_some_and(|r| r["Status"] == "Down" && r["ManagerStatus"] == "")
     });
     // The remaining manager still commits writes alone.
-    ok(&[
-        "-H",
-        &m1,
-        "node",
-        "update",
-        "--label-add",
-        "still=writable",
-        "m1",
-    ]);
+    cli(&m1, "node update --label-add still=writable m1");
 }
 
 #[test]
@@ -122,7 +107,7 @@ fn rotated_token_admits_no_new_node() {
     let mut cluster = Cluster::init(&[]);
     let m1 = cluster.node("m1").host();
     let old = cluster.token("worker");
-    let out = ok(&["-H", &m1, "join-token", "--rotate", "worker"]);
+    let out = cli(&m1, "join-token --rotate worker");
     assert!(
         out.contains("Successfully rotated worker join token"),
         "{out}"

@@ -11,18 +11,16 @@ fn inspect_network(host: &str, name: &str) -> Value {
 }
 
 fn count(host: &str) -> usize {
-    ok(&["-H", host, "network", "ls", "-q"]).lines().count()
+    cli(host, "network ls -q").lines().count()
 }
 
 #[test]
 fn networks_get_serial_subnets_and_vnis() {
     let cluster = Cluster::init(&[]);
     let m1 = cluster.nodes[0].host();
-    let id = ok(&[
-        "-H", &m1, "network", "create", "--driver", "overlay", "--label", "team=a", "front",
-    ]);
+    let id = cli(&m1, "network create --driver overlay --label team=a front");
     assert_eq!(id.trim().len(), 25, "{id}");
-    ok(&["-H", &m1, "network", "create", "back"]);
+    cli(&m1, "network create back");
     let front = inspect_network(&m1, "front");
     assert_eq!(front["Id"], id.trim());
     assert_eq!(front["Scope"], "swarm");
@@ -44,21 +42,19 @@ fn networks_get_serial_subnets_and_vnis() {
         "4097"
     );
 
-    let table = ok(&["-H", &m1, "network", "ls"]);
+    let table = cli(&m1, "network ls");
     assert!(table.starts_with("NETWORK ID"), "{table}");
     assert!(
         table.contains("front") && table.contains("swarm"),
         "{table}"
     );
-    let json = ok(&[
-        "-H", &m1, "network", "ls", "--format", "json", "--filter", "name=fro",
-    ]);
+    let json = cli(&m1, "network ls --format json --filter name=fro");
     let row: Value = serde_json::from_str(json.trim()).expect("one JSON line");
     assert_eq!(row["Name"], "front");
     assert_eq!(row["Driver"], "overlay");
 
-    ok(&["-H", &m1, "network", "rm", "front"]);
-    let out = ok(&["-H", &m1, "network", "prune", "--force"]);
+    cli(&m1, "network rm front");
+    let out = cli(&m1, "network prune --force");
     assert!(out.contains("back"), "{out}");
     assert_eq!(count(&m1), 0);
 }
@@ -72,27 +68,20 @@ fn user_subnets_large_networks_and_custom_pools() {
         "26",
     ]);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "pooled"]);
+    cli(&m1, "network create pooled");
     assert_eq!(
         inspect_network(&m1, "pooled")["IPAM"]["Config"][0]["Subnet"],
         "198.18.0.0/26"
     );
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "network",
-        "create",
-        "--subnet",
-        "10.20.0.0/16",
-        "--gateway",
-        "10.20.0.254",
-        "big",
-    ]);
+        "network create --subnet 10.20.0.0/16 --gateway 10.20.0.254 big",
+    );
     let big = inspect_network(&m1, "big");
     assert_eq!(big["IPAM"]["Config"][0]["Subnet"], "10.20.0.0/16");
     assert_eq!(big["IPAM"]["Config"][0]["Gateway"], "10.20.0.254");
     // The next pooled network skips nothing it does not have to, and never overlaps.
-    ok(&["-H", &m1, "network", "create", "pooled2"]);
+    cli(&m1, "network create pooled2");
     assert_eq!(
         inspect_network(&m1, "pooled2")["IPAM"]["Config"][0]["Subnet"],
         "198.18.0.64/26"
@@ -100,18 +89,10 @@ fn user_subnets_large_networks_and_custom_pools() {
 }
 
 #[test]
-fn bad_network_requests_are_refused_and_store_nothing() {
+fn bad_network_requests_store_nothing() {
     let cluster = Cluster::init(&[]);
     let m1 = cluster.nodes[0].host();
-    ok(&[
-        "-H",
-        &m1,
-        "network",
-        "create",
-        "--subnet",
-        "10.9.0.0/16",
-        "taken",
-    ]);
+    cli(&m1, "network create --subnet 10.9.0.0/16 taken");
     let before = count(&m1);
     let cases: &[(&[&str], &str)] = &[
         (&["--subnet", "10.0.0.0/33", "a"], "invalid subnet"),
@@ -138,9 +119,9 @@ fn bad_network_requests_are_refused_and_store_nothing() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     assert_eq!(count(&m1), before, "a refused request stored a network");
-    let err = fails(&["-H", &m1, "network", "inspect", "nope"]);
+    let err = cli_fails(&m1, "network inspect nope");
     assert!(err.contains("network nope not found"), "{err}");
-    let err = fails(&["-H", &m1, "network", "rm", "nope"]);
+    let err = cli_fails(&m1, "network rm nope");
     assert!(err.contains("not found"), "{err}");
     let err = fails(&[
         "init",

@@ -9,12 +9,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn three_hosts() -> Cluster {
-    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("h2", "manager");
-    cluster.join("h3", "worker");
-    cluster
-}
+const HEARTBEAT: &[&str] = &["--dispatcher-heartbeat", "500ms"];
 
 /// Container id → overlay IPv4 (no prefix), as `network inspect` reports them. A task
 /// still starting has no container yet and is keyed by its task id, which `docker exec`
@@ -87,17 +82,9 @@ fn node_ids(host: &str) -> Vec<String> {
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
 fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
-    let cluster = three_hosts();
+    let cluster = Cluster::three_hosts(HEARTBEAT);
     let m1 = cluster.nodes[0].host();
-    ok(&[
-        "-H",
-        &m1,
-        "network",
-        "create",
-        "--driver",
-        "overlay",
-        "my-overlay",
-    ]);
+    cli(&m1, "network create --driver overlay my-overlay");
     create_sleeper(
         &m1,
         "pinger",
@@ -109,7 +96,7 @@ fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
     });
     let eps = endpoints(&m1, "my-overlay");
     let inspect: Value =
-        serde_json::from_str(&ok(&["-H", &m1, "network", "inspect", "my-overlay"])).expect("JSON");
+        serde_json::from_str(&cli(&m1, "network inspect my-overlay")).expect("JSON");
     assert_eq!(
         inspect[0]["Peers"].as_array().map(Vec::len),
         Some(3),
@@ -120,7 +107,7 @@ fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
         .expect("vni")
         .to_string();
 
-    ok(&["-H", &m1, "service", "scale", "pinger=2"]);
+    cli(&m1, "service scale pinger=2");
     wait_until("2 endpoints", || endpoints(&m1, "my-overlay").len() == 2);
     let kept: Vec<String> = endpoints(&m1, "my-overlay").into_values().collect();
     let gone: Vec<&String> = eps.values().filter(|ip| !kept.contains(ip)).collect();
@@ -137,10 +124,10 @@ fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
 fn networks_are_isolated_and_a_task_on_two_networks_reaches_both() {
-    let cluster = three_hosts();
+    let cluster = Cluster::three_hosts(HEARTBEAT);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "red"]);
-    ok(&["-H", &m1, "network", "create", "blue"]);
+    cli(&m1, "network create red");
+    cli(&m1, "network create blue");
     create_sleeper(&m1, "r", &["--network", "red", "--replicas", "2"]);
     create_sleeper(&m1, "b", &["--network", "blue", "--replicas", "2"]);
     create_sleeper(&m1, "both", &["--network", "red", "--network", "blue"]);
@@ -170,13 +157,12 @@ fn networks_are_isolated_and_a_task_on_two_networks_reaches_both() {
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
 fn killed_worker_endpoints_leave_other_hosts_and_restart_restores_connectivity() {
-    let mut cluster = three_hosts();
+    let mut cluster = Cluster::three_hosts(HEARTBEAT);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "net"]);
+    cli(&m1, "network create net");
     create_sleeper(&m1, "s", &["--network", "net", "--replicas", "3"]);
     wait_until("3 endpoints", || endpoints(&m1, "net").len() == 3);
-    let inspect: Value =
-        serde_json::from_str(&ok(&["-H", &m1, "network", "inspect", "net"])).expect("JSON");
+    let inspect: Value = serde_json::from_str(&cli(&m1, "network inspect net")).expect("JSON");
     let vni = inspect[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
         .as_str()
         .expect("vni")
@@ -375,9 +361,9 @@ fn running_task_is_wired(manager: &str, service: &str, slot: u32) -> Option<bool
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
 fn network_inspect_matches_every_kernel_and_a_restarted_worker_duplicates_nothing() {
-    let mut cluster = three_hosts();
+    let mut cluster = Cluster::three_hosts(HEARTBEAT);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "net"]);
+    cli(&m1, "network create net");
     create_sleeper(&m1, "s", &["--network", "net", "--replicas", "6"]);
     let hosts: Vec<(&str, String)> = ["m1", "h2", "h3"]
         .into_iter()
@@ -387,7 +373,7 @@ fn network_inspect_matches_every_kernel_and_a_restarted_worker_duplicates_nothin
         endpoints(&m1, "net").len() == 6 && inspect_matches_kernels(&m1, "net", &hosts)
     });
 
-    ok(&["-H", &m1, "service", "scale", "s=7"]);
+    cli(&m1, "service scale s=7");
     let mut wired = None;
     wait_until("slot 7 RUNNING", || {
         wired = running_task_is_wired(&m1, "s", 7);
@@ -400,8 +386,8 @@ fn network_inspect_matches_every_kernel_and_a_restarted_worker_duplicates_nothin
     );
 
     let vni = field(
-        &serde_json::from_str::<Value>(&ok(&["-H", &m1, "network", "inspect", "net"]))
-            .expect("JSON")[0]["Options"],
+        &serde_json::from_str::<Value>(&cli(&m1, "network inspect net")).expect("JSON")[0]
+            ["Options"],
         "com.docker.network.driver.overlay.vxlanid_list",
     );
     let h3 = &hosts[2].1;

@@ -8,12 +8,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn three_managers_on_hosts() -> Cluster {
-    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "300ms"]);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
-    cluster
-}
+const HEARTBEAT: &[&str] = &["--dispatcher-heartbeat", "300ms"];
 
 fn labels(host: &str, node: &str) -> Value {
     inspect(host, node)["Spec"]["Labels"].clone()
@@ -36,7 +31,7 @@ fn run_owned(args: &[String]) -> std::process::Output {
 #[test]
 #[ignore = "needs root"]
 fn a_cut_off_follower_refuses_stale_reads() {
-    let mut cluster = three_managers_on_hosts();
+    let mut cluster = Cluster::three_managers_on_hosts(HEARTBEAT);
     let m1 = cluster.node("m1").host();
     let m3 = cluster.node("m3").host();
     assert!(run_owned(&label(&m1, "before=cut")).status.success());
@@ -72,8 +67,8 @@ fn a_cut_off_follower_refuses_stale_reads() {
 /// hold the same state.
 #[test]
 #[ignore = "needs root"]
-fn a_cut_off_leader_is_replaced_and_refuses_writes() {
-    let mut cluster = three_managers_on_hosts();
+fn a_cut_off_leader_refuses_writes_while_the_majority_elects_another() {
+    let mut cluster = Cluster::three_managers_on_hosts(HEARTBEAT);
     let m1 = cluster.node("m1").host();
     let m2 = cluster.node("m2").host();
     cluster.cut("m1");
@@ -120,11 +115,10 @@ fn a_cut_off_leader_is_replaced_and_refuses_writes() {
 /// comes back Ready and its old containers go, so no task runs twice.
 #[test]
 #[ignore = "needs root and Docker"]
-fn a_cut_off_worker_is_replaced_and_runs_nothing_twice_after_healing() {
+fn a_cut_off_workers_tasks_never_run_twice() {
     use crate::services::{node_of_container, running_tasks, service_id};
-    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "300ms"]);
-    cluster.join("w1", "worker");
-    cluster.join("w2", "worker");
+    let mut cluster =
+        Cluster::init_on_hosts(HEARTBEAT).joined(&[("w1", "worker"), ("w2", "worker")]);
     let m1 = cluster.node("m1").host();
     create_sleeper(&m1, "cutoff", &["--replicas", "3"]);
     let id = service_id(&m1, "cutoff");

@@ -16,9 +16,8 @@ const NODE_IPS: [&str; 3] = ["192.0.2.1", "192.0.2.2", "192.0.2.3"];
 
 /// m1 (manager), w1 and w2 (workers), plus the outside client's namespace.
 fn three_hosts_and_a_client() -> (Cluster, String) {
-    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("w1", "worker");
-    cluster.join("w2", "worker");
+    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"])
+        .joined(&[("w1", "worker"), ("w2", "worker")]);
     let client = cluster.outside_host("client", 100);
     (cluster, client)
 }
@@ -116,24 +115,8 @@ fn the_routing_mesh_answers_on_every_node_with_the_clients_own_address() {
     let (mut cluster, client) = three_hosts_and_a_client();
     let m1 = cluster.nodes[0].host();
     // Two replicas, none on w2: w2 must still answer.
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--replicas",
-        "2",
-        "--constraint",
-        "node.hostname!=w2",
-        "-p",
-        "8080:80",
-        "-p",
-        "5353:53/udp",
-        "my-service",
-    ]);
-    let ls = ok(&["-H", &m1, "service", "ls"]);
+    cli(&m1, "service create --name web --replicas 2 --constraint 'node.hostname!=w2' -p 8080:80 -p 5353:53/udp my-service");
+    let ls = cli(&m1, "service ls");
     assert!(ls.contains("*:8080->80/tcp, *:5353->53/udp"), "{ls}");
     for ip in NODE_IPS {
         let seen = fetched(&client, &format!("http://{ip}:8080/cgi-bin/client-addr"));
@@ -164,23 +147,13 @@ fn the_routing_mesh_answers_on_every_node_with_the_clients_own_address() {
         "UDP keeps the client address too"
     );
 
-    let err = fails(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "other",
-        "-p",
-        "8080:81",
-        "my-service",
-    ]);
+    let err = cli_fails(&m1, "service create --name other -p 8080:81 my-service");
     assert!(
         err.contains("port 8080/tcp is already published by service web"),
         "{err}"
     );
 
-    ok(&["-H", &m1, "service", "rm", "web"]);
+    cli(&m1, "service rm web");
     for name in ["m1", "w1", "w2"] {
         wait_until(&format!("{name} drops the published rules"), || {
             !host_ruleset(&mut cluster, name).contains("dport 8080")
@@ -228,7 +201,7 @@ fn host_mode_answers_only_where_a_task_runs() {
         );
     }
     // Four tasks, three nodes: one stays pending, and says why.
-    ok(&["-H", &m1, "service", "scale", "-d", "edge=4"]);
+    cli(&m1, "service scale -d edge=4");
     wait_until("the fourth task explains itself", || {
         ps_rows(&m1, "edge").iter().any(|r| {
             r["Error"]
@@ -261,32 +234,16 @@ fn tasks_reach_outside_through_their_node_unless_internal() {
             .spawn()
             .expect("outside httpd"),
     );
-    ok(&["-H", &m1, "network", "create", "app"]);
-    ok(&["-H", &m1, "network", "create", "--internal", "secret"]);
-    ok(&[
-        "-H",
+    cli(&m1, "network create app");
+    cli(&m1, "network create --internal secret");
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "open",
-        "--network",
-        "app",
-        "-p",
-        "8082:80",
-        "my-service",
-    ]);
-    ok(&[
-        "-H",
+        "service create --name open --network app -p 8082:80 my-service",
+    );
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "closed",
-        "--network",
-        "secret",
-        "my-service",
-    ]);
+        "service create --name closed --network secret my-service",
+    );
     let url = format!("http://{SERVER}:8000/cgi-bin/client-addr");
     let open = containers(&service_id(&m1, "open"));
     let mut seen = String::new();
@@ -324,25 +281,9 @@ fn publish_add_and_rm_move_a_port_and_rollback_restores_it() {
     let client = cluster.outside_host("client", 100);
     let m1 = cluster.nodes[0].host();
     let url = |port: u16| format!("http://192.0.2.1:{port}/cgi-bin/client-addr");
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "web",
-        "my-service",
-    ]);
+    cli(&m1, "service create --name web my-service");
     // Joining the mesh replaces the task: it needs an ingress address.
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "update",
-        "--publish-add",
-        "8085:80",
-        "web",
-    ]);
+    cli(&m1, "service update --publish-add 8085:80 web");
     assert_eq!(fetched(&client, &url(8085)), CLIENT);
     ok(&[
         "-H",
@@ -359,17 +300,9 @@ fn publish_add_and_rm_move_a_port_and_rollback_restores_it() {
     wait_until("8085 is no longer published", || {
         fetch(&client, &url(8085)).is_none()
     });
-    let err = fails(&[
-        "-H",
-        &m1,
-        "service",
-        "update",
-        "--publish-rm",
-        "9999",
-        "web",
-    ]);
+    let err = cli_fails(&m1, "service update --publish-rm 9999 web");
     assert!(err.contains("publishes no such port"), "{err}");
-    ok(&["-H", &m1, "service", "rollback", "web"]);
+    cli(&m1, "service rollback web");
     assert_eq!(
         fetched(&client, &url(8085)),
         CLIENT,

@@ -155,14 +155,14 @@ fn assert_inspect_shapes(m1: &str, secret: &str, config: &str) {
     assert_eq!(shown["Spec"]["Name"], "db-pw");
     assert_eq!(shown["Spec"]["Labels"]["k"], "v");
     assert!(shown["Spec"].get("Data").is_none(), "{shown}");
-    assert!(!ok(&["-H", m1, "secret", "inspect", "db-pw"]).contains(secret));
+    assert!(!cli(m1, "secret inspect db-pw").contains(secret));
     let shown = inspect_one(m1, "config", "app-conf");
     let data = shown["Spec"]["Data"].as_str().expect("config data");
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(data)
         .expect("base64");
     assert_eq!(decoded, config.as_bytes());
-    let listed = ok(&["-H", m1, "secret", "ls"]);
+    let listed = cli(m1, "secret ls");
     assert!(
         listed.starts_with("ID") && listed.contains("CREATED") && listed.contains("db-pw"),
         "{listed}"
@@ -221,9 +221,8 @@ fn assert_restarts_keep_key_and_files(cluster: &mut Cluster, container: &str, se
 #[test]
 #[ignore = "needs root and Docker"]
 fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
-    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("w1", "worker");
-    cluster.join("w2", "worker");
+    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"])
+        .joined(&[("w1", "worker"), ("w2", "worker")]);
     let _tmpfs = tmpfs_guard(&cluster);
     let m1 = cluster.nodes[0].host();
     let inputs = tempfile::tempdir().expect("tempdir");
@@ -273,19 +272,18 @@ fn secrets_and_configs_reach_only_their_tasks_with_owner_and_mode() {
     assert_restarts_keep_key_and_files(&mut cluster, &container, &secret);
 
     // In use: refused, naming the service; nothing removed.
-    let err = fails(&["-H", &m1, "secret", "rm", "db-pw"]);
+    let err = cli_fails(&m1, "secret rm db-pw");
     assert!(err.contains("in use by service(s) sec-web"), "{err}");
-    let err = fails(&["-H", &m1, "config", "rm", "app-conf"]);
+    let err = cli_fails(&m1, "config rm app-conf");
     assert!(err.contains("in use by service(s) sec-web"), "{err}");
-    assert!(ok(&["-H", &m1, "secret", "ls", "-q"]).contains(secret_id));
+    assert!(cli(&m1, "secret ls -q").contains(secret_id));
 }
 
 #[test]
 #[ignore = "needs root and Docker"]
 fn secret_update_rolls_its_services_and_a_new_manager_gets_the_data_key() {
-    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("w1", "worker");
-    cluster.join("m2", "manager");
+    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"])
+        .joined(&[("w1", "worker"), ("m2", "manager")]);
     let _tmpfs = tmpfs_guard(&cluster);
     let (m1, m2) = (cluster.nodes[0].host(), cluster.node("m2").host());
     let inputs = tempfile::tempdir().expect("tempdir");
@@ -337,9 +335,9 @@ fn secret_update_rolls_its_services_and_a_new_manager_gets_the_data_key() {
     assert_nowhere_at_rest(&cluster, &[&v1, &v2]);
 
     // Once its service is gone the secret can go, and its files leave the node's tmpfs.
-    ok(&["-H", &m1, "service", "rm", "sec-roll"]);
+    cli(&m1, "service rm sec-roll");
     wait_until("containers removed", || containers(&service).is_empty());
-    ok(&["-H", &m1, "secret", "rm", "api-key"]);
+    cli(&m1, "secret rm api-key");
     let files: Vec<String> = cluster.nodes.iter().map(node_id).collect();
     wait_until("task files removed", || {
         files.iter().all(|id| {

@@ -69,11 +69,10 @@ fn a_wrong_ca_digest_is_refused_before_the_secret_is_sent() {
 
 #[test]
 fn a_rotated_token_admits_no_new_node_but_joined_nodes_stay() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::init(&[]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
     let old = cluster.token("worker");
-    ok(&["-H", &m1, "join-token", "--rotate", "worker"]);
+    cli(&m1, "join-token --rotate worker");
     let dir = cluster.dir().join("late");
     let err = fails(&join_args(
         dir.to_str().expect("utf8"),
@@ -89,7 +88,7 @@ fn a_rotated_token_admits_no_new_node_but_joined_nodes_stay() {
 }
 
 #[test]
-fn plaintext_and_certificateless_clients_are_refused() {
+fn clients_without_tls_or_a_certificate_are_refused() {
     let cluster = Cluster::init(&[]);
     let addr = cluster.nodes[0].addr();
     block_on(async {
@@ -119,14 +118,13 @@ fn plaintext_and_certificateless_clients_are_refused() {
             .expect_err("no certificate, no Control");
         assert_eq!(err.code(), Code::Unauthenticated, "{err}");
     });
-    let err = fails(&["-H", &addr, "node", "ls"]);
+    let err = cli_fails(&addr, "node ls");
     assert!(err.contains("needs a client certificate"), "{err}");
 }
 
 #[test]
 fn a_worker_certificate_cannot_call_manager_rpcs() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::init(&[]).joined(&[("w1", "worker")]);
     let w1_dir = cluster.node("w1").data_dir.clone();
     assert_eq!(node_cert(&w1_dir).role, CertRole::Worker);
     let addr = cluster.node("m1").addr();
@@ -156,8 +154,8 @@ fn a_worker_certificate_cannot_call_manager_rpcs() {
 
 #[test]
 fn a_removed_node_is_refused_from_then_on() {
-    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "300ms"]);
-    cluster.join("w1", "worker");
+    let mut cluster =
+        Cluster::init(&["--dispatcher-heartbeat", "300ms"]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
     let addr = cluster.node("m1").addr();
     let w1_dir = cluster.node("w1").data_dir.clone();
@@ -166,7 +164,7 @@ fn a_removed_node_is_refused_from_then_on() {
     wait_until("w1 Down", || {
         node_row(&m1, "w1").is_some_and(|r| r["Status"] == "Down")
     });
-    ok(&["-H", &m1, "node", "rm", "w1"]);
+    cli(&m1, "node rm w1");
     block_on(async {
         let err = DispatcherClient::new(channel_as(&w1_dir, &addr))
             .heartbeat(HeartbeatRequest {
@@ -214,8 +212,7 @@ fn a_manager_of_another_cluster_is_refused_at_join() {
 
 #[test]
 fn certificates_are_renewed_before_they_expire() {
-    let mut cluster = Cluster::init(&["--cert-expiry", "30s"]);
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::init(&["--cert-expiry", "30s"]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
     let (m1_dir, w1_dir) = (
         cluster.node("m1").data_dir.clone(),
@@ -252,11 +249,10 @@ fn certificates_are_renewed_before_they_expire() {
 
 #[test]
 fn promote_and_demote_reissue_the_certificate() {
-    let mut cluster = Cluster::init(&[]);
-    cluster.join("w1", "worker");
+    let mut cluster = Cluster::init(&[]).joined(&[("w1", "worker")]);
     let m1 = cluster.node("m1").host();
     let w1_dir = cluster.node("w1").data_dir.clone();
-    ok(&["-H", &m1, "node", "promote", "w1"]);
+    cli(&m1, "node promote w1");
     wait_until("w1 holds a manager certificate and is Reachable", || {
         node_cert(&w1_dir).role == CertRole::Manager
             && node_row(&m1, "w1").is_some_and(|r| r["ManagerStatus"] == "Reachable")
@@ -267,7 +263,7 @@ fn promote_and_demote_reissue_the_certificate() {
     for file in ["ca.crt", "node.crt", "node.key"] {
         std::fs::copy(w1_dir.join(file), stale.join(file)).expect("copy certificate");
     }
-    ok(&["-H", &m1, "node", "demote", "w1"]);
+    cli(&m1, "node demote w1");
     wait_until("w1 holds a worker certificate again", || {
         node_cert(&w1_dir).role == CertRole::Worker
     });
@@ -316,7 +312,7 @@ fn client_certificates_are_recorded_and_can_be_revoked() {
         "{minted}"
     );
 
-    let listed = ok(&["-H", &m1, "ca", "ls"]);
+    let listed = cli(&m1, "ca ls");
     let id = listed
         .lines()
         .nth(1)
@@ -327,7 +323,7 @@ fn client_certificates_are_recorded_and_can_be_revoked() {
     ok(&["-H", &m1, "ca", "revoke", &id]);
     let refused = fails(&["--tls-dir", tls_dir, "-H", &addr, "node", "ls"]);
     assert!(refused.contains("revoked"), "{refused}");
-    let unknown = fails(&["-H", &m1, "ca", "revoke", "client-nope"]);
+    let unknown = cli_fails(&m1, "ca revoke client-nope");
     assert!(unknown.contains("no client certificate"), "{unknown}");
 }
 

@@ -51,10 +51,8 @@ pub(crate) fn running_tasks(host: &str, name: &str) -> Vec<Value> {
 /// Three nodes: a manager and two workers, fast heartbeats. Dropping the cluster removes
 /// its containers, also after a failed assertion.
 fn three_nodes() -> Cluster {
-    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("w1", "worker");
-    cluster.join("w2", "worker");
-    cluster
+    Cluster::init(&["--dispatcher-heartbeat", "500ms"])
+        .joined(&[("w1", "worker"), ("w2", "worker")])
 }
 
 #[test]
@@ -71,24 +69,24 @@ fn replicas_spread_scale_and_remove() {
         .map(|c| node_of_container(c))
         .collect();
     assert_eq!(nodes.len(), 3, "one replica per node");
-    let ls = ok(&["-H", &m1, "service", "ls", "--format", "json"]);
+    let ls = cli(&m1, "service ls --format json");
     let row: Value = serde_json::from_str(ls.trim()).expect("one line");
     assert_eq!(row["Replicas"], "3/3");
     assert_eq!(row["Mode"], "replicated");
 
-    ok(&["-H", &m1, "service", "scale", "web=5"]);
+    cli(&m1, "service scale web=5");
     wait_until("5 containers", || containers(&id).len() == 5);
-    ok(&["-H", &m1, "service", "scale", "web=1"]);
+    cli(&m1, "service scale web=1");
     wait_until("1 container", || {
         containers(&id).len() == 1 && running_tasks(&m1, "web").len() == 1
     });
-    ok(&["-H", &m1, "service", "rm", "web"]);
+    cli(&m1, "service rm web");
     wait_until("no container", || containers(&id).is_empty());
 }
 
 #[test]
 #[ignore = "needs root and Docker"]
-fn killed_container_is_restarted_and_history_kept() {
+fn a_killed_container_is_restarted_with_its_history_kept() {
     let cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
     create_sleeper(&m1, "sleeper", &["--restart-delay", "0s"]);
@@ -114,7 +112,7 @@ fn killed_container_is_restarted_and_history_kept() {
 
 #[test]
 #[ignore = "needs root and Docker"]
-fn dead_worker_tasks_move_and_restarted_worker_makes_no_duplicates() {
+fn a_dead_workers_tasks_run_elsewhere_exactly_once() {
     let mut cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
     create_sleeper(&m1, "spread", &["--replicas", "3"]);
@@ -153,7 +151,7 @@ fn drain_moves_tasks_and_global_runs_one_per_node() {
     wait_until("3 global tasks", || containers(&id).len() == 3);
 
     create_sleeper(&m1, "movable", &["--replicas", "2"]);
-    ok(&["-H", &m1, "node", "update", "--availability", "drain", "w2"]);
+    cli(&m1, "node update --availability drain w2");
     wait_until("no task on w2", || {
         running_tasks(&m1, "movable").len() == 2
             && running_tasks(&m1, "movable")
@@ -168,15 +166,7 @@ fn drain_moves_tasks_and_global_runs_one_per_node() {
 fn bad_service_requests_are_refused() {
     let cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
-    let err = fails(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "ghost",
-        "swarmr/does-not-exist:1",
-    ]);
+    let err = cli_fails(&m1, "service create --name ghost swarmr/does-not-exist:1");
     assert!(err.contains("does-not-exist"), "{err}");
     // The refused service exists, with its tasks rejected: `service ps` shows why.
     assert!(!service_id(&m1, "ghost").is_empty());
@@ -194,11 +184,11 @@ fn bad_service_requests_are_refused() {
         IMAGE,
     ]);
     assert!(err.contains("--replicas"), "{err}");
-    let err = fails(&["-H", &m1, "service", "scale", "nope=2"]);
+    let err = cli_fails(&m1, "service scale nope=2");
     assert!(err.contains("not found"), "{err}");
     let err = fails(&["-H", &m1, "service", "create", "--replicas", "-1", IMAGE]);
     assert!(!err.is_empty());
-    let before = ok(&["-H", &m1, "service", "ls", "-q"]).lines().count();
+    let before = cli(&m1, "service ls -q").lines().count();
     let err = fails(&[
         "-H",
         &m1,
@@ -216,12 +206,9 @@ fn bad_service_requests_are_refused() {
         err.contains("no suitable node") && err.contains("node.labels.zone==a"),
         "{err}"
     );
-    assert_eq!(
-        ok(&["-H", &m1, "service", "ls", "-q"]).lines().count(),
-        before + 1
-    );
+    assert_eq!(cli(&m1, "service ls -q").lines().count(), before + 1);
     // Once a node fits, the pending task is placed.
-    ok(&["-H", &m1, "node", "update", "--label-add", "zone=a", "w1"]);
+    cli(&m1, "node update --label-add zone=a w1");
     wait_until("picky placed on w1", || {
         running_tasks(&m1, "picky")
             .iter()
@@ -251,7 +238,7 @@ fn logs_come_from_every_replica_on_every_node() {
     ]);
 
     wait_until("a line from each replica", || {
-        let out = ok(&["-H", &m1, "service", "logs", "talker"]);
+        let out = cli(&m1, "service logs talker");
         out.lines().filter(|l| l.contains("hello from")).count() == 2
             && out.lines().all(|l| l.starts_with("talker."))
     });
@@ -264,15 +251,7 @@ fn full_network_leaves_a_task_pending_with_the_reason_until_an_address_frees() {
     let m1 = cluster.nodes[0].host();
     // A /29 has 5 addresses besides its gateway: blocker's VIP and task, full's VIP, and
     // two of full's three tasks.
-    ok(&[
-        "-H",
-        &m1,
-        "network",
-        "create",
-        "--subnet",
-        "10.77.0.0/29",
-        "tiny",
-    ]);
+    cli(&m1, "network create --subnet 10.77.0.0/29 tiny");
     create_sleeper(&m1, "blocker", &["--network", "tiny"]);
     create_sleeper(&m1, "full", &["-d", "--network", "tiny", "--replicas", "3"]);
     wait_until("2 running and one waiting for an address", || {
@@ -283,13 +262,13 @@ fn full_network_leaves_a_task_pending_with_the_reason_until_an_address_frees() {
                     .is_some_and(|e| e.contains("no free address"))
             })
     });
-    let err = fails(&["-H", &m1, "network", "rm", "tiny"]);
+    let err = cli_fails(&m1, "network rm tiny");
     assert!(
         err.contains("in use by service") && err.contains("full"),
         "{err}"
     );
     // Freeing addresses lets the waiting task through at once, not minutes later.
-    ok(&["-H", &m1, "service", "rm", "blocker"]);
+    cli(&m1, "service rm blocker");
     wait_until("all 3 running", || running_tasks(&m1, "full").len() == 3);
 }
 

@@ -130,12 +130,12 @@ impl Requests {
 
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
-fn start_first_update_and_rollback_through_the_vip_fail_no_request() {
-    let mut cluster = Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("h2", "worker");
+fn a_start_first_rollout_through_the_vip_fails_no_request() {
+    let cluster =
+        Cluster::init_on_hosts(&["--dispatcher-heartbeat", "500ms"]).joined(&[("h2", "worker")]);
     let m1 = cluster.nodes[0].host();
     let v2 = Tag::new("swarmr-upd-zero:v2");
-    ok(&["-H", &m1, "network", "create", "upd-front"]);
+    cli(&m1, "network create upd-front");
     let create = [
         "-H",
         &m1,
@@ -184,7 +184,7 @@ fn start_first_update_and_rollback_through_the_vip_fail_no_request() {
         after.iter().all(|r| r == "v2"),
         "after the update: {after:?}"
     );
-    ok(&["-H", &m1, "service", "rollback", "upd-web"]);
+    cli(&m1, "service rollback upd-web");
     let back: Vec<String> = (0..10).map(|_| get(&client, &vip)).collect();
     assert!(
         back.iter().all(|r| r == "v1"),
@@ -232,15 +232,7 @@ fn an_update_whose_health_check_never_passes_rolls_back_by_itself() {
         "1s",
     ];
     ok(&[&create[..], &HEALTHY, &[IMAGE, "sh", "-c", WEB]].concat());
-    let err = fails(&[
-        "-H",
-        &m,
-        "service",
-        "update",
-        "--health-cmd",
-        "false",
-        "upd-health",
-    ]);
+    let err = cli_fails(&m, "service update --health-cmd false upd-health");
     assert!(err.contains("was rolled back"), "{err}");
     assert!(err.contains("container unhealthy"), "{err}");
     let service = inspect_service(&m, "upd-health");
@@ -260,7 +252,7 @@ fn an_update_whose_health_check_never_passes_rolls_back_by_itself() {
                 .is_some_and(|s| s.starts_with("Running (healthy)"))
         })
     });
-    let table = ok(&["-H", &m, "service", "ps", "upd-health"]);
+    let table = cli(&m, "service ps upd-health");
     assert!(table.contains("\\_ upd-health.1"), "history rows: {table}");
     assert!(table.contains("task: container unhealthy"), "{table}");
 }
@@ -273,7 +265,7 @@ fn force_redeploys_an_unchanged_spec_and_a_failing_update_pauses() {
     create_sleeper(&m, "upd-force", &["--replicas", "2"]);
     let before = running_ids(&m, "upd-force");
     assert_eq!(before.len(), 2);
-    ok(&["-H", &m, "service", "update", "--force", "upd-force"]);
+    cli(&m, "service update --force upd-force");
     let after = running_ids(&m, "upd-force");
     assert_eq!(after.len(), 2, "{after:?}");
     assert!(
@@ -310,17 +302,7 @@ fn force_redeploys_an_unchanged_spec_and_a_failing_update_pauses() {
         still.iter().any(|id| after.contains(id)),
         "slot 2 kept its task: {still:?}"
     );
-    let refused = fails(&[
-        "-H",
-        &m,
-        "service",
-        "update",
-        "--env-add",
-        "A=1",
-        "--env-rm",
-        "A",
-        "upd-force",
-    ]);
+    let refused = cli_fails(&m, "service update --env-add A=1 --env-rm A upd-force");
     assert!(refused.contains("both name \"A\""), "{refused}");
 }
 
@@ -331,12 +313,12 @@ fn rollback_without_a_previous_spec_is_refused() {
     let m = cluster.nodes[0].host();
     // Without -d: the test ends after the task runs, so cleanup finds its container.
     create_sleeper(&m, "upd-fresh", &[]);
-    let err = fails(&["-H", &m, "service", "rollback", "upd-fresh"]);
+    let err = cli_fails(&m, "service rollback upd-fresh");
     assert!(
         err.contains("has no previous spec to roll back to"),
         "{err}"
     );
-    let err = fails(&["-H", &m, "service", "update", "--rollback", "upd-fresh"]);
+    let err = cli_fails(&m, "service update --rollback upd-fresh");
     assert!(err.contains("has no previous spec"), "{err}");
     let mixed = [
         "-H",
@@ -372,9 +354,7 @@ fn running_envs(host: &str, name: &str) -> Vec<String> {
 #[test]
 #[ignore = "needs root and Docker"]
 fn an_update_continues_under_a_new_leader_after_the_old_one_is_killed() {
-    let mut cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
-    cluster.join("m2", "manager");
-    cluster.join("m3", "manager");
+    let mut cluster = Cluster::three_managers(&["--dispatcher-heartbeat", "500ms"]);
     let (m1, m2) = (cluster.node("m1").host(), cluster.node("m2").host());
     let flags = [
         "--replicas",
@@ -389,16 +369,7 @@ fn an_update_continues_under_a_new_leader_after_the_old_one_is_killed() {
         "V=1",
     ];
     create_sleeper(&m1, "upd-failover", &flags);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "update",
-        "-d",
-        "--env-add",
-        "V=2",
-        "upd-failover",
-    ]);
+    cli(&m1, "service update -d --env-add V=2 upd-failover");
     wait_until("the first slot is replaced", || {
         running_envs(&m1, "upd-failover")
             .iter()

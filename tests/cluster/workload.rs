@@ -217,20 +217,10 @@ fn a_reservation_no_node_meets_waits_until_one_fits() {
     assert_eq!(node["Description"]["Resources"]["MemoryBytes"], 256 << 20);
     assert_eq!(node["Description"]["Resources"]["NanoCPUs"], 1_000_000_000);
 
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "big",
-        "--reserve-memory",
-        "512M",
-        "swarmr/busybox:latest",
-        "sleep",
-        "600",
-    ]);
+        "service create -d --name big --reserve-memory 512M swarmr/busybox:latest sleep 600",
+    );
     let why = "no suitable node (insufficient memory on 1 node)";
     wait_until("the task pending with the reason", || {
         ps(&m1, "big").iter().any(|t| {
@@ -241,37 +231,14 @@ fn a_reservation_no_node_meets_waits_until_one_fits() {
         })
     });
     // Lowered by an update, the reservation fits: the task is replaced and runs.
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "update",
-        "--reserve-memory",
-        "128M",
-        "big",
-    ]);
+    cli(&m1, "service update --reserve-memory 128M big");
     let id = service_json(&m1, "big")["ID"]
         .as_str()
         .expect("id")
         .to_string();
     only_container(&id);
     // 128M of 256M are reserved now: a second 200M task fits nowhere until a node joins.
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "more",
-        "--reserve-memory",
-        "200M",
-        "--reserve-cpu",
-        "0.5",
-        "swarmr/busybox:latest",
-        "sleep",
-        "600",
-    ]);
+    cli(&m1, "service create -d --name more --reserve-memory 200M --reserve-cpu 0.5 swarmr/busybox:latest sleep 600");
     wait_until("the second task pending", || {
         ps(&m1, "more").iter().any(|t| t["Error"] == why)
     });
@@ -374,22 +341,7 @@ fn container_options_reach_docker_and_updates_roll_them() {
     );
 
     // An update of options replaces the task: the new container has the new settings.
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "update",
-        "--read-only=false",
-        "--cap-add",
-        "SYS_TIME",
-        "--cap-drop",
-        "NET_ADMIN",
-        "--host-rm",
-        "db",
-        "--user",
-        "",
-        "opts",
-    ]);
+    cli(&m1, "service update --read-only=false --cap-add SYS_TIME --cap-drop NET_ADMIN --host-rm db --user '' opts");
     wait_until("the task replaced", || {
         containers(&id).first().is_some_and(|c| *c != first)
     });

@@ -1,12 +1,13 @@
 # shellcheck shell=bash
-# Shared by the benchmark scripts: where cargo puts its build output.
+# Shared by the quickstart, the benchmark scripts and swarmr-local: where cargo puts its
+# build output.
 target_dir() {
     cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'
 }
 
 # ---------------------------------------------------------------- two-host harness
-# For the scripts that run real nodes in host namespaces on an underlay bridge
-# (overlay.sh, discovery.sh). The script sets BENCH (its file name without .sh), calls
+# For the scripts that run real nodes in host namespaces on an underlay bridge (the
+# quickstart and the benchmarks). A benchmark sets BENCH (its file name without .sh), calls
 # bench_init, and before make_underlay/start_node sets P (namespace prefix), NODE_DIR
 # (node data dirs and logs: $NODE_DIR/hN, $NODE_DIR/hN.log), BIN and optionally the
 # array NODE_ARGS (more `swarmr` arguments). Whatever a run starts goes into $RUN/pids
@@ -38,6 +39,9 @@ teardown() {
         done
         mapfile -t ids < <(docker ps -aq --filter "label=com.swarmr.node.id=$id" 2>/dev/null || true)
         [ "${#ids[@]}" = 0 ] || docker rm -f "${ids[@]}" >/dev/null 2>&1 || true
+        # A killed node cannot unmount the tmpfs that holds its tasks' secrets and configs.
+        umount "/run/swarmr/files/$id" 2>/dev/null || true
+        rmdir "/run/swarmr/files/$id" 2>/dev/null || true
     done
     if [ -f "$dir/netns" ]; then
         while read -r ns; do
