@@ -1,15 +1,16 @@
 //! The reconcile loop every leader-only controller runs in: wake on store changes (a burst
 //! of commits is handled once), on the controller's own requeue, or periodically against
-//! missed events; reconcile only while this manager leads. Errors are never dropped: they
-//! are logged and the pass is retried after a short delay.
+//! missed events; reconcile only while this manager leads. Errors are never dropped: each
+//! kind gets its own retry and log level ([`error_policy`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use tracing::{warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::core::Core;
+use crate::error::ProposeError;
 
 /// What a reconcile pass asks for next.
 pub enum Action {
@@ -23,15 +24,34 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 const RESYNC: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_millis(500);
 
-pub async fn run<F, Fut, E>(
+/// When to run again after a failed pass, logging the failure at the level it deserves:
+/// a conflict is another writer that got there first (run again at once, from the new
+/// state); a lost leadership is the new leader's job now; the rest are worth a warning.
+pub fn error_policy(controller: &str, err: &ProposeError) -> Duration {
+    match err {
+        ProposeError::Conflict(reason) => {
+            debug!(controller, %reason, "reconcile raced another write; again");
+            DEBOUNCE
+        }
+        ProposeError::Deposed | ProposeError::NoLeader(_) | ProposeError::Stopped(_) => {
+            info!(controller, error = %err, "reconcile stopped: leadership moved");
+            RESYNC
+        }
+        _ => {
+            warn!(controller, error = %err, "reconcile failed; retrying");
+            RETRY
+        }
+    }
+}
+
+pub async fn run<F, Fut>(
     name: &'static str,
     core: Core,
     mut reconcile: F,
     shutdown: impl Future<Output = ()>,
 ) where
     F: FnMut(Core) -> Fut,
-    Fut: Future<Output = Result<Action, E>>,
-    E: std::fmt::Display,
+    Fut: Future<Output = Result<Action, ProposeError>>,
 {
     tokio::pin!(shutdown);
     let mut events = core.store().subscribe();
@@ -57,10 +77,21 @@ pub async fn run<F, Fut, E>(
         wait = match reconcile(core.clone()).instrument(span).await {
             Ok(Action::Requeue(after)) => after.min(RESYNC),
             Ok(Action::AwaitChange) => RESYNC,
-            Err(e) => {
-                warn!(controller = name, error = %e, "reconcile failed; retrying");
-                RETRY
-            }
+            Err(e) => error_policy(name, &e),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_reruns_at_once_and_a_lost_leadership_waits_for_the_resync() {
+        let conflict = ProposeError::Conflict("task t1 changed".into());
+        assert_eq!(error_policy("orchestrator", &conflict), DEBOUNCE);
+        assert_eq!(error_policy("orchestrator", &ProposeError::Deposed), RESYNC);
+        let refused = ProposeError::Rejected("network n1 not found".into());
+        assert_eq!(error_policy("allocator", &refused), RETRY);
     }
 }

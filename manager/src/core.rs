@@ -20,7 +20,6 @@ use crate::entry::{chunks, ENTRY_OVERHEAD, MAX_ENTRY_ACTIONS, MAX_ENTRY_BYTES};
 use crate::error::ProposeError;
 use crate::raft::network::PeerLiveness;
 use crate::raft::{NodeId, Raft, NO_LEADER_WAIT};
-use crate::store::apply::CONFLICT;
 use crate::store::{Object, Store};
 
 mod cluster;
@@ -164,8 +163,7 @@ impl Core {
             let current: T = self
                 .inner
                 .store
-                .get(id)
-                .map_err(|e| ProposeError::Rejected(e.to_string()))?
+                .get(id)?
                 .ok_or_else(|| ProposeError::Rejected(format!("{} {id} not found", T::KIND)))?;
             let mut updated = current.clone();
             if !change(&mut updated) {
@@ -175,11 +173,7 @@ impl Core {
                 .propose(vec![update_action(updated, current.version())])
                 .await
             {
-                Err(ProposeError::Rejected(reason))
-                    if reason.contains(CONFLICT) && attempts < 5 =>
-                {
-                    attempts += 1;
-                }
+                Err(ProposeError::Conflict(_)) if attempts < 5 => attempts += 1,
                 other => return other.map(|_| ()),
             }
         }
@@ -416,6 +410,8 @@ fn membership_timeout(step: &str) -> Status {
 fn finish(result: ProposalResult) -> Result<u64, ProposeError> {
     if result.error.is_empty() {
         Ok(result.index)
+    } else if result.conflict {
+        Err(ProposeError::Conflict(result.error))
     } else {
         Err(ProposeError::Rejected(result.error))
     }

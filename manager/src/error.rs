@@ -18,6 +18,12 @@ pub enum ProposeError {
     /// The state machine refused it; nothing was written.
     #[error("{0}")]
     Rejected(String),
+    /// Refused because an object changed since it was read: read again and retry.
+    #[error("{0}")]
+    Conflict(String),
+    /// This manager could not read its own replica to decide the change.
+    #[error("read the cluster state: {}", source_chain(.0))]
+    ReadStore(#[from] StoreError),
     #[error("no manager leader answered within {0:?}: the cluster may have lost quorum; make sure more than half of the managers run and reach each other, or recover with `swarmr init --force-new-cluster`")]
     NoLeader(std::time::Duration),
     #[error("the Raft node stopped: {0}")]
@@ -40,6 +46,8 @@ impl From<ProposeError> for tonic::Status {
     fn from(e: ProposeError) -> Self {
         match e {
             ProposeError::Rejected(msg) => tonic::Status::failed_precondition(msg),
+            ProposeError::Conflict(msg) => tonic::Status::aborted(msg),
+            ProposeError::ReadStore(_) => tonic::Status::internal(e.to_string()),
             ProposeError::NoLeader(_) | ProposeError::Stopped(_) | ProposeError::Deposed => {
                 tonic::Status::unavailable(e.to_string())
             }

@@ -48,13 +48,4 @@ impl AgentError {
 }
 
 /// An error and its causes on one line, `step: cause: cause`, for logs and task errors.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
+pub use swarmr_netdriver::error_chain as chain;

@@ -180,11 +180,10 @@ fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction>
 
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
-    let read = |e: crate::error::StoreError| ProposeError::Rejected(e.to_string());
-    let networks: Vec<Network> = store.list().map_err(read)?;
-    let tasks: Vec<Task> = store.list().map_err(read)?;
-    let services: Vec<Service> = store.list().map_err(read)?;
-    let nodes: Vec<Node> = store.list().map_err(read)?;
+    let networks: Vec<Network> = store.list()?;
+    let tasks: Vec<Task> = store.list()?;
+    let services: Vec<Service> = store.list()?;
+    let nodes: Vec<Node> = store.list()?;
     let mut pools = Pools {
         pools: networks
             .iter()

@@ -102,7 +102,7 @@ async fn propose(core: &Core, group: &[Report]) -> Result<(), Status> {
         }
         match core.propose_chunked(actions).await {
             // The retry reads the store again, which skips tasks that moved on or went.
-            Err(ProposeError::Rejected(reason)) => {
+            Err(ProposeError::Rejected(reason) | ProposeError::Conflict(reason)) => {
                 debug!(%reason, "status group rejected; retrying")
             }
             other => return other.map(|_| ()).map_err(Status::from),

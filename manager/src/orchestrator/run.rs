@@ -30,10 +30,9 @@ pub fn roll_back(mut service: Service, status: UpdateStatus) -> Service {
 
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
-    let read = |e: crate::error::StoreError| ProposeError::Rejected(e.to_string());
-    let services: Vec<Service> = store.list().map_err(read)?;
-    let tasks: Vec<Task> = store.list().map_err(read)?;
-    let nodes: Vec<Node> = store.list().map_err(read)?;
+    let services: Vec<Service> = store.list()?;
+    let tasks: Vec<Task> = store.list()?;
+    let nodes: Vec<Node> = store.list()?;
     let now = now_millis();
     let plan = plan_with_wakeup(&services, &tasks, &nodes, now, &mut ca::new_id);
     if !plan.changes.is_empty() {

@@ -36,6 +36,14 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// The result of an entry that applied.
+fn applied(index: u64) -> ProposalResult {
+    ProposalResult {
+        index,
+        ..Default::default()
+    }
+}
+
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::read_state_machine(AnyError::new(&e)).into()
 }
@@ -95,28 +103,31 @@ impl StateMachine {
                 }
                 let read_meta = |key: &str| self.store.read_meta(key);
                 let conflict = |kind, target: &_| self.store.find_conflict(kind, target);
-                let (mut batch, error, actions) =
+                let (mut batch, result, actions) =
                     match apply::plan(index, proposal, &read_meta, &conflict)
                         .map_err(sm_read_err)?
                     {
-                        Ok(planned) => (planned.batch, String::new(), planned.actions),
-                        Err(reason) => (sled::Batch::default(), reason, Vec::new()),
+                        Ok(planned) => (planned.batch, applied(index), planned.actions),
+                        Err(refusal) => {
+                            let result = ProposalResult {
+                                error: refusal.reason,
+                                index,
+                                conflict: refusal.conflict,
+                            };
+                            (sled::Batch::default(), result, Vec::new())
+                        }
                     };
-                let result = ProposalResult {
-                    error: error.clone(),
-                    index,
-                };
                 dedup::record(&self.store.state, &mut batch, &digest, &result, index)
                     .map_err(sm_write_err)?;
-                (batch, error, actions)
+                (batch, result, actions)
             }
             EntryPayload::Membership(membership) => {
                 let stored = Membership::new(Some(entry.log_id), membership.clone());
                 let mut batch = sled::Batch::default();
                 batch.insert(MEMBERSHIP, encode(&stored).map_err(sm_write_err)?);
-                (batch, String::new(), Vec::new())
+                (batch, applied(index), Vec::new())
             }
-            EntryPayload::Blank => (sled::Batch::default(), String::new(), Vec::new()),
+            EntryPayload::Blank => (sled::Batch::default(), applied(index), Vec::new()),
         };
         batch.insert(
             LAST_APPLIED,
@@ -125,10 +136,7 @@ impl StateMachine {
         self.store.state.apply_batch(batch).map_err(sm_write_err)?;
         self.store
             .publish(index, StoreEvent::Applied { index, actions });
-        Ok(ProposalResult {
-            error: result,
-            index,
-        })
+        Ok(result)
     }
 
     /// A proposal applied before (see `dedup`): only the applied index moves; the caller

@@ -11,10 +11,9 @@ use crate::store::Object;
 
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
-    let read = |e: crate::error::StoreError| ProposeError::Rejected(e.to_string());
-    let nodes: Vec<Node> = store.list().map_err(read)?;
-    let tasks: Vec<Task> = store.list().map_err(read)?;
-    let services: Vec<Service> = store.list().map_err(read)?;
+    let nodes: Vec<Node> = store.list()?;
+    let tasks: Vec<Task> = store.list()?;
+    let services: Vec<Service> = store.list()?;
     let decisions = plan(&nodes, &tasks, &services);
     if decisions.is_empty() {
         return Ok(Action::AwaitChange);

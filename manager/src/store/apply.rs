@@ -1,6 +1,6 @@
 //! Applying one committed proposal: every action is checked against the current state first,
 //! then all writes go to sled in one atomic batch. A rejected proposal writes nothing; its
-//! result carries the reason back to whoever proposed it.
+//! result carries the [`Refusal`] back to whoever proposed it.
 
 use std::collections::HashMap;
 
@@ -9,8 +9,23 @@ use swarmr_proto::{Meta, Proposal, StoreAction};
 
 use super::object::{key_of, stamp_and_encode, view};
 
-/// Part of the rejection for a stale read-modify-write; `Core::update` retries on it.
-pub const CONFLICT: &str = "changed while this request was being decided";
+/// Why a proposal wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    /// A stale read-modify-write: an object's version moved since it was read, so the
+    /// proposer may read again and retry (`Core::update` does).
+    pub conflict: bool,
+}
+
+impl Refusal {
+    fn invalid(reason: impl Into<String>) -> Self {
+        Refusal {
+            reason: reason.into(),
+            conflict: false,
+        }
+    }
+}
 
 /// The writes a proposal makes, or why it was rejected.
 pub struct Planned {
@@ -29,14 +44,14 @@ pub fn plan(
     proposal: &Proposal,
     read_meta: &MetaReader<'_>,
     conflict: &ConflictCheck<'_>,
-) -> Result<Result<Planned, String>, sled::Error> {
+) -> Result<Result<Planned, Refusal>, sled::Error> {
     let mut batch = sled::Batch::default();
     // Objects written earlier in this same proposal, so later actions see them.
     let mut pending: HashMap<String, Option<Meta>> = HashMap::new();
     let mut stamped = Vec::with_capacity(proposal.actions.len());
     for action in &proposal.actions {
         let Some(target) = &action.target else {
-            return Ok(Err("action without a target".into()));
+            return Ok(Err(Refusal::invalid("action without a target")));
         };
         let target_view = view(target);
         let key = key_of(target_view.kind, target_view.id);
@@ -49,24 +64,31 @@ pub fn plan(
         if let Some(current) = &current {
             let expected = action.expected_version;
             if kind != Kind::Create && expected != 0 && current.version != expected {
-                return Ok(Err(format!("{what} {CONFLICT}; try again")));
+                return Ok(Err(Refusal {
+                    reason: format!(
+                        "{what} changed while this request was being decided; try again"
+                    ),
+                    conflict: true,
+                }));
             }
         }
         let mut action = action.clone();
         match (kind, current) {
-            (Kind::Create, Some(_)) => return Ok(Err(format!("{what} already exists"))),
-            (Kind::Update, None) => return Ok(Err(format!("{what} not found"))),
+            (Kind::Create, Some(_)) => {
+                return Ok(Err(Refusal::invalid(format!("{what} already exists"))))
+            }
+            (Kind::Update, None) => return Ok(Err(Refusal::invalid(format!("{what} not found")))),
             (Kind::Delete, None) => {}
             (Kind::Delete, Some(_)) => {
                 if let Some(reason) = conflict(kind, target)? {
-                    return Ok(Err(reason));
+                    return Ok(Err(Refusal::invalid(reason)));
                 }
                 batch.remove(key.as_bytes());
                 pending.insert(key, None);
             }
             (Kind::Create | Kind::Update, current) => {
                 if let Some(reason) = conflict(kind, target)? {
-                    return Ok(Err(reason));
+                    return Ok(Err(Refusal::invalid(reason)));
                 }
                 let created_at = current
                     .map(|m| m.created_at)
@@ -90,4 +112,57 @@ pub fn plan(
         batch,
         actions: stamped,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use swarmr_proto::Node;
+
+    use super::*;
+    use crate::core::{create_action, update_action};
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    fn planned(action: StoreAction, stored: Option<u64>) -> Result<Planned, Refusal> {
+        let proposal = Proposal {
+            actions: vec![action],
+            proposed_at: 1,
+        };
+        let read_meta = |_: &str| {
+            Ok(stored.map(|version| Meta {
+                version,
+                ..Default::default()
+            }))
+        };
+        let no_conflict = |_: Kind, _: &Target| Ok(None);
+        plan(9, &proposal, &read_meta, &no_conflict).expect("no store error")
+    }
+
+    #[test]
+    fn a_stale_update_is_a_conflict_and_other_refusals_are_not() {
+        let stale = planned(update_action(node("n1"), 3), Some(4));
+        assert!(matches!(stale, Err(Refusal { conflict: true, .. })));
+        let missing = planned(update_action(node("n1"), 3), None);
+        assert!(matches!(
+            missing,
+            Err(Refusal {
+                conflict: false,
+                ..
+            })
+        ));
+        let twice = planned(create_action(node("n1")), Some(4));
+        assert!(matches!(
+            twice,
+            Err(Refusal {
+                conflict: false,
+                ..
+            })
+        ));
+        assert!(planned(update_action(node("n1"), 4), Some(4)).is_ok());
+    }
 }
