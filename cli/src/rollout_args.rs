@@ -54,6 +54,13 @@ pub struct ServiceUpdateArgs {
     /// `published=8080,target=80` (repeatable).
     #[arg(long)]
     pub publish_rm: Vec<String>,
+    /// New command arguments (what follows the image at create), split as a shell would;
+    /// `--args ""` clears them so the image's CMD runs.
+    #[arg(long, allow_hyphen_values = true)]
+    pub args: Option<String>,
+    /// How other tasks reach the service: `vip` or `dnsrr`.
+    #[arg(long, value_parser = ["vip", "dnsrr"])]
+    pub endpoint_mode: Option<String>,
     /// Replace every task even if nothing changed.
     #[arg(long)]
     pub force: bool,

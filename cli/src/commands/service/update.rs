@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::{bail, Context};
 use swarmr_proto::{
-    GetServiceRequest, ListNetworksRequest, RollbackServiceRequest, Service, ServiceSpec,
-    UpdateServiceRequest, UpdateState,
+    EndpointMode, GetServiceRequest, ListNetworksRequest, RollbackServiceRequest, Service,
+    ServiceSpec, UpdateServiceRequest, UpdateState,
 };
 
 use super::create::env_entries;
@@ -154,6 +154,11 @@ fn apply(
     for label in &args.container_label_rm {
         container.labels.remove(label);
     }
+    if let Some(line) = &args.args {
+        container.command = shlex::split(line).ok_or_else(|| {
+            anyhow::anyhow!("--args {line:?} has an unclosed quote: close it or escape it")
+        })?;
+    }
     if args.force {
         container.force_update += 1;
     }
@@ -182,6 +187,11 @@ fn apply(
     super::publish::update_ports(&mut spec.ports, &args.publish_add, &args.publish_rm)?;
     if let Some(replicas) = args.replicas {
         spec.replicas = Some(replicas);
+    }
+    match args.endpoint_mode.as_deref() {
+        Some("vip") => spec.set_endpoint_mode(EndpointMode::Vip),
+        Some("dnsrr") => spec.set_endpoint_mode(EndpointMode::Dnsrr),
+        _ => {}
     }
     args.rollout
         .apply(&mut spec.update_config, &mut spec.rollback_config, false)
@@ -273,5 +283,26 @@ mod tests {
         )
         .unwrap();
         assert!(spec.networks.is_empty());
+    }
+
+    #[test]
+    fn args_replace_the_command_and_endpoint_mode_switches() {
+        let mut updated = spec();
+        let args = parse(&["--args", "sleep 'a b'", "--endpoint-mode", "dnsrr", "web"]);
+        apply(&args, &mut updated, &HashMap::new()).expect("valid");
+        let command = &updated.container.as_ref().expect("container").command;
+        assert_eq!(command, &["sleep", "a b"]);
+        assert_eq!(updated.endpoint_mode(), EndpointMode::Dnsrr);
+        let cleared = parse(&["--args", "", "web"]);
+        apply(&cleared, &mut updated, &HashMap::new()).expect("valid");
+        assert!(updated
+            .container
+            .as_ref()
+            .expect("container")
+            .command
+            .is_empty());
+        let unclosed = parse(&["--args", "sleep 'x", "web"]);
+        let err = apply(&unclosed, &mut updated, &HashMap::new()).expect_err("refused");
+        assert!(err.to_string().contains("unclosed quote"), "{err}");
     }
 }
