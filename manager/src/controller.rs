@@ -54,7 +54,10 @@ pub async fn run<F, Fut, E>(
             continue;
         }
         let span = tracing::debug_span!("reconcile", controller = name);
-        wait = match reconcile(core.clone()).instrument(span).await {
+        let started = std::time::Instant::now();
+        let outcome = reconcile(core.clone()).instrument(span).await;
+        crate::observe::METRICS.reconciled(name, started.elapsed(), outcome.is_err());
+        wait = match outcome {
             Ok(Action::Requeue(after)) => after.min(RESYNC),
             Ok(Action::AwaitChange) => RESYNC,
             Err(e) => {

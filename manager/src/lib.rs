@@ -11,6 +11,7 @@
 //! - `ca`: the root CA, ids and join tokens.
 //! - `secrets`: sealing secret and config data at rest, and the data key's keeping.
 //! - `dockerapi`: Docker's Engine API for swarm objects, mapped onto `control`.
+//! - `observe`: metrics, health, the dashboard, events and info (read-only).
 //! - `manager`: wiring all of the above into a running manager.
 
 pub mod allocator;
@@ -23,6 +24,7 @@ pub mod dockerapi;
 pub mod entry;
 pub mod error;
 mod manager;
+pub mod observe;
 pub mod orchestrator;
 pub mod quorum;
 pub mod raft;
