@@ -53,7 +53,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => commands::service::run(&cli.host, cmd).await,
         Command::Ca(cmd) => commands::ca::run(&cli.host, cmd).await,
         Command::Sealed(cmd) => commands::secret::run(&cli.host, cmd).await,
-        Command::Observe(ObserveCommand::Events(args)) => commands::events::run(&cli.host, args).await,
+        Command::Observe(ObserveCommand::Events(args)) => {
+            commands::events::run(&cli.host, args).await
+        }
         Command::Observe(ObserveCommand::Info(args)) => commands::info::run(&cli.host, args).await,
         Command::Completion { shell } => {
             commands::print_completions(shell);

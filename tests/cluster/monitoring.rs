@@ -35,7 +35,11 @@ fn parse_strict(text: &str) -> Vec<(String, f64)> {
             })
     };
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.last(), Some(&"# EOF"), "the exposition ends with # EOF");
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "the exposition ends with # EOF"
+    );
     let mut families: Vec<(String, String)> = Vec::new();
     let mut series = HashSet::new();
     let mut samples = Vec::new();
@@ -47,7 +51,14 @@ fn parse_strict(text: &str) -> Vec<(String, f64)> {
             match keyword {
                 "TYPE" => {
                     let kind = parts.next().unwrap_or("");
-                    let known = ["counter", "gauge", "histogram", "summary", "info", "unknown"];
+                    let known = [
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "info",
+                        "unknown",
+                    ];
                     assert!(known.contains(&kind), "unknown type in {line:?}");
                     families.push((name.to_string(), kind.to_string()));
                 }
@@ -56,11 +67,15 @@ fn parse_strict(text: &str) -> Vec<(String, f64)> {
             }
             continue;
         }
-        let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line:?}"));
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         let name = key.split('{').next().unwrap_or("");
         assert!(name_ok(name), "bad sample name in {line:?}");
@@ -70,11 +85,18 @@ fn parse_strict(text: &str) -> Vec<(String, f64)> {
                 .and_then(|l| l.strip_suffix('}'))
                 .unwrap_or_else(|| panic!("bad labels in {line:?}"));
             for pair in inner.split("\",").filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("bad label {pair:?}"));
-                assert!(name_ok(k) && !v.trim_end_matches('"').contains('"'), "bad label {pair:?}");
+                let (k, v) = pair
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label {pair:?}"));
+                assert!(
+                    name_ok(k) && !v.trim_end_matches('"').contains('"'),
+                    "bad label {pair:?}"
+                );
             }
         }
-        let (family, kind) = families.last().unwrap_or_else(|| panic!("{line:?} before any TYPE"));
+        let (family, kind) = families
+            .last()
+            .unwrap_or_else(|| panic!("{line:?} before any TYPE"));
         let suffixes: &[&str] = match kind.as_str() {
             "counter" => &["_total", "_created"],
             "histogram" => &["_bucket", "_sum", "_count", "_created"],
@@ -102,11 +124,16 @@ fn metrics_parse_strictly_and_follow_a_scale() {
     let host = cluster.nodes[0].host();
     let url = format!("http://{addr}/metrics");
     wait_until("the monitoring port answers", || http_get(&url).is_some());
-    assert_eq!(http_get(&format!("http://{addr}/healthz")).as_deref(), Some("ok\n"));
+    assert_eq!(
+        http_get(&format!("http://{addr}/healthz")).as_deref(),
+        Some("ok\n")
+    );
     create_sleeper(&host, "mon-web", &["--replicas", "1"]);
     let running = "swarmr_service_replicas_running{service=\"mon-web\"}";
     let samples_now = || parse_strict(&http_get(&url).unwrap_or_default());
-    wait_until("one replica in the metrics", || sample(&samples_now(), running) == Some(1.0));
+    wait_until("one replica in the metrics", || {
+        sample(&samples_now(), running) == Some(1.0)
+    });
     let samples = samples_now();
     for key in [
         "swarmr_raft_is_leader",
@@ -117,14 +144,23 @@ fn metrics_parse_strictly_and_follow_a_scale() {
         "swarmr_controller_reconciles_total{controller=\"scheduler\"}",
         "swarmr_netdriver_reconciles_total",
     ] {
-        assert!(sample(&samples, key).is_some(), "{key} missing from /metrics");
+        assert!(
+            sample(&samples, key).is_some(),
+            "{key} missing from /metrics"
+        );
     }
     ok(&["-H", &host, "service", "scale", "mon-web=3", "-d"]);
     wait_until("three replicas in the metrics", || {
         let samples = samples_now();
         sample(&samples, running) == Some(3.0)
-            && sample(&samples, "swarmr_tasks{service=\"mon-web\",state=\"running\"}") == Some(3.0)
-            && sample(&samples, "swarmr_service_replicas_desired{service=\"mon-web\"}") == Some(3.0)
+            && sample(
+                &samples,
+                "swarmr_tasks{service=\"mon-web\",state=\"running\"}",
+            ) == Some(3.0)
+            && sample(
+                &samples,
+                "swarmr_service_replicas_desired{service=\"mon-web\"}",
+            ) == Some(3.0)
     });
 }
 
@@ -184,21 +220,38 @@ fn events_show_a_create_a_scale_and_a_node_going_down() {
         &["--filter", "type=service", "--filter", "type=node"],
     );
     // The stream is open once a change made after it shows up.
-    ok(&["-H", &host, "node", "update", "--label-add", "ev=1", "ev-w1"]);
+    ok(&[
+        "-H",
+        &host,
+        "node",
+        "update",
+        "--label-add",
+        "ev=1",
+        "ev-w1",
+    ]);
     events.wait_for("the stream is open", |e| e["Type"] == "node");
     create_sleeper(&host, "ev-web", &["--replicas", "1", "-d"]);
     let created = events.wait_for("a service create", |e| {
         e["Type"] == "service" && e["Action"] == "create"
     });
-    assert_eq!(created["Actor"]["Attributes"]["name"], "ev-web", "{created}");
+    assert_eq!(
+        created["Actor"]["Attributes"]["name"], "ev-web",
+        "{created}"
+    );
     assert!(created["timeNano"].as_i64().unwrap_or(0) > 0, "{created}");
-    let id = created["Actor"]["ID"].as_str().unwrap_or_default().to_string();
+    let id = created["Actor"]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     ok(&["-H", &host, "service", "scale", "ev-web=4", "-d"]);
     let scaled = events.wait_for("a scale", |e| {
         e["Action"] == "update" && e["Actor"]["Attributes"]["replicas.new"] == "4"
     });
     assert_eq!(scaled["Actor"]["ID"], id.as_str(), "{scaled}");
-    assert_eq!(scaled["Actor"]["Attributes"]["replicas.old"], "1", "{scaled}");
+    assert_eq!(
+        scaled["Actor"]["Attributes"]["replicas.old"], "1",
+        "{scaled}"
+    );
     cluster.node("ev-w1").kill();
     let down = events.wait_for("the worker going Down", |e| {
         e["Type"] == "node" && e["Actor"]["Attributes"]["state.new"] == "down"
@@ -206,12 +259,38 @@ fn events_show_a_create_a_scale_and_a_node_going_down() {
     assert_eq!(down["Actor"]["Attributes"]["name"], "ev-w1", "{down}");
     assert_eq!(down["Actor"]["Attributes"]["state.old"], "ready", "{down}");
     // The filter held: only services and nodes.
-    assert!(events.lines().iter().all(|e| e["Type"] == "service" || e["Type"] == "node"));
+    assert!(events
+        .lines()
+        .iter()
+        .all(|e| e["Type"] == "service" || e["Type"] == "node"));
     // --since replays what this manager kept; a name filter narrows it.
-    let out = run_with_timeout(&["-H", &host, "events", "--format", "json", "--since", "10m", "--filter", "name=ev-web"]);
-    let replayed: Vec<Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert!(replayed.iter().any(|e| e["Action"] == "create" && e["Type"] == "service"), "{out}");
-    assert!(replayed.iter().all(|e| e["Actor"]["Attributes"]["name"] == "ev-web"), "{out}");
+    let out = run_with_timeout(&[
+        "-H",
+        &host,
+        "events",
+        "--format",
+        "json",
+        "--since",
+        "10m",
+        "--filter",
+        "name=ev-web",
+    ]);
+    let replayed: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        replayed
+            .iter()
+            .any(|e| e["Action"] == "create" && e["Type"] == "service"),
+        "{out}"
+    );
+    assert!(
+        replayed
+            .iter()
+            .all(|e| e["Actor"]["Attributes"]["name"] == "ev-web"),
+        "{out}"
+    );
     let err = fails(&["-H", &host, "events", "--filter", "colour=red"]);
     assert!(err.contains("invalid filter"), "{err}");
 }

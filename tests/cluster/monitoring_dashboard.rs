@@ -40,23 +40,42 @@ fn the_dashboard_shows_the_clusters_nodes_and_services_in_chromium() {
     let host = cluster.nodes[0].host();
     cluster.join("dash-w1", "worker");
     ok(&["-H", &host, "network", "create", "dash-net"]);
-    create_sleeper(&host, "dash-web", &["--replicas", "3", "--network", "dash-net"]);
-    create_sleeper(&host, "dash-api", &["--replicas", "2", "--network", "dash-net", "-p", "18080:80"]);
+    create_sleeper(
+        &host,
+        "dash-web",
+        &["--replicas", "3", "--network", "dash-net"],
+    );
+    create_sleeper(
+        &host,
+        "dash-api",
+        &["--replicas", "2", "--network", "dash-net", "-p", "18080:80"],
+    );
     let url = format!("http://{addr}/");
     wait_until("the dashboard's data", || {
         http_get(&format!("http://{addr}/api/overview")).is_some_and(|v| v.contains("dash-api"))
     });
     let profile = cluster.dir().join("chromium-profile");
     let dom = chromium(&profile, &url, &["--dump-dom"]);
-    for shown in ["m1", "dash-w1", "dash-web", "dash-api", "dash-net", "3/3", "2/2", "Leader", "VTEP"] {
-        assert!(dom.contains(shown), "the rendered dashboard lacks {shown:?}:\n{dom}");
+    for shown in [
+        "m1", "dash-w1", "dash-web", "dash-api", "dash-net", "3/3", "2/2", "Leader", "VTEP",
+    ] {
+        assert!(
+            dom.contains(shown),
+            "the rendered dashboard lacks {shown:?}:\n{dom}"
+        );
     }
-    assert!(dom.contains("live"), "the page did not load its data:\n{dom}");
+    assert!(
+        dom.contains("live"),
+        "the page did not load its data:\n{dom}"
+    );
     let shot = cluster.dir().join("dashboard.png");
     chromium(
         &profile,
         &url,
-        &["--window-size=1440,1100", &format!("--screenshot={}", shot.display())],
+        &[
+            "--window-size=1440,1100",
+            &format!("--screenshot={}", shot.display()),
+        ],
     );
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");

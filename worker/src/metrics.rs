@@ -56,14 +56,20 @@ pub fn dns_answered(answer: DnsAnswer, took: Duration) {
         DnsAnswer::Forwarded => "forwarded",
         DnsAnswer::Failed => "failed",
     };
-    METRICS.dns_queries.get_or_create(&AnswerLabel { answer }).inc();
+    METRICS
+        .dns_queries
+        .get_or_create(&AnswerLabel { answer })
+        .inc();
     METRICS.dns_seconds.observe(took.as_secs_f64());
 }
 
 /// One `nft -f` load of `table` (`vip` or `publish`).
 pub fn rules_loaded(table: &'static str, ok: bool) {
     let outcome = if ok { "ok" } else { "failed" };
-    METRICS.rule_loads.get_or_create(&LoadLabels { table, outcome }).inc();
+    METRICS
+        .rule_loads
+        .get_or_create(&LoadLabels { table, outcome })
+        .inc();
 }
 
 /// Adds the node's counters (DNS, rule loads, the overlay's) to a run's registry.

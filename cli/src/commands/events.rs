@@ -46,11 +46,16 @@ fn since_millis(text: &str, now: SystemTime) -> anyhow::Result<i64> {
         time
     } else {
         let back = humantime::parse_duration(text).with_context(|| {
-            format!("invalid --since {text:?}: use a duration (10m), an RFC 3339 time or unix seconds")
+            format!(
+                "invalid --since {text:?}: use a duration (10m), an RFC 3339 time or unix seconds"
+            )
         })?;
         now.checked_sub(back).unwrap_or(UNIX_EPOCH)
     };
-    let millis = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let millis = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
     // 0 means "live only": the epoch itself still replays everything kept.
     Ok(i64::try_from(millis).unwrap_or(i64::MAX).max(1))
 }
@@ -95,7 +100,10 @@ mod tests {
     #[test]
     fn filters_and_since_parse_or_say_what_is_wrong() {
         let r = request(&["type=service".into(), "name=web".into()]).unwrap();
-        assert_eq!((r.types, r.names), (vec!["service".into()], vec!["web".into()]));
+        assert_eq!(
+            (r.types, r.names),
+            (vec!["service".into()], vec!["web".into()])
+        );
         let err = request(&["colour=red".into()]).unwrap_err().to_string();
         assert!(err.contains("invalid filter"), "{err}");
         let now = UNIX_EPOCH + Duration::from_secs(1_000);

@@ -40,12 +40,23 @@ fn text(info: &InfoResponse) -> String {
     let _ = writeln!(
         out,
         " Leader: {}",
-        leader.map_or("none (no quorum?)".to_string(), |m| format!("{} ({})", m.node_id, m.addr))
+        leader.map_or("none (no quorum?)".to_string(), |m| format!(
+            "{} ({})",
+            m.node_id, m.addr
+        ))
     );
-    let _ = writeln!(out, " Services: {}, tasks running: {}, networks: {}", info.services, info.tasks_running, info.networks);
+    let _ = writeln!(
+        out,
+        " Services: {}, tasks running: {}, networks: {}",
+        info.services, info.tasks_running, info.networks
+    );
     let _ = writeln!(out, " Raft:");
     let _ = writeln!(out, "  Snapshot Interval: {}", info.snapshot_interval);
-    let _ = writeln!(out, "  Heartbeat Interval: {}", millis(info.heartbeat_interval_ms));
+    let _ = writeln!(
+        out,
+        "  Heartbeat Interval: {}",
+        millis(info.heartbeat_interval_ms)
+    );
     let _ = writeln!(
         out,
         "  Election Timeout: {} to {}",
@@ -53,12 +64,24 @@ fn text(info: &InfoResponse) -> String {
         millis(info.election_timeout_max_ms)
     );
     let _ = writeln!(out, "  Term: {}", info.raft_term);
-    let _ = writeln!(out, "  Last Log Index: {}, Applied: {}", info.raft_commit_index, info.raft_applied_index);
+    let _ = writeln!(
+        out,
+        "  Last Log Index: {}, Applied: {}",
+        info.raft_commit_index, info.raft_applied_index
+    );
     let _ = writeln!(out, " Dispatcher:");
-    let _ = writeln!(out, "  Heartbeat Period: {}", millis(info.dispatcher_heartbeat_ms));
+    let _ = writeln!(
+        out,
+        "  Heartbeat Period: {}",
+        millis(info.dispatcher_heartbeat_ms)
+    );
     let _ = writeln!(out, " CA Configuration:");
     let expiry = Duration::from_secs(info.cert_expiry_secs);
-    let _ = writeln!(out, "  Expiry Duration: {}", humantime::format_duration(expiry));
+    let _ = writeln!(
+        out,
+        "  Expiry Duration: {}",
+        humantime::format_duration(expiry)
+    );
     let _ = writeln!(out, "  Root CA Expires: {}", time(info.ca_expires_at));
     let _ = writeln!(out, " Node Address: {}", info.node_addr);
     let _ = writeln!(out, " Manager Addresses:");
@@ -120,8 +143,18 @@ mod tests {
             cluster_id: "c1".into(),
             nodes: 3,
             managers: vec![
-                InfoManager { node_id: "m1".into(), addr: "192.0.2.1:2377".into(), leader: true, reachable: true },
-                InfoManager { node_id: "m2".into(), addr: "192.0.2.2:2377".into(), leader: false, reachable: false },
+                InfoManager {
+                    node_id: "m1".into(),
+                    addr: "192.0.2.1:2377".into(),
+                    leader: true,
+                    reachable: true,
+                },
+                InfoManager {
+                    node_id: "m2".into(),
+                    addr: "192.0.2.2:2377".into(),
+                    leader: false,
+                    reachable: false,
+                },
             ],
             heartbeat_interval_ms: 100,
             node_role: "manager".into(),

@@ -84,8 +84,20 @@ impl TlsListener {
         let cert = Arc::new(Serving(RwLock::new(None)));
         let config = server_config(core.tls().ca_pem(), cert.clone())?;
         let (tx, accepted) = mpsc::channel(64);
-        tokio::spawn(keep_certificate(core.clone(), purpose, names, cert, tx.clone()));
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), purpose, core, tx));
+        tokio::spawn(keep_certificate(
+            core.clone(),
+            purpose,
+            names,
+            cert,
+            tx.clone(),
+        ));
+        tokio::spawn(accept_loop(
+            tcp,
+            TlsAcceptor::from(config),
+            purpose,
+            core,
+            tx,
+        ));
         Ok(Self { accepted, local })
     }
 }
@@ -228,11 +240,7 @@ async fn keep_certificate<T>(
     }
 }
 
-fn sign(
-    core: &Core,
-    purpose: &str,
-    names: &[String],
-) -> Result<(CertifiedKey, Duration), String> {
+fn sign(core: &Core, purpose: &str, names: &[String]) -> Result<(CertifiedKey, Duration), String> {
     let cluster = current_cluster(core).map_err(|s| s.message().to_string())?;
     let lifetime = Duration::from_secs(cluster.cert_expiry_secs.max(60));
     let cert = signed(

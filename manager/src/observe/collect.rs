@@ -124,8 +124,16 @@ impl ClusterCollector {
                 "1 while this manager knows a leader",
                 u64::from(m.current_leader.is_some()),
             ),
-            ("swarmr_raft_last_log_index", "Last index in this manager's log", last_log),
-            ("swarmr_raft_applied_index", "Last index applied to the store", applied),
+            (
+                "swarmr_raft_last_log_index",
+                "Last index in this manager's log",
+                last_log,
+            ),
+            (
+                "swarmr_raft_applied_index",
+                "Last index applied to the store",
+                applied,
+            ),
             (
                 "swarmr_raft_apply_lag",
                 "Entries in the log not yet applied",
@@ -136,7 +144,11 @@ impl ClusterCollector {
                 "Last index the latest snapshot covers",
                 m.snapshot.map_or(0, |l| l.index),
             ),
-            ("swarmr_raft_voters", "Voting members of the Raft group", voters as u64),
+            (
+                "swarmr_raft_voters",
+                "Voting members of the Raft group",
+                voters as u64,
+            ),
         ];
         for (name, help, value) in figures {
             gauge(encoder, name, help, value as i64)?;
@@ -160,7 +172,12 @@ impl ClusterCollector {
             Cluster::KIND,
         ];
         let counts = kinds.map(|kind| (KindLabel { kind }, count_kind(store, kind) as i64));
-        family(encoder, "swarmr_store_objects", "Objects in the store by kind", counts)?;
+        family(
+            encoder,
+            "swarmr_store_objects",
+            "Objects in the store by kind",
+            counts,
+        )?;
         self.encode_tasks(encoder, tasks, services)?;
         let mut by_status = BTreeMap::new();
         for node in nodes {
@@ -201,12 +218,24 @@ impl ClusterCollector {
             let state = task.current_state();
             let service = name_of(&task.service_id);
             if state == TaskState::Running && task.desired_state() == TaskState::Running {
-                *running.entry(ServiceLabel { service: service.clone() }).or_insert(0) += 1;
+                *running
+                    .entry(ServiceLabel {
+                        service: service.clone(),
+                    })
+                    .or_insert(0) += 1;
             }
-            let labels = TaskLabels { service, state: state.label() };
+            let labels = TaskLabels {
+                service,
+                state: state.label(),
+            };
             *by_state.entry(labels).or_insert(0) += 1;
         }
-        family(encoder, "swarmr_tasks", "Tasks by service and current state", by_state)?;
+        family(
+            encoder,
+            "swarmr_tasks",
+            "Tasks by service and current state",
+            by_state,
+        )?;
         let desired = services.iter().map(|s| {
             let spec = s.spec.clone().unwrap_or_default();
             let desired = match spec.replicas {

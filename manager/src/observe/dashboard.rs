@@ -31,7 +31,12 @@ pub fn overview(core: &Core) -> Result<Value, StoreError> {
     let leader = core.leader().map(|(id, _)| id);
     let hostname: HashMap<&str, String> = nodes
         .iter()
-        .map(|n| (n.id.as_str(), n.description.clone().unwrap_or_default().hostname))
+        .map(|n| {
+            (
+                n.id.as_str(),
+                n.description.clone().unwrap_or_default().hostname,
+            )
+        })
         .collect();
     let cluster_id = store.cluster()?.map(|c| c.id).unwrap_or_default();
     Ok(json!({
@@ -77,7 +82,9 @@ fn service_json(service: &Service, tasks: &[Task]) -> Value {
     let mine = || tasks.iter().filter(|t| t.service_id == service.id);
     let desired = match spec.replicas {
         Some(n) => n as usize,
-        None => mine().filter(|t| t.desired_state() == TaskState::Running).count(),
+        None => mine()
+            .filter(|t| t.desired_state() == TaskState::Running)
+            .count(),
     };
     let update = service.update_status.clone().unwrap_or_default();
     let ports: Vec<Value> = service
@@ -135,7 +142,9 @@ fn network_json(network: &Network, nodes: &[Node], tasks: &[Task]) -> Value {
         .into_iter()
         .map(|(node_id, tasks)| {
             let node = nodes.iter().find(|n| n.id == node_id);
-            let hostname = node.and_then(|n| n.description.as_ref()).map(|d| d.hostname.clone());
+            let hostname = node
+                .and_then(|n| n.description.as_ref())
+                .map(|d| d.hostname.clone());
             let vtep = node.and_then(|n| n.status.as_ref()).map(|s| s.addr.clone());
             json!({
                 "node": hostname.unwrap_or_else(|| node_id.to_string()),

@@ -31,7 +31,9 @@ fn shape(target: &Target) -> Option<Shape> {
         Target::Service(s) => {
             let spec = s.spec.clone().unwrap_or_default();
             fields.insert("name", spec.name);
-            let replicas = spec.replicas.map_or("global".to_string(), |n| n.to_string());
+            let replicas = spec
+                .replicas
+                .map_or("global".to_string(), |n| n.to_string());
             fields.insert("replicas", replicas);
             let image = spec.container.unwrap_or_default().image;
             fields.insert("image", image);
@@ -172,7 +174,10 @@ mod tests {
     fn a_scale_names_the_old_and_new_replicas() {
         let mut summaries = Summaries::default();
         let created = summaries.event(&action(Kind::Create, service(2))).unwrap();
-        assert_eq!((created.r#type.as_str(), created.action.as_str()), ("service", "create"));
+        assert_eq!(
+            (created.r#type.as_str(), created.action.as_str()),
+            ("service", "create")
+        );
         assert_eq!(created.actor_attributes["name"], "web");
         let scaled = summaries.event(&action(Kind::Update, service(5))).unwrap();
         assert_eq!(scaled.action, "update");
@@ -199,7 +204,9 @@ mod tests {
         };
         let mut summaries = Summaries::default();
         summaries.remember(&node(NodeState::Ready));
-        let down = summaries.event(&action(Kind::Update, node(NodeState::Down))).unwrap();
+        let down = summaries
+            .event(&action(Kind::Update, node(NodeState::Down)))
+            .unwrap();
         assert_eq!(down.actor_attributes["state.old"], "ready");
         assert_eq!(down.actor_attributes["state.new"], "down");
         let cluster = Target::Cluster(Default::default());

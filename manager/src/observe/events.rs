@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{Stream, StreamExt};
-use swarmr_proto::{ClusterEvent, Config, Network, Node, Secret, Service, Task, WatchEventsRequest};
+use swarmr_proto::{
+    ClusterEvent, Config, Network, Node, Secret, Service, Task, WatchEventsRequest,
+};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -127,7 +129,9 @@ fn matches(request: &WatchEventsRequest, event: &ClusterEvent) -> bool {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Pushing an event cannot leave the queue half-changed.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The summary of every object in the store now.
@@ -159,7 +163,10 @@ async fn record(
             Err(broadcast::error::RecvError::Closed) => return,
             // Missed changes: start over from what the store holds now.
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "event recorder fell behind the store; re-reading it");
+                tracing::warn!(
+                    missed = n,
+                    "event recorder fell behind the store; re-reading it"
+                );
                 let (rx, fresh) = store.subscribe_with(summarize);
                 (feed, summaries) = (rx, fresh);
                 continue;

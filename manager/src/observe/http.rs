@@ -99,9 +99,18 @@ fn router(state: Monitoring) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/overview", get(overview))
-        .route("/", asset("text/html; charset=utf-8", dashboard::INDEX_HTML))
-        .route("/app.js", asset("text/javascript; charset=utf-8", dashboard::APP_JS))
-        .route("/style.css", asset("text/css; charset=utf-8", dashboard::STYLE_CSS))
+        .route(
+            "/",
+            asset("text/html; charset=utf-8", dashboard::INDEX_HTML),
+        )
+        .route(
+            "/app.js",
+            asset("text/javascript; charset=utf-8", dashboard::APP_JS),
+        )
+        .route(
+            "/style.css",
+            asset("text/css; charset=utf-8", dashboard::STYLE_CSS),
+        )
         .with_state(state)
 }
 
@@ -109,7 +118,11 @@ async fn metrics(State(state): State<Monitoring>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics could not be encoded\n",
+        )
+            .into_response(),
     }
 }
 
@@ -123,7 +136,9 @@ async fn healthz(State(state): State<Monitoring>) -> Response {
     let problem = match (&metrics.running_state, metrics.current_leader) {
         (Err(e), _) => Some(format!("raft stopped: {e}")),
         (Ok(()), None) => Some("no raft leader is known: the managers may have lost quorum".into()),
-        (Ok(()), Some(_)) if metrics.state == ServerState::Shutdown => Some("raft is shutting down".into()),
+        (Ok(()), Some(_)) if metrics.state == ServerState::Shutdown => {
+            Some("raft is shutting down".into())
+        }
         _ => None,
     };
     match problem {
@@ -142,6 +157,10 @@ async fn overview(State(state): State<Monitoring>) -> Response {
     };
     match dashboard::overview(core) {
         Ok(view) => Json(view).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("the store could not be read: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store could not be read: {e}\n"),
+        )
+            .into_response(),
     }
 }

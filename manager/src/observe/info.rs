@@ -2,9 +2,7 @@
 //! it, from this manager's replica and its Raft view.
 
 use rustls::pki_types::{pem::PemObject, CertificateDer};
-use swarmr_proto::{
-    InfoManager, InfoResponse, Network, Node, NodeRole, Service, Task, TaskState,
-};
+use swarmr_proto::{InfoManager, InfoResponse, Network, Node, NodeRole, Service, Task, TaskState};
 use tonic::Status;
 use x509_parser::prelude::{FromDer, X509Certificate};
 

@@ -3,8 +3,8 @@
 //! time are in `collect`. Process-wide statics, so a hook needs no handle: every run of
 //! the node registers the same ones. Labels are fixed words (controller names, outcomes).
 
-use std::sync::LazyLock;
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -71,9 +71,16 @@ impl ManagerMetrics {
     pub async fn proposal<T, E>(&self, write: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let started = Instant::now();
         let result = write.await;
-        let outcome = if result.is_ok() { "committed" } else { "failed" };
-        self.proposals.get_or_create(&OutcomeLabel { outcome }).inc();
-        self.proposal_seconds.observe(started.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() {
+            "committed"
+        } else {
+            "failed"
+        };
+        self.proposals
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        self.proposal_seconds
+            .observe(started.elapsed().as_secs_f64());
         result
     }
 

@@ -101,7 +101,7 @@ function renderServices(view) {
     if (sv.update_message) update.title = sv.update_message;
     return [
       td("", h("b", {}, sv.name)), td("muted", sv.mode),
-      td("", bar, `${sv.running}/${sv.desired}`), td("mono", sv.image),
+      td("nowrap", bar, `${sv.running}/${sv.desired}`), td("mono", sv.image),
       td("", ports(sv.ports)), td("", update),
     ];
   });
@@ -127,7 +127,7 @@ function networkPicture(net) {
   const boxH = 52 + line * tallest;
   const width = perRow * boxW + (perRow - 1) * gap + 20;
   const height = top + rows * (boxH + 24);
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
   const centers = [];
   net.hosts.forEach((host, i) => {
     const x = 10 + (i % perRow) * (boxW + gap), y = top + Math.floor(i / perRow) * (boxH + 24);

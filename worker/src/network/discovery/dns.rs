@@ -184,7 +184,10 @@ impl Handler {
                 };
                 (reply, DnsAnswer::Cluster)
             }
-            Answer::NxDomain => (Reply::code(ResponseCode::NXDomain, true), DnsAnswer::NxDomain),
+            Answer::NxDomain => (
+                Reply::code(ResponseCode::NXDomain, true),
+                DnsAnswer::NxDomain,
+            ),
             Answer::Forward => match self.forward(request.as_slice()).await {
                 Some(upstream) => {
                     let reply = Reply {
@@ -196,7 +199,10 @@ impl Handler {
                     };
                     (reply, DnsAnswer::Forwarded)
                 }
-                None => (Reply::code(ResponseCode::ServFail, false), DnsAnswer::Failed),
+                None => (
+                    Reply::code(ResponseCode::ServFail, false),
+                    DnsAnswer::Failed,
+                ),
             },
         }
     }
