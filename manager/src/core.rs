@@ -213,9 +213,8 @@ impl Core {
     /// this replica has applied it, so the caller reads its own write. A proposal larger
     /// than [`MAX_ENTRY_BYTES`] is refused: no Raft entry is huge.
     pub async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
-        crate::observe::METRICS
-            .proposal(self.propose_unmetered(actions))
-            .await
+        let write = self.propose_unmetered(actions);
+        crate::observe::METRICS.proposal(write).await
     }
 
     async fn propose_unmetered(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
