@@ -3,7 +3,8 @@
 # iproute2, util-linux (nsenter, unshare), jq (the scripts read JSON), busybox-static,
 # iperf3, nftables, systemd-analyze (to check the unit), python3 (UDP responders in the
 # discovery tests), curl and docker-py (the Docker API tests; the docker CLI comes with
-# docker.io), and a running Docker engine. Safe to run again.
+# docker.io), chromium (the dashboard test loads the page headless), and a running Docker
+# engine. Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
@@ -24,6 +25,7 @@ have python3 || packages+=(python3)
 have curl || packages+=(curl)
 have jq || packages+=(jq)
 have systemd-analyze || packages+=(systemd)
+have chromium || packages+=(chromium)
 if [ "${#packages[@]}" -gt 0 ]; then
     echo "installing: ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

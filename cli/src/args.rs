@@ -75,6 +75,8 @@ pub enum Command {
     Ca(CaCommand),
     #[command(flatten)]
     Sealed(crate::secret_args::SealedCommand),
+    #[command(flatten)]
+    Observe(crate::observe_args::ObserveCommand),
     /// Print a shell completion script (bash, zsh, fish, ...).
     Completion { shell: clap_complete::Shell },
 }
@@ -111,6 +113,8 @@ pub struct NodeArgs {
     pub extra: crate::docker_api_args::NodeExtraArgs,
     #[command(flatten)]
     pub keys: crate::secret_args::KeyArgs,
+    #[command(flatten)]
+    pub observe: crate::observe_args::NodeObserveArgs,
 }
 
 #[derive(Args)]

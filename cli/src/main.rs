@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod daemon;
 mod docker_api_args;
+mod observe_args;
 mod output;
 mod rollout_args;
 mod secret_args;
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{Cli, Command};
+use observe_args::ObserveCommand;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,6 +53,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => commands::service::run(&cli.host, cmd).await,
         Command::Ca(cmd) => commands::ca::run(&cli.host, cmd).await,
         Command::Sealed(cmd) => commands::secret::run(&cli.host, cmd).await,
+        Command::Observe(ObserveCommand::Events(args)) => {
+            commands::events::run(&cli.host, args).await
+        }
+        Command::Observe(ObserveCommand::Info(args)) => commands::info::run(&cli.host, args).await,
         Command::Completion { shell } => {
             commands::print_completions(shell);
             Ok(())

@@ -74,7 +74,10 @@ pub async fn run<F, Fut>(
             continue;
         }
         let span = tracing::debug_span!("reconcile", controller = name);
-        wait = match reconcile(core.clone()).instrument(span).await {
+        let started = std::time::Instant::now();
+        let outcome = reconcile(core.clone()).instrument(span).await;
+        crate::observe::METRICS.reconciled(name, started.elapsed(), outcome.is_err());
+        wait = match outcome {
             Ok(Action::Requeue(after)) => after.min(RESYNC),
             Ok(Action::AwaitChange) => RESYNC,
             Err(e) => error_policy(name, &e),

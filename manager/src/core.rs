@@ -209,6 +209,11 @@ impl Core {
     /// this replica has applied it, so the caller reads its own write. A proposal larger
     /// than [`MAX_ENTRY_BYTES`] is refused: no Raft entry is huge.
     pub async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
+        let write = self.propose_unmetered(actions);
+        crate::observe::METRICS.proposal(write).await
+    }
+
+    async fn propose_unmetered(&self, actions: Vec<StoreAction>) -> Result<u64, ProposeError> {
         let proposal = Proposal {
             actions,
             proposed_at: now_millis(),

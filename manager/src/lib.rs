@@ -14,6 +14,7 @@
 //! - `ca`: the root CA, ids and join tokens.
 //! - `secrets`: sealing secret and config data at rest, and the data key's keeping.
 //! - `dockerapi`: Docker's Engine API for swarm objects, mapped onto `control`.
+//! - `observe`: metrics, health, the dashboard, events and info (read-only).
 //! - `manager`: wiring all of the above into a running manager.
 
 pub mod allocator;
@@ -28,6 +29,7 @@ pub mod entry;
 pub mod error;
 pub mod limits;
 mod manager;
+pub mod observe;
 pub mod orchestrator;
 pub mod quorum;
 pub mod raft;

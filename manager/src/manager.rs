@@ -106,8 +106,9 @@ impl Manager {
                 tracing::warn!(error = %e, key_file = %config.secrets_key_file.display(), "the stored data key cannot be opened with this key file")
             }
         }
+        let events = crate::observe::events::EventLog::start(core.store());
         Ok(Self {
-            control: ControlService::new(core.clone()),
+            control: ControlService::new(core.clone(), events),
             core,
             sessions: Sessions::default(),
             db,
@@ -256,6 +257,11 @@ impl Manager {
         self.control.clone()
     }
 
+    /// Adds this manager's metrics to a run's registry (`--http-addr`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        crate::observe::register(registry, self.core.clone(), self.sessions.clone());
+    }
+
     pub fn dispatcher_service(&self) -> DispatcherService {
         DispatcherService::new(self.core.clone(), self.sessions.clone())
     }
@@ -279,6 +285,7 @@ impl Manager {
             controller::run("allocator", core(), allocator::run::reconcile, stopped()),
             controller::run("scheduler", core(), scheduler::run::reconcile, stopped()),
             crate::secrets::fetch::keep_data_key(core(), self.keys.clone(), stopped()),
+            crate::observe::watch_raft(self.core.clone(), stopped()),
         );
     }
 

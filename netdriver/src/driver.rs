@@ -60,7 +60,14 @@ impl<N: Netlink> Driver<N> {
     pub async fn reconcile(&self, desired: &HostDesired) -> Result<ReconcileReport, Error> {
         let _guard = self.lock.lock().await;
         let span = tracing::info_span!("netdriver.reconcile", node.id = %desired.node_short_id);
+        let started = std::time::Instant::now();
         let result = self.reconcile_locked(desired).instrument(span).await;
+        if let Ok(report) = &result {
+            let failures = report.failed_endpoints.len()
+                + report.failed_networks.len()
+                + report.failed_cleanups.len();
+            crate::metrics::reconciled(desired, started.elapsed(), report.changes.len(), failures);
+        }
         self.nl.release_namespaces();
         result
     }

@@ -70,6 +70,7 @@ mod driver;
 pub mod error;
 pub mod fake;
 mod kernel;
+pub mod metrics;
 pub mod netlink;
 pub mod observe;
 pub mod plan;

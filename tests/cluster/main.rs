@@ -13,6 +13,8 @@ mod faults;
 mod health;
 mod linearizable;
 mod membership;
+mod monitoring;
+mod monitoring_dashboard;
 mod netns;
 mod networks;
 mod overlay;

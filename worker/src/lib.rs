@@ -21,6 +21,7 @@ pub mod error;
 pub mod executor;
 pub mod files;
 pub mod logs;
+pub mod metrics;
 pub mod network;
 pub mod session;
 

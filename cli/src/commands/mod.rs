@@ -1,6 +1,8 @@
 //! Client commands, one file per group.
 
 pub mod ca;
+pub mod events;
+pub mod info;
 pub mod network;
 mod network_check;
 pub mod node;

@@ -140,6 +140,7 @@ macro_rules! local_control {
         #[tonic::async_trait]
         impl Control for LocalControl {
             type ServiceLogsStream = <ControlService as Control>::ServiceLogsStream;
+            type WatchEventsStream = <ControlService as Control>::WatchEventsStream;
 
             $(
                 async fn $method(&self, req: Request<$request>) -> Result<Response<$response>, Status> {
@@ -189,6 +190,8 @@ local_control! {
     get_config(SecretRequest) -> ConfigReply;
     remove_config(SecretRequest) -> RemoveSecretReply;
     update_config(UpdateSecretRequest) -> ConfigReply;
+    watch_events(WatchEventsRequest) -> Self::WatchEventsStream;
+    info(InfoRequest) -> InfoResponse;
 }
 
 impl LocalControl {

@@ -24,6 +24,7 @@ use swarmr_proto::{JoinRequest, NodeRole};
 use tracing::{info, warn};
 
 use crate::args::{InitArgs, JoinArgs};
+use crate::observe_args::LogFormat;
 use identity::Identity;
 use run::Boot;
 use settings::Settings;
@@ -35,14 +36,23 @@ pub const SOCKET: &str = "swarmr.sock";
 const MIN_CERT_EXPIRY: Duration = Duration::from_secs(20);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn init_logging() {
+/// Logs on stderr; `--log-format json` writes one object per line, with the fields of
+/// the spans it happened in (node, task, network ids).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMR_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,h2=warn,tower=warn")
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Creates the data dir (0700) and takes its lock, so two nodes never share one.
@@ -83,7 +93,7 @@ const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 const MAX_HEARTBEAT: Duration = Duration::from_secs(60);
 
 pub async fn init(args: InitArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(args.node.observe.log_format);
     check_init_flags(&args)?;
     let settings = Settings::resolve(&args.node)?;
     let _lock = prepare_data_dir(&settings.data_dir)?;
@@ -153,7 +163,7 @@ fn create_ca(
 }
 
 pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(args.node.observe.log_format);
     let settings = Settings::resolve(&args.node)?;
     let _lock = prepare_data_dir(&settings.data_dir)?;
     if let Some(identity) = Identity::load(&settings.data_dir)? {

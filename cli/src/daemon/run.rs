@@ -188,6 +188,7 @@ async fn run_once(
     if let Some(manager) = &manager {
         run.serve_docker_api(node, manager).await?;
     }
+    run.serve_http(node, manager.as_deref()).await?;
     run.start_session(node, identity, updates_tx, reports_rx, &updates_rx);
     let voter_request = matches!(boot, Boot::JoinedManager)
         .then(|| tokio::spawn(request_voter(identity.clone(), node.tls.clone())));

@@ -20,6 +20,8 @@ pub struct Settings {
     pub host_net: swarmr_worker::network::mesh::HostNet,
     /// Where the Docker API listens on TCP (with mutual TLS), if anywhere.
     pub docker_api_addr: Option<SocketAddr>,
+    /// The monitoring port (`--http-addr`), if any.
+    pub http_addr: Option<SocketAddr>,
     /// What the node reports instead of the engine's CPUs and memory, if set.
     pub resources: crate::workload_args::NodeResourceFlags,
     /// Wraps the data key on a manager; never inside the data dir.
@@ -82,6 +84,7 @@ impl Settings {
                 node_pid: std::process::id(),
             },
             docker_api_addr: args.extra.docker_api_addr,
+            http_addr: args.observe.http_addr,
             resources: args.extra.resources.clone(),
         })
     }

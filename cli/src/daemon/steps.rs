@@ -12,6 +12,7 @@ use anyhow::Context;
 use swarmr_manager::ca::authz::{AuthzLayer, Standing, StandingOf};
 use swarmr_manager::ca::{PeerIdentity, MANAGER_NAME};
 use swarmr_manager::dockerapi::{tls, DockerApi};
+use swarmr_manager::observe::http::HttpListener;
 use swarmr_manager::Manager;
 use swarmr_proto::control_server::ControlServer;
 use swarmr_proto::dispatcher_server::DispatcherServer;
@@ -204,17 +205,43 @@ impl Run {
         let settings = node.settings;
         let api = DockerApi::new(manager.control_service(), manager.core().clone());
         if let Some(addr) = settings.docker_api_addr {
-            let advertise = settings
-                .api_addr
-                .parse::<std::net::SocketAddr>()
-                .ok()
-                .map(|a| a.ip());
-            let names = tls::serving_names(addr, advertise, &settings.hostname);
-            let listener = tls::TlsListener::bind(addr, manager.core().clone(), names).await?;
+            let names = serving_names(settings, addr);
+            let listener =
+                tls::TlsListener::bind(addr, "Docker API", manager.core().clone(), names).await?;
             info!(%addr, "Docker API listening (mutual TLS)");
             self.spawn(api.clone().serve_tls(listener, halted(self.halt())));
         }
         self.spawn(api.serve_unix(settings.data_dir.clone(), halted(self.halt())));
+        Ok(())
+    }
+
+    /// The monitoring port (`--http-addr`): this node's metrics and, on a manager, the
+    /// cluster's, `/healthz`, and the dashboard. Off loopback it needs a manager (mutual
+    /// TLS checks client certificates against the store): a worker run does not serve it.
+    pub async fn serve_http(
+        &mut self,
+        node: &Node<'_>,
+        manager: Option<&Manager>,
+    ) -> anyhow::Result<()> {
+        let settings = node.settings;
+        let Some(addr) = settings.http_addr else {
+            return Ok(());
+        };
+        if manager.is_none() && !addr.ip().is_loopback() {
+            warn!(%addr, "--http-addr is not served while this node is a worker: off loopback it needs a manager to check client certificates; use 127.0.0.1:PORT on workers");
+            return Ok(());
+        }
+        let mut registry = prometheus_client::registry::Registry::default();
+        swarmr_worker::metrics::register(&mut registry);
+        if let Some(manager) = manager {
+            manager.register_metrics(&mut registry);
+        }
+        let core = manager.map(|m| m.core().clone());
+        let names = serving_names(settings, addr);
+        let listener = HttpListener::bind(addr, core.as_ref(), names).await?;
+        let tls = !addr.ip().is_loopback();
+        info!(%addr, tls, "monitoring port listening (/metrics, /healthz, dashboard at /)");
+        self.spawn(listener.serve(registry, core, halted(self.halt())));
         Ok(())
     }
 
@@ -284,6 +311,16 @@ fn standing_of(manager: Option<&Manager>) -> StandingOf {
     };
     let core = manager.core().clone();
     Arc::new(move |peer: &PeerIdentity| swarmr_manager::standing::standing_of(&core, peer))
+}
+
+/// What a TCP port's serving certificate names: the listen and advertise addresses.
+fn serving_names(settings: &Settings, addr: std::net::SocketAddr) -> Vec<String> {
+    let advertise = settings
+        .api_addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip());
+    tls::serving_names(addr, advertise, &settings.hostname)
 }
 
 async fn halted(mut halt: watch::Receiver<bool>) {

@@ -28,15 +28,18 @@ use crate::core::Core;
 #[derive(Clone)]
 pub struct ControlService {
     core: Core,
+    /// What `WatchEvents` streams (`crate::observe::events`).
+    events: crate::observe::events::EventLog,
     /// Networks decided here but not committed yet, so concurrent creates through this
     /// manager pick different subnets and VNIs and can commit in one batch.
     pending_networks: networks::Pending,
 }
 
 impl ControlService {
-    pub fn new(core: Core) -> Self {
+    pub fn new(core: Core, events: crate::observe::events::EventLog) -> Self {
         Self {
             core,
+            events,
             pending_networks: Default::default(),
         }
     }
@@ -372,6 +375,19 @@ impl Control for ControlService {
         Err(Status::failed_precondition(
             "`swarmr leave` acts on the node it runs on: run it there, against its local socket",
         ))
+    }
+
+    type WatchEventsStream = crate::observe::events::EventStream;
+
+    async fn watch_events(
+        &self,
+        req: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        Ok(Response::new(self.events.watch(req.into_inner())?))
+    }
+
+    async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(crate::observe::info::info(&self.core).await?))
     }
 }
 

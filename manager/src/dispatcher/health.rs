@@ -104,6 +104,7 @@ async fn mark_down(core: &Core, sessions: &Sessions, node_id: &str, session_id: 
         return;
     }
     info!(node.id = node_id, "node is Down: heartbeats stopped");
+    crate::observe::METRICS.heartbeat_missed();
     // One look under the lock: a session opened now is either seen here or opens after.
     let next = sessions.with(|map| {
         let next = after_down(map.get(node_id), session_id);

@@ -63,6 +63,15 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// Sessions open now (the `swarmr_dispatcher_sessions` gauge).
+    pub fn len(&self) -> usize {
+        self.with(|map| map.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, (String, Instant)>) -> R) -> R {
         match self.inner.lock() {
             Ok(mut map) => f(&mut map),

@@ -136,6 +136,7 @@ async fn push(
                 if tx.send(Ok(message.clone())).await.is_err() {
                     break;
                 }
+                crate::observe::METRICS.assignment_pushed();
                 last_sent = Some(message);
             }
         }

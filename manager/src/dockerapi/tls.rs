@@ -1,7 +1,8 @@
 //! The Docker API on TCP (`--docker-api-addr`), with the cluster's mutual TLS, as
 //! `docker --tlsverify` speaks it: the client shows a certificate of this cluster
 //! (`swarmr ca issue-client`, or a manager's), the server one that names the address the
-//! client dialled.
+//! client dialled. The monitoring port (`--http-addr` off loopback, `crate::observe`)
+//! listens the same way.
 //!
 //! Node certificates name no IP address, and Go's TLS verifies the one in DOCKER_HOST, so
 //! the manager signs itself a serving certificate for this port (every manager holds the
@@ -36,14 +37,15 @@ use crate::core::Core;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes under way at once; a connection beyond them is closed at once.
 const MAX_HANDSHAKES: usize = 256;
-/// The OU of the serving certificate: no node role, so authz refuses it everywhere.
+/// The OU of the serving certificates: no node role, so authz refuses it everywhere.
 const SERVING_OU: &str = "swarmr-docker-api";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot listen on {addr} for the Docker API: {source}")]
+    #[error("cannot listen on {addr} for the {purpose}: {source}")]
     Bind {
         addr: SocketAddr,
+        purpose: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -51,7 +53,7 @@ pub enum TlsError {
     ParseCa,
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
-    #[error("sign the Docker API certificate: {0}")]
+    #[error("sign the serving certificate: {0}")]
     Sign(#[from] rcgen::Error),
 }
 
@@ -62,20 +64,39 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Binds `addr` and starts handshaking; the serving certificate is signed once the
-    /// store holds the cluster (at once, except on a manager that just joined).
-    pub async fn bind(addr: SocketAddr, core: Core, names: Vec<String>) -> Result<Self, TlsError> {
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|source| TlsError::Bind { addr, source })?;
-        let local = tcp
-            .local_addr()
-            .map_err(|source| TlsError::Bind { addr, source })?;
+    /// Binds `addr` for `purpose` (named in logs: "Docker API") and starts handshaking;
+    /// the serving certificate is signed once the store holds the cluster (at once, except
+    /// on a manager that just joined).
+    pub async fn bind(
+        addr: SocketAddr,
+        purpose: &'static str,
+        core: Core,
+        names: Vec<String>,
+    ) -> Result<Self, TlsError> {
+        let bind_error = |source| TlsError::Bind {
+            addr,
+            purpose,
+            source,
+        };
+        let tcp = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local = tcp.local_addr().map_err(bind_error)?;
         let cert = Arc::new(Serving(RwLock::new(None)));
         let config = server_config(core.tls().ca_pem(), cert.clone())?;
         let (tx, accepted) = mpsc::channel(64);
-        tokio::spawn(keep_certificate(core.clone(), names, cert, tx.clone()));
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), core, tx));
+        tokio::spawn(keep_certificate(
+            core.clone(),
+            purpose,
+            names,
+            cert,
+            tx.clone(),
+        ));
+        tokio::spawn(accept_loop(
+            tcp,
+            TlsAcceptor::from(config),
+            purpose,
+            core,
+            tx,
+        ));
         Ok(Self { accepted, local })
     }
 }
@@ -117,6 +138,7 @@ fn server_config(ca_pem: &str, cert: Arc<Serving>) -> Result<Arc<ServerConfig>, 
 async fn accept_loop(
     tcp: TcpListener,
     acceptor: TlsAcceptor,
+    purpose: &'static str,
     core: Core,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
@@ -127,14 +149,14 @@ async fn accept_loop(
             accepted = tcp.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    debug!(error = %e, "Docker API accept failed");
+                    debug!(error = %e, purpose, "accept failed");
                     continue;
                 }
             },
             () = tx.closed() => return,
         };
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            debug!(%peer, "Docker API: too many TLS handshakes under way; connection closed");
+            debug!(%peer, purpose, "too many TLS handshakes under way; connection closed");
             continue;
         };
         let (acceptor, tx, core) = (acceptor.clone(), tx.clone(), core.clone());
@@ -144,8 +166,8 @@ async fn accept_loop(
                 .await
             {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return debug!(%peer, error = %e, "Docker API TLS handshake refused"),
-                Err(_) => return debug!(%peer, "Docker API TLS handshake timed out"),
+                Ok(Err(e)) => return debug!(%peer, purpose, error = %e, "TLS handshake refused"),
+                Err(_) => return debug!(%peer, purpose, "TLS handshake timed out"),
             };
             drop(permit);
             match client_identity(&stream) {
@@ -153,7 +175,7 @@ async fn accept_loop(
                     let _ = tx.send((stream, peer)).await;
                 }
                 _ => {
-                    warn!(%peer, "Docker API client refused: it needs a client certificate of this cluster that is not revoked (`swarmr ca issue-client`)")
+                    warn!(%peer, purpose, "client refused: it needs a client certificate of this cluster that is not revoked (`swarmr ca issue-client`)")
                 }
             }
         });
@@ -190,22 +212,23 @@ impl ResolvesServerCert for Serving {
 /// listener goes.
 async fn keep_certificate<T>(
     core: Core,
+    purpose: &'static str,
     names: Vec<String>,
     slot: Arc<Serving>,
     alive: mpsc::Sender<T>,
 ) {
     loop {
-        let wait = match sign(&core, &names) {
+        let wait = match sign(&core, purpose, &names) {
             Ok((key, lifetime)) => {
                 match slot.0.write() {
                     Ok(mut s) => *s = Some(Arc::new(key)),
                     Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(key)),
                 }
-                info!(names = ?names, "Docker API certificate signed");
+                info!(names = ?names, purpose, "serving certificate signed");
                 lifetime / 2
             }
             Err(e) => {
-                debug!(error = %e, "Docker API certificate not signed yet; retrying");
+                debug!(error = %e, purpose, "serving certificate not signed yet; retrying");
                 Duration::from_secs(1)
             }
         };
@@ -216,13 +239,14 @@ async fn keep_certificate<T>(
     }
 }
 
-fn sign(core: &Core, names: &[String]) -> Result<(CertifiedKey, Duration), String> {
+fn sign(core: &Core, purpose: &str, names: &[String]) -> Result<(CertifiedKey, Duration), String> {
     let cluster = core.cluster().map_err(|s| s.message().to_string())?;
     let lifetime = Duration::from_secs(cluster.cert_expiry_secs.max(60));
     let cert = signed(
         &cluster.ca_cert_pem,
         &cluster.ca_key_pem,
         &cluster.id,
+        &format!("swarmr {purpose}"),
         names,
         lifetime,
     )
@@ -234,6 +258,7 @@ fn signed(
     ca_cert: &str,
     ca_key: &str,
     cluster_id: &str,
+    common_name: &str,
     names: &[String],
     lifetime: Duration,
 ) -> Result<CertifiedKey, TlsError> {
@@ -242,7 +267,7 @@ fn signed(
     let mut params = CertificateParams::new(names.to_vec())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "swarmr Docker API");
+        .push(DnType::CommonName, common_name);
     params
         .distinguished_name
         .push(DnType::OrganizationalUnitName, SERVING_OU);

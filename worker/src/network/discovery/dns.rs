@@ -23,6 +23,7 @@ use tracing::debug;
 
 use super::error::DiscoveryError;
 use super::names::{resolve, Answer};
+use crate::metrics::DnsAnswer;
 
 /// Cluster answers change with every task change: resolvers must not cache them.
 const TTL: u32 = 0;
@@ -154,10 +155,10 @@ impl Reply {
 }
 
 impl Handler {
-    async fn reply(&self, request: &Request) -> Reply {
+    async fn reply(&self, request: &Request) -> (Reply, DnsAnswer) {
         let (query, source) = match (request.request_info(), request.src().ip()) {
             (Ok(info), IpAddr::V4(source)) => (info.query.clone(), source),
-            _ => return Reply::code(ResponseCode::FormErr, false),
+            _ => return (Reply::code(ResponseCode::FormErr, false), DnsAnswer::Failed),
         };
         let directory = self.directory.borrow().clone();
         match resolve(
@@ -177,21 +178,31 @@ impl Handler {
                 } else {
                     Vec::new()
                 };
-                Reply {
+                let reply = Reply {
                     answers,
                     ..Reply::code(ResponseCode::NoError, true)
-                }
+                };
+                (reply, DnsAnswer::Cluster)
             }
-            Answer::NxDomain => Reply::code(ResponseCode::NXDomain, true),
+            Answer::NxDomain => (
+                Reply::code(ResponseCode::NXDomain, true),
+                DnsAnswer::NxDomain,
+            ),
             Answer::Forward => match self.forward(request.as_slice()).await {
-                Some(upstream) => Reply {
-                    code: upstream.metadata.response_code,
-                    authoritative: false,
-                    answers: upstream.answers,
-                    authorities: upstream.authorities,
-                    additionals: upstream.additionals,
-                },
-                None => Reply::code(ResponseCode::ServFail, false),
+                Some(upstream) => {
+                    let reply = Reply {
+                        code: upstream.metadata.response_code,
+                        authoritative: false,
+                        answers: upstream.answers,
+                        authorities: upstream.authorities,
+                        additionals: upstream.additionals,
+                    };
+                    (reply, DnsAnswer::Forwarded)
+                }
+                None => (
+                    Reply::code(ResponseCode::ServFail, false),
+                    DnsAnswer::Failed,
+                ),
             },
         }
     }
@@ -204,7 +215,9 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response: R,
     ) -> ResponseInfo {
-        let reply = self.reply(request).await;
+        let started = std::time::Instant::now();
+        let (reply, answer) = self.reply(request).await;
+        crate::metrics::dns_answered(answer, started.elapsed());
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = true;
         metadata.authoritative = reply.authoritative;

@@ -85,8 +85,9 @@ pub fn ruleset(rules: &[VipRule]) -> String {
 /// child enters only that network namespace, and this process none.
 pub async fn apply(pid: u32, script: &str) -> Result<(), DiscoveryError> {
     let netns = format!("--net=/proc/{pid}/ns/net");
-    crate::command::run("nsenter", &[&netns, "nft", "-f", "-"], Some(script))
-        .await
+    let loaded = crate::command::run("nsenter", &[&netns, "nft", "-f", "-"], Some(script)).await;
+    crate::metrics::rules_loaded("vip", loaded.is_ok());
+    loaded
         .map(drop)
         .map_err(|detail| DiscoveryError::LoadVipRules { pid, detail })
 }

@@ -147,9 +147,9 @@ async fn load(rules: &HostRules, routes: &[MeshRoute]) -> Result<(), PublishErro
         set_sysctls()?;
     }
     let script = rules::ruleset(rules);
-    crate::command::run("nft", &["-f", "-"], Some(&script))
-        .await
-        .map_err(|detail| PublishError::LoadRules { detail })?;
+    let loaded = crate::command::run("nft", &["-f", "-"], Some(&script)).await;
+    crate::metrics::rules_loaded("publish", loaded.is_ok());
+    loaded.map_err(|detail| PublishError::LoadRules { detail })?;
     routes::apply(routes).await
 }
 
