@@ -2,8 +2,9 @@
 # Installs and starts what swarmr's tests, quickstart and benchmarks need on Debian:
 # iproute2, util-linux (nsenter, unshare), busybox-static, iperf3, nftables, systemd-analyze
 # (to check the unit), python3 (UDP responders in the discovery tests), curl and docker-py
-# (the Docker API tests; the docker CLI comes with docker.io), and a running Docker
-# engine. Safe to run again.
+# (the Docker API tests; the docker CLI comes with docker.io), clang and libbpf-dev (the
+# build compiles the BPF socket load balancer for VIPs), and a running Docker engine.
+# Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
@@ -20,6 +21,8 @@ have iperf3 || packages+=(iperf3)
 have nft || packages+=(nftables)
 have docker || packages+=(docker.io)
 have cc || packages+=(gcc)
+have clang || packages+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || packages+=(libbpf-dev)
 have python3 || packages+=(python3)
 have curl || packages+=(curl)
 have systemd-analyze || packages+=(systemd)

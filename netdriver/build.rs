@@ -15,7 +15,9 @@ fn main() {
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
     let status = Command::new(&clang)
-        .args(["-target", "bpf", "-O2", "-g", "-mcpu=v3", "-Wall", "-Werror"])
+        .args([
+            "-target", "bpf", "-O2", "-g", "-mcpu=v3", "-Wall", "-Werror",
+        ])
         .arg("-I")
         .arg(&multiarch)
         .args(["-c", src, "-o"])

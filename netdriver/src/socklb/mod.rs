@@ -370,7 +370,10 @@ mod tests {
             cgroup2_in_mountinfo(table),
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
-        assert_eq!(cgroup2_in_mountinfo("27 25 0:25 / /x rw - cgroup cgroup rw\n"), None);
+        assert_eq!(
+            cgroup2_in_mountinfo("27 25 0:25 / /x rw - cgroup cgroup rw\n"),
+            None
+        );
     }
 
     #[test]

@@ -100,7 +100,9 @@ fn generation(backends: &[Ipv4Addr]) -> u32 {
     backends
         .iter()
         .flat_map(|ip| ip.octets())
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
 }
 
 /// One map write, with what it repairs.

@@ -58,9 +58,14 @@ struct BpfState {
 impl VipBalancer {
     /// Loads the BPF programs unless told not to; logs which way VIPs are balanced.
     pub fn start(mode: VipMode) -> Self {
+        Self::start_on(mode, socklb::cgroup2_root)
+    }
+
+    /// [`start`](Self::start) with the programs attached to the cgroup `root` gives.
+    fn start_on(mode: VipMode, root: impl FnOnce() -> Result<PathBuf, SockLbError>) -> Self {
         let balancer = match mode {
             VipMode::Nftables => Self::nft("nftables (--vip-balancer nftables)".into()),
-            VipMode::Auto => match socklb::cgroup2_root().and_then(|root| SockLb::load(&root)) {
+            VipMode::Auto => match root().and_then(|root| SockLb::load(&root)) {
                 Ok(lb) => VipBalancer {
                     describe: format!(
                         "bpf (socket load balancer on cgroup {})",
@@ -202,7 +207,9 @@ async fn reconcile_nft(
                 debug!(task.id = %task.id, "VIP rules loaded");
                 applied.insert(task.id.clone(), wanted);
             }
-            Err(e) => warn!(task.id = %task.id, error = %report(&e), "VIP rules not loaded; retrying"),
+            Err(e) => {
+                warn!(task.id = %task.id, error = %report(&e), "VIP rules not loaded; retrying")
+            }
         }
     }
     applied.retain(|id, _| seen.contains(id));
@@ -277,4 +284,32 @@ impl BpfState {
 
 fn bpf_error(source: SockLbError) -> DiscoveryError {
     DiscoveryError::VipMaps { source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balancer_that_cannot_load_falls_back_to_nftables_and_says_why() {
+        let no_cgroup = VipBalancer::start_on(VipMode::Auto, || Err(SockLbError::NoCgroup2));
+        assert!(matches!(no_cgroup.kind, Kind::Nft(_)));
+        assert!(
+            no_cgroup.describe().starts_with(
+                "nftables (fallback: the BPF socket load balancer did not load: no cgroup v2"
+            ),
+            "{}",
+            no_cgroup.describe()
+        );
+        let missing = VipBalancer::start_on(VipMode::Auto, || Ok("/nonexistent/cgroup".into()));
+        assert!(missing
+            .describe()
+            .contains("cannot open cgroup /nonexistent/cgroup"));
+    }
+
+    #[test]
+    fn nftables_mode_does_not_try_bpf() {
+        let forced = VipBalancer::start_on(VipMode::Nftables, || panic!("BPF was tried"));
+        assert_eq!(forced.describe(), "nftables (--vip-balancer nftables)");
+    }
 }

@@ -9,7 +9,6 @@
 //! The table is always rewritten whole, in one `nft -f` transaction (create, delete,
 //! create: atomic, and idempotent whether or not it existed).
 
-
 use swarmr_netdriver::socklb::VipRule;
 use swarmr_proto::{DiscoveryNetwork, EndpointMode, Task};
 
