@@ -40,7 +40,7 @@ pub struct VipBalancer {
 }
 
 enum Kind {
-    Bpf(Mutex<BpfState>),
+    Bpf(Box<Mutex<BpfState>>),
     /// The script last loaded per container (task id), with the PID it went to.
     Nft(Mutex<HashMap<String, (u32, String)>>),
 }
@@ -71,12 +71,12 @@ impl VipBalancer {
                         "bpf (socket load balancer on cgroup {})",
                         lb.cgroup().display()
                     ),
-                    kind: Kind::Bpf(Mutex::new(BpfState {
+                    kind: Kind::Bpf(Box::new(Mutex::new(BpfState {
                         lb,
                         cookies: HashMap::new(),
                         pending: HashMap::new(),
                         cleaned: HashSet::new(),
-                    })),
+                    }))),
                 },
                 Err(e) => Self::nft(format!(
                     "nftables (fallback: the BPF socket load balancer did not load: {})",
