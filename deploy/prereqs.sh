@@ -3,8 +3,9 @@
 # iproute2, util-linux (nsenter, unshare), jq (the scripts read JSON), busybox-static,
 # iperf3, nftables, systemd-analyze (to check the unit), python3 (UDP responders in the
 # discovery tests), curl and docker-py (the Docker API tests; the docker CLI comes with
-# docker.io), chromium (the dashboard test loads the page headless), and a running Docker
-# engine. Safe to run again.
+# docker.io), chromium (the dashboard test loads the page headless), clang and libbpf-dev
+# (the build compiles the BPF socket load balancer for VIPs), and a running Docker engine.
+# Safe to run again.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: network namespaces, netlink and the Docker socket need it" >&2
@@ -21,6 +22,8 @@ have iperf3 || packages+=(iperf3)
 have nft || packages+=(nftables)
 have docker || packages+=(docker.io)
 have cc || packages+=(gcc)
+have clang || packages+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || packages+=(libbpf-dev)
 have python3 || packages+=(python3)
 have curl || packages+=(curl)
 have jq || packages+=(jq)

@@ -109,6 +109,10 @@ pub struct NodeArgs {
     /// ports (for several nodes sharing one namespace, as the loopback tests do).
     #[arg(long)]
     pub no_host_rules: bool,
+    /// How VIPs are balanced: `auto` uses the BPF socket load balancer where it loads
+    /// (no NAT, no connection tracking in task containers), else nftables NAT rules.
+    #[arg(long, env = "SWARMR_VIP_BALANCER", default_value = "auto", value_parser = ["auto", "nftables"])]
+    pub vip_balancer: String,
     #[command(flatten)]
     pub extra: crate::docker_api_args::NodeExtraArgs,
     #[command(flatten)]

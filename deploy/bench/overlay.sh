@@ -3,17 +3,30 @@
 # Two hosts as network namespaces on an underlay bridge (its own namespace, TEST-NET-1
 # 192.0.2.0/24), a manager on host 1 and a worker on host 2 (real `swarmr` processes under
 # `nsenter --net`, sharing this machine's Docker), an overlay network `bench` and a service
-# with one task on each host. Then, per round (underlay MTU 1500, then 9000 with the cluster
-# built again, since the overlay MTU is the underlay's minus 50 when a sandbox is created):
+# `bench` (dnsrr: no VIP) with one task on each host. Then, per round (underlay MTU 1500,
+# then 9000 with the cluster built again, since the overlay MTU is the underlay's minus 50
+# when a sandbox is created):
 #   1. TCP single stream (iperf3, IPERF_SECONDS, default 5), container to container over
 #      the overlay and host to host over the underlay, REPEATS (default 3) runs each,
-#      interleaved; the median of each and their ratio (Docker Swarm here: 0.78).
+#      interleaved; the median of each and their ratio (Docker Swarm here: 0.78). In round
+#      1 first bare (no VIP on the network), then with VIPs on: a vip-mode service `vipweb`
+#      with two running tasks on the network, so both bench containers balance its VIP
+#      (BPF socket load balancer, or nftables NAT where it cannot load: the round says
+#      which, from `network check`). Round 2 measures with VIPs on only.
 #   2. RTT: PINGS (default 20) busybox pings 0.2 s apart, host 2 to host 1, over the overlay
 #      (from the task's namespace) and over the underlay (Docker Swarm: 0.10 vs 0.055 ms).
-#   3. (first round only) Endpoint propagation, TRIALS (default 20) trials: a task pinned to
+#   3. (first round only) TCP connections opened and closed one after another, CONNS
+#      (default 3000) per run x REPEATS, from the bench task on h2 through vipweb's VIP and
+#      straight to one of its tasks (both on h1, each running cli/examples/net_load.rs's
+#      `listen`): the ratio of the medians.
+#   4. (first round only) Endpoint propagation, TRIALS (default 20) trials: a task pinned to
 #      host 1 is scaled up (`service scale -d probe=1`); from that call until (a) its IP is
 #      allocated, (b) its peer entries (neighbour + FDB) are in host 2's sandbox (Docker
 #      Swarm: 0.3-0.4 s) and (c) a ping from the task on host 2 gets an answer.
+# Ends with one key=value line per figure (ratios against the underlay of the same run):
+# overlay_tcp_ratio_bare, overlay_tcp_ratio_vip, overlay_tcp_ratio_jumbo (MTU 9000, VIPs
+# on), overlay_rtt_ratio (MTU 1500, VIPs on), vip_over_direct_conn_rate, vip_balancer.
+# SWARMR_VIP_BALANCER=nftables measures the fallback.
 # Needs root, Docker, iperf3, busybox-static and the kernel's VXLAN (deploy/prereqs.sh).
 # Traffic stays inside the namespaces this script creates. Everything it creates is
 # removed on exit (also on failure); leftovers of a run that was killed are swept at start.
@@ -25,6 +38,7 @@ TRIALS="${TRIALS:-20}"
 REPEATS="${REPEATS:-3}"
 IPERF_SECONDS="${IPERF_SECONDS:-5}"
 PINGS="${PINGS:-20}"
+CONNS="${CONNS:-3000}"
 MTUS="${MTUS:-1500 9000}"
 IMAGE=swarmr/busybox:latest
 BUSYBOX=/bin/busybox
@@ -67,7 +81,7 @@ build_cluster() {
     start_cluster
 
     sw network create bench >/dev/null
-    sw service create -q --name bench --network bench --replicas 2 "$IMAGE" sleep 3600 >/dev/null
+    sw service create -q --name bench --endpoint-mode dnsrr --network bench --replicas 2 "$IMAGE" sleep 3600 >/dev/null
     wait_for 60 "both bench tasks have a container" two_bench_containers
     local nodes
     nodes="$(sw service ps bench --format json | jq -r 'select(.DesiredState == "Running") | .Node' | sort | tr '\n' ' ')"
@@ -125,7 +139,49 @@ throughput() {
     echo "  TCP single stream, ${IPERF_SECONDS}s x $REPEATS (h2 -> h1):"
     echo "    overlay  (container -> container): median $ovm Gbit/s  (runs:$ovs)"
     echo "    underlay (host -> host):           median $unm Gbit/s  (runs:$uns)"
-    awk -v o="$ovm" -v u="$unm" 'BEGIN { printf "    overlay/underlay: %.2f  (Docker Swarm here: 0.78)\n", o / u }'
+    RATIO="$(awk -v o="$ovm" -v u="$unm" 'BEGIN { printf "%.2f", o / u }')"
+    echo "    overlay/underlay: $RATIO  (Docker Swarm here: 0.78)"
+}
+
+# The vip-mode service whose VIP the bench containers then balance: two tasks on h1, each
+# serving TCP connections on port 8080 (net_load listen); sets VIP and VIP_TASK_IP.
+vips_on() {
+    sw service create -q --name vipweb --network bench --replicas 2 \
+        --constraint node.hostname==h1 "$IMAGE" sleep 3600 >/dev/null
+    wait_for 60 "both vipweb tasks have a container" two_vipweb_containers
+    local id pid
+    while read -r id _ _; do
+        pid="$(docker inspect -f '{{.State.Pid}}' "$id")"
+        nsenter -t "$pid" -n "$LOAD" listen 8080 </dev/null >/dev/null 2>&1 &
+        echo "$! net_load" >>"$RUN/pids"
+        disown "$!"
+    done < <(endpoints vipweb)
+    VIP="$(sw service inspect vipweb | jq -r '.[0].Endpoint.VirtualIPs[0].Addr | split("/")[0]')"
+    VIP_TASK_IP="$(endpoints vipweb | awk 'NR == 1 { print $3 }')"
+    wait_for 30 "the VIP serves from the h2 bench task" vip_serves
+    BALANCER="$(sw network check | awk '$1 == "h2" && ($2 == "bpf" || $2 == "nftables") { print $2 }')"
+    echo "  VIPs on: vipweb $VIP (2 tasks on h1); h2 balances VIPs with: ${BALANCER:-unknown}"
+}
+
+two_vipweb_containers() { [ "$(endpoints vipweb | wc -l)" = 2 ]; }
+conn_load() { nsenter -t "$B_PID" -n "$LOAD" connect "$1:8080" "$2"; }
+vip_serves() { conn_load "$VIP" 1 | grep -q 'errors=0'; }
+field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# New TCP connections/s from the h2 bench task, through the VIP over straight to a task.
+conn_rate() {
+    local i vips="" directs="" vm dm
+    for i in $(seq "$REPEATS"); do
+        vips="$vips $(conn_load "$VIP" "$CONNS" | field cps)"
+        directs="$directs $(conn_load "$VIP_TASK_IP" "$CONNS" | field cps)"
+    done
+    vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
+    dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
+    CONN_RATIO="$(awk -v v="$vm" -v d="$dm" 'BEGIN { printf "%.2f", v / d }')"
+    echo "  TCP connections/s, $CONNS per run x $REPEATS, h2 bench task -> vipweb on h1:"
+    echo "    through the VIP:      median $vm  (runs:$vips)"
+    echo "    straight to the task: median $dm  (runs:$directs)"
+    echo "    VIP/direct: $CONN_RATIO"
 }
 
 # avg RTT (ms) of busybox ping in namespace args $1 to $2
@@ -138,9 +194,11 @@ rtt() {
     local ov un
     ov="$(rtt_avg "-t $B_PID -n" "$A_IP")"
     un="$(rtt_avg "--net=/run/netns/${P}h2" 192.0.2.1)"
+    RTT_RATIO="$(awk -v o="$ov" -v u="$un" 'BEGIN { printf "%.2f", o / u }')"
     echo "  RTT, $PINGS pings 0.2 s apart (h2 -> h1), avg:"
     echo "    overlay  $ov ms"
     echo "    underlay $un ms  (Docker Swarm here: 0.10 vs 0.055 ms)"
+    echo "    overlay/underlay: $RTT_RATIO"
 }
 
 mac_of() { printf '02:42:%02x:%02x:%02x:%02x' ${1//./ }; }
@@ -242,8 +300,9 @@ propagation() {
 command -v iperf3 >/dev/null || die "iperf3 is not installed (deploy/prereqs.sh)"
 [ -x "$BUSYBOX" ] || die "busybox-static is not installed at $BUSYBOX (deploy/prereqs.sh)"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || bash deploy/images/build.sh
-cargo build --release -q -p swarmr-cli --bin swarmr
+cargo build --release -q -p swarmr-cli --bin swarmr --example net_load
 BIN="$(target_dir)/release/swarmr"
+LOAD="$(target_dir)/release/examples/net_load"
 echo "overlay data plane: 2 hosts (namespaces on an underlay bridge), kernel $(uname -r), $(nproc) CPUs"
 
 round=0
@@ -251,8 +310,26 @@ for mtu in $MTUS; do
     round=$((round + 1))
     echo "round $round: underlay MTU $mtu"
     build_cluster "$mtu" "$round"
+    if [ "$round" = 1 ]; then
+        echo "  no VIP on the network:"
+        throughput
+        BARE="$RATIO"
+    fi
+    vips_on
     throughput
-    rtt
-    [ "$round" != 1 ] || [ "$TRIALS" = 0 ] || propagation
+    if [ "$round" = 1 ]; then
+        VIP_RATIO="$RATIO"
+        rtt
+        conn_rate
+        [ "$TRIALS" = 0 ] || propagation
+    else
+        JUMBO="$RATIO"
+    fi
     teardown "$RUN"
 done
+echo "overlay_tcp_ratio_bare=${BARE:-n/a}"
+echo "overlay_tcp_ratio_vip=${VIP_RATIO:-n/a}"
+echo "overlay_tcp_ratio_jumbo=${JUMBO:-n/a}"
+echo "overlay_rtt_ratio=${RTT_RATIO:-n/a}"
+echo "vip_over_direct_conn_rate=${CONN_RATIO:-n/a}"
+echo "vip_balancer=${BALANCER:-unknown}"

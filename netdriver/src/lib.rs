@@ -63,6 +63,7 @@
 //! - `observe`, `plan`, `change`, `apply`, `driver`: the reconcile loop.
 //! - `kernel`: [`KernelNetlink`], namespaces and rtnetlink.
 //! - `fake`: [`fake::FakeNetlink`], an in-memory kernel for tests without root.
+//! - `socklb`: VIPs balanced at the socket by cgroup BPF programs (`bpf/socklb.c`).
 
 pub mod apply;
 pub mod change;
@@ -74,6 +75,7 @@ pub mod metrics;
 pub mod netlink;
 pub mod observe;
 pub mod plan;
+pub mod socklb;
 mod types;
 
 #[cfg(test)]

@@ -26,21 +26,21 @@ fn three_hosts(extra: &[&str]) -> Cluster {
 }
 
 /// The running containers of a service's tasks, by service name.
-fn containers_of(host: &str, service: &str) -> Vec<String> {
+pub(crate) fn containers_of(host: &str, service: &str) -> Vec<String> {
     let inspect: Value =
         serde_json::from_str(&ok(&["-H", host, "service", "inspect", service])).expect("JSON");
     containers(inspect[0]["ID"].as_str().expect("id"))
 }
 
 /// The container of a service's first running task (the client services have one).
-fn container_of(host: &str, service: &str) -> String {
+pub(crate) fn container_of(host: &str, service: &str) -> String {
     containers_of(host, service)
         .into_iter()
         .next()
         .unwrap_or_default()
 }
 
-fn vip_of(host: &str, service: &str) -> String {
+pub(crate) fn vip_of(host: &str, service: &str) -> String {
     let inspect: Value =
         serde_json::from_str(&ok(&["-H", host, "service", "inspect", service])).expect("JSON");
     let addr = inspect[0]["Endpoint"]["VirtualIPs"][0]["Addr"]
@@ -69,7 +69,7 @@ fn nslookup(container: &str, name: &str) -> Result<BTreeSet<String>, String> {
 }
 
 /// One HTTP/1.0 GET through busybox nc; the body is the serving replica's hostname.
-fn http_get(container: &str, ip: &str) -> String {
+pub(crate) fn http_get(container: &str, ip: &str) -> String {
     let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {ip} 80");
     let out = Command::new("docker")
         .args(["exec", container, "sh", "-c", &script])

@@ -25,4 +25,5 @@ mod security;
 mod services;
 mod updates;
 mod util;
+mod vip_balancer;
 mod workload;

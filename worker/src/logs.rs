@@ -94,10 +94,13 @@ impl<E: Executor> Logs for LogsService<E> {
         };
         match self.network.get() {
             None => reply.error = "overlay networking is off on this node (no netlink)".into(),
-            Some(check) => match check.check().await {
-                Ok(differences) => reply.differences = differences,
-                Err(error) => reply.error = error,
-            },
+            Some(check) => {
+                reply.vip_balancer = check.vip_balancer();
+                match check.check().await {
+                    Ok(differences) => reply.differences = differences,
+                    Err(error) => reply.error = error,
+                }
+            }
         }
         Ok(Response::new(reply))
     }

@@ -36,6 +36,15 @@ fn rows(nodes: &[CheckNetworkReply]) -> Vec<Vec<String>> {
     rows
 }
 
+/// How each node that answered balances VIPs: node, `bpf (...)` or `nftables (...)`.
+fn balancer_rows(nodes: &[CheckNetworkReply]) -> Vec<Vec<String>> {
+    nodes
+        .iter()
+        .filter(|n| !n.vip_balancer.is_empty())
+        .map(|n| vec![n.hostname.clone(), n.vip_balancer.clone()])
+        .collect()
+}
+
 pub async fn check(host: &str, format: &str) -> anyhow::Result<()> {
     let mut control = client::control(host).await?;
     let nodes = control
@@ -56,6 +65,10 @@ pub async fn check(host: &str, format: &str) -> anyhow::Result<()> {
             "{}",
             output::table(&["NODE", "NETWORK", "DIFFERENCE", "DETAIL"], &rows)
         );
+    }
+    let balancers = balancer_rows(&nodes);
+    if format != "json" && !balancers.is_empty() {
+        print!("{}", output::table(&["NODE", "VIP BALANCER"], &balancers));
     }
     let unchecked = nodes.iter().filter(|n| !n.error.is_empty()).count();
     let differing = nodes.iter().filter(|n| !n.differences.is_empty()).count();
@@ -78,6 +91,26 @@ pub async fn check(host: &str, format: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use swarmr_proto::NetworkDifference;
+
+    #[test]
+    fn each_node_that_says_how_it_balances_vips_is_a_row() {
+        let nodes = vec![
+            CheckNetworkReply {
+                hostname: "h1".into(),
+                vip_balancer: "bpf (socket load balancer on cgroup /sys/fs/cgroup)".into(),
+                ..Default::default()
+            },
+            CheckNetworkReply {
+                hostname: "h2".into(),
+                error: "node did not answer".into(),
+                ..Default::default()
+            },
+        ];
+        let got = balancer_rows(&nodes);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0][0], "h1");
+        assert!(got[0][1].starts_with("bpf"));
+    }
 
     #[test]
     fn each_difference_and_unchecked_node_is_a_row() {
@@ -103,6 +136,7 @@ mod tests {
         ];
         let got = rows(&nodes);
         assert_eq!(got.len(), 2, "a matching node has no row");
+        assert!(balancer_rows(&nodes).is_empty(), "no node said how");
         assert_eq!(got[0][..3], ["h1", "abcdefghijkl", "missing"]);
         assert_eq!(got[1][2], "unchecked");
     }

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
+use swarmr_worker::network::discovery::VipMode;
 
 use crate::args::NodeArgs;
 
@@ -18,6 +19,7 @@ pub struct Settings {
     pub dns_upstreams: Vec<SocketAddr>,
     /// Egress and published ports in the node namespace.
     pub host_net: swarmr_worker::network::mesh::HostNet,
+    pub vip_mode: VipMode,
     /// Where the Docker API listens on TCP (with mutual TLS), if anywhere.
     pub docker_api_addr: Option<SocketAddr>,
     /// The monitoring port (`--http-addr`), if any.
@@ -82,6 +84,10 @@ impl Settings {
                     egress_subnet.prefix_len(),
                 )?,
                 node_pid: std::process::id(),
+            },
+            vip_mode: match args.vip_balancer.as_str() {
+                "nftables" => VipMode::Nftables,
+                _ => VipMode::Auto,
             },
             docker_api_addr: args.extra.docker_api_addr,
             http_addr: args.observe.http_addr,

@@ -21,7 +21,7 @@ use swarmr_proto::{NodeDescription, SessionMessage, TaskStatusUpdate};
 use swarmr_worker::executor::{DockerExecutor, Executor};
 use swarmr_worker::logs::CheckSlot;
 use swarmr_worker::network::check::Checker;
-use swarmr_worker::network::discovery::run_discovery;
+use swarmr_worker::network::discovery::{run_discovery, VipBalancer};
 use swarmr_worker::network::overlay::Overlay;
 use swarmr_worker::network::publish::run_publish;
 use swarmr_worker::{Agent, LogsService};
@@ -141,11 +141,16 @@ impl Run {
         };
         let settings = node.settings;
         let sandboxes_changed = Arc::new(Notify::new());
+        let vips = {
+            let _span = tracing::info_span!("discovery", node.id = %identity.node_id).entered();
+            Arc::new(VipBalancer::start(settings.vip_mode))
+        };
         self.spawn(run_discovery(
             identity.node_id.clone(),
             updates.clone(),
             settings.dns_upstreams.clone(),
             sandboxes_changed.clone(),
+            vips.clone(),
             self.halt(),
         ));
         let overlay = Arc::new(Overlay::new(
@@ -154,6 +159,7 @@ impl Run {
             updates.clone(),
             sandboxes_changed,
             settings.host_net.clone(),
+            vips.clone(),
         ));
         self.spawn(run_publish(
             identity.node_id.clone(),
@@ -164,6 +170,7 @@ impl Run {
         self.spawn(overlay.clone().run(reports.clone(), self.halt()));
         let checker = Checker {
             overlay: overlay.clone(),
+            vips,
             host: settings.host_net.clone(),
             sessions: updates.clone(),
         };

@@ -6,6 +6,8 @@ mod netns;
 mod ops;
 mod parse;
 
+pub(crate) use netns::on_thread;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;

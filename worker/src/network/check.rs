@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use swarmr_proto::{NetworkDifference, SessionMessage};
 use tokio::sync::watch;
 
+use super::discovery::VipBalancer;
 use super::mesh::HostNet;
 use super::overlay::Overlay;
 use super::publish;
@@ -15,12 +16,16 @@ use super::publish;
 /// Answers a network check; the error says why the node could not be checked.
 pub trait NetworkCheck: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, Result<Vec<NetworkDifference>, String>>;
+    /// How VIPs are balanced here (`bpf (...)` or `nftables (...)`).
+    fn vip_balancer(&self) -> String;
 }
 
 /// This node's check: the overlay (sandboxes, devices, entries, endpoints, the egress
-/// bridge) and the node namespace's published-port rules and return routes.
+/// bridge), the VIP maps (BPF) and the node namespace's published-port rules and return
+/// routes.
 pub struct Checker {
     pub overlay: Arc<Overlay>,
+    pub vips: Arc<VipBalancer>,
     pub host: HostNet,
     pub sessions: watch::Receiver<Option<SessionMessage>>,
 }
@@ -46,9 +51,22 @@ impl NetworkCheck for Checker {
                 .collect();
             let message = self.sessions.borrow().clone();
             if let Some(message) = message {
+                let vips = self.vips.check(&message).await;
+                let vips = vips.map_err(|e| crate::error::chain(&e))?;
+                differences.extend(vips.into_iter().map(|(network_id, change)| {
+                    NetworkDifference {
+                        network_id,
+                        kind: change.difference().to_string(),
+                        detail: change.to_string(),
+                    }
+                }));
                 differences.extend(publish::check(&message, &self.host).await);
             }
             Ok(differences)
         })
+    }
+
+    fn vip_balancer(&self) -> String {
+        self.vips.describe().to_string()
     }
 }

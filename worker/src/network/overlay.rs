@@ -18,7 +18,7 @@ use swarmr_proto::convert::now_millis;
 use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::discovery;
+use super::discovery::{self, VipBalancer};
 use super::mesh::{self, HostNet};
 use crate::agent::NetworkAttach;
 use tracing::{info, warn, Instrument};
@@ -160,6 +160,8 @@ pub struct Overlay {
     /// Told whenever the kernel changed, for the DNS servers that live in the sandboxes.
     changed: Arc<Notify>,
     host: HostNet,
+    /// Loads a just-wired container's VIPs.
+    vips: Arc<VipBalancer>,
 }
 
 impl Overlay {
@@ -169,6 +171,7 @@ impl Overlay {
         sessions: watch::Receiver<Option<SessionMessage>>,
         changed: Arc<Notify>,
         host: HostNet,
+        vips: Arc<VipBalancer>,
     ) -> Self {
         Overlay {
             driver,
@@ -178,6 +181,7 @@ impl Overlay {
             reconciling: tokio::sync::Mutex::new(()),
             changed,
             host,
+            vips,
         }
     }
 
@@ -290,7 +294,7 @@ impl NetworkAttach for Overlay {
                 return Err(reason);
             }
             // Not fatal: the discovery loop loads the table again once the task runs.
-            if let Err(e) = discovery::load_vips(&task, pid, &directory).await {
+            if let Err(e) = self.vips.load_at_start(&task, pid, &directory).await {
                 warn!(task.id = %task_id, error = %e, "VIP rules not loaded at start; retrying");
             }
             Ok(())

@@ -14,4 +14,10 @@ pub enum DiscoveryError {
     /// `nft` refused or could not load a container's VIP table.
     #[error("load the VIP rules into the namespace of pid {pid}: {detail}")]
     LoadVipRules { pid: u32, detail: String },
+    /// The BPF socket load balancer's maps could not be read or written.
+    #[error("VIP maps")]
+    VipMaps {
+        #[source]
+        source: swarmr_netdriver::socklb::SockLbError,
+    },
 }

@@ -4,14 +4,18 @@
 //! - `names`: pure resolution of a name for an asker (its address on a network).
 //! - `dns`: one hickory server per sandbox, on port 53 of the sandbox namespace, so on the
 //!   network's gateway address. Containers get that address as their only nameserver.
+//! - `balancer`: VIPs balanced by the BPF socket load balancer (entries per task
+//!   namespace in its maps), or, where it cannot load, by `vip`.
 //! - `vip`: an nftables table in each running task container's namespace that DNATs new
 //!   connections to a VIP over the service's running tasks.
 //!
 //! The loop reconciles on every session message and every second: a listener per sandbox
 //! of this node (following a sandbox that was recreated), and each running container's
-//! VIP table whenever its rules change (and every `FULL_RESYNC` rounds regardless, to
-//! repair tables changed behind our back). Errors are logged and retried next round.
+//! VIPs: the maps diffed against the kernel every round, or an nft table whenever its
+//! rules change (and every `FULL_RESYNC` rounds regardless, to repair tables changed
+//! behind our back). Errors are logged and retried next round.
 
+mod balancer;
 mod dns;
 mod error;
 mod names;
@@ -24,10 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarmr_netdriver::{names as kernel_names, NETNS_DIR};
-use swarmr_proto::{DiscoveryNetwork, SessionMessage, Task, TaskState};
+use swarmr_proto::SessionMessage;
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
+pub use balancer::{VipBalancer, VipMode};
 pub use error::DiscoveryError;
 pub use names::{resolve, Answer};
 
@@ -36,7 +41,7 @@ use swarmr_netdriver::names::node_short_id as short_id;
 /// How often listeners and VIP tables are checked between session messages: a sandbox
 /// made by the overlay loop gets its DNS server within this.
 const ROUND: Duration = Duration::from_secs(1);
-/// Every this many rounds, every VIP table is rewritten even if unchanged.
+/// Every this many rounds, every nft VIP table is rewritten even if unchanged.
 const FULL_RESYNC: u32 = 30;
 
 /// The upstream resolvers in a resolv.conf text (`nameserver` lines, port 53).
@@ -79,16 +84,6 @@ pub fn nameservers(message: &SessionMessage) -> HashMap<String, String> {
         .collect()
 }
 
-/// Loads a just-started container's VIP table, so that its first connection to a service
-/// is balanced (the loop below takes over once the task shows RUNNING).
-pub async fn load_vips(
-    task: &Task,
-    pid: u32,
-    directory: &[DiscoveryNetwork],
-) -> Result<(), DiscoveryError> {
-    vip::apply(pid, &vip::ruleset(&vip::rules_for(task, directory))).await
-}
-
 /// Runs until shutdown; listeners stop with it. `sandboxes_changed` wakes it when the
 /// overlay made or removed a sandbox, so a new sandbox serves DNS at once.
 pub async fn run_discovery(
@@ -96,6 +91,7 @@ pub async fn run_discovery(
     mut sessions: watch::Receiver<Option<SessionMessage>>,
     upstreams: Vec<SocketAddr>,
     sandboxes_changed: Arc<Notify>,
+    vips: Arc<VipBalancer>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("discovery", node.id = %node_id);
@@ -107,7 +103,6 @@ pub async fn run_discovery(
             directory,
             upstreams: Arc::new(upstreams),
             listeners: BTreeMap::new(),
-            applied: HashMap::new(),
         };
         let mut round = 0u32;
         loop {
@@ -115,10 +110,8 @@ pub async fn run_discovery(
             if let Some(message) = message {
                 directory_tx.send_replace(Arc::new(message.discovery.clone()));
                 state.reconcile_listeners(&message).await;
-                if round.is_multiple_of(FULL_RESYNC) {
-                    state.applied.clear();
-                }
-                state.reconcile_vips(&message).await;
+                vips.reconcile(&message, round.is_multiple_of(FULL_RESYNC))
+                    .await;
             }
             round = round.wrapping_add(1);
             tokio::select! {
@@ -139,8 +132,6 @@ struct State {
     upstreams: Arc<Vec<SocketAddr>>,
     /// By sandbox name.
     listeners: BTreeMap<String, dns::Listener>,
-    /// The script last loaded per container (task id), with the PID it went to.
-    applied: HashMap<String, (u32, String)>,
 }
 
 impl State {
@@ -177,38 +168,6 @@ impl State {
                 }
             }
         }
-    }
-
-    /// Each running container's VIP table, rewritten when its rules change.
-    async fn reconcile_vips(&mut self, message: &SessionMessage) {
-        let directory: &[DiscoveryNetwork] = &message.discovery;
-        let mut seen = Vec::new();
-        for task in &message.tasks {
-            let Some(status) = task.status.as_ref() else {
-                continue;
-            };
-            let running =
-                status.state() == TaskState::Running && task.desired_state() == TaskState::Running;
-            if !running || status.pid == 0 || task.networks.is_empty() {
-                continue;
-            }
-            seen.push(task.id.clone());
-            let script = vip::ruleset(&vip::rules_for(task, directory));
-            let wanted = (status.pid, script);
-            if self.applied.get(&task.id) == Some(&wanted) {
-                continue;
-            }
-            match vip::apply(wanted.0, &wanted.1).await {
-                Ok(()) => {
-                    debug!(task.id = %task.id, "VIP rules loaded");
-                    self.applied.insert(task.id.clone(), wanted);
-                }
-                Err(e) => {
-                    warn!(task.id = %task.id, error = %report(&e), "VIP rules not loaded; retrying")
-                }
-            }
-        }
-        self.applied.retain(|id, _| seen.contains(id));
     }
 }
 

@@ -1,5 +1,6 @@
-//! VIP load balancing in the kernel, inside each task container's own namespace (where
-//! Docker puts its IPVS rules): one nftables table whose NAT output chain rewrites a new
+//! VIP load balancing with nftables, the fallback where the BPF socket load balancer
+//! cannot load (`balancer`): inside each task container's own namespace (where Docker
+//! puts its IPVS rules), one nftables table whose NAT output chain rewrites a new
 //! connection to a VIP to one running task, chosen round robin by `numgen`. Conntrack
 //! keeps each connection on the task it started with; a rewritten table changes only
 //! where new connections go, so a stopped task gets none from the moment it leaves the
@@ -8,8 +9,7 @@
 //! The table is always rewritten whole, in one `nft -f` transaction (create, delete,
 //! create: atomic, and idempotent whether or not it existed).
 
-use std::net::Ipv4Addr;
-
+use swarmr_netdriver::socklb::VipRule;
 use swarmr_proto::{DiscoveryNetwork, EndpointMode, Task};
 
 use super::error::DiscoveryError;
@@ -17,22 +17,19 @@ use super::error::DiscoveryError;
 /// The table swarmr owns in every task container's namespace.
 pub const TABLE: &str = "swarmr";
 
-/// One VIP and the tasks behind it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VipRule {
-    pub vip: Ipv4Addr,
-    pub backends: Vec<Ipv4Addr>,
-}
+/// Removes the table, whether or not it is there.
+pub const REMOVE: &str = "table ip swarmr {}\ndelete table ip swarmr\n";
 
 /// The VIPs a task's container can reach: those of the vip-mode services on its networks.
 pub fn rules_for(task: &Task, directory: &[DiscoveryNetwork]) -> Vec<VipRule> {
     let mut rules: Vec<VipRule> = directory
         .iter()
         .filter(|n| task.networks.iter().any(|a| a.network_id == n.network_id))
-        .flat_map(|n| &n.services)
-        .filter(|s| s.endpoint_mode() == EndpointMode::Vip)
-        .filter_map(|s| {
+        .flat_map(|n| n.services.iter().map(move |s| (n, s)))
+        .filter(|(_, s)| s.endpoint_mode() == EndpointMode::Vip)
+        .filter_map(|(n, s)| {
             Some(VipRule {
+                network_id: n.network_id.clone(),
                 vip: s.vip.parse().ok()?,
                 backends: s.tasks.iter().filter_map(|t| t.addr.parse().ok()).collect(),
             })
@@ -78,7 +75,7 @@ pub fn ruleset(rules: &[VipRule]) -> String {
             "  chain vip_reject {{\n    type filter hook output priority 0; policy accept;\n{reject}  }}\n"
         ));
     }
-    format!("table ip {TABLE} {{}}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n{chains}}}\n")
+    format!("{REMOVE}table ip {TABLE} {{\n{chains}}}\n")
 }
 
 /// Loads `script` into the namespace of process `pid` with `nsenter -n nft -f -`: the
