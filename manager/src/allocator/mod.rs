@@ -9,3 +9,5 @@
 pub mod ipam;
 pub mod networks;
 pub mod run;
+#[cfg(test)]
+mod tests_networks;

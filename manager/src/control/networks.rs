@@ -175,7 +175,8 @@ fn decide(core: &Core, pending: &Pending, spec: &NetworkSpec) -> Result<Network,
                 spec.name
             )));
         }
-        let ingress = index.has_ingress() || held.pending().iter().any(Network::is_ingress);
+        let ingress =
+            index.ingress_network().is_some() || held.pending().iter().any(Network::is_ingress);
         if spec.ingress && ingress {
             return Err(Status::already_exists(
                 "the cluster has an ingress network already: there is one routing mesh",

@@ -220,8 +220,9 @@ impl Index {
             .next()
     }
 
-    pub fn has_ingress(&self) -> bool {
-        self.ids(&Claim::Ingress).next().is_some()
+    /// The routing mesh's network, if any.
+    pub fn ingress_network(&self) -> Option<&String> {
+        self.ids(&Claim::Ingress).next()
     }
 
     pub fn vni_taken(&self, vni: u32) -> bool {

@@ -10,6 +10,8 @@ pub mod conflicts;
 pub mod index;
 pub mod object;
 pub mod references;
+#[cfg(test)]
+mod tests_index;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
