@@ -59,7 +59,7 @@ fn pool_of(
 /// what it allocates, not the number of networks.
 struct Pools<'a> {
     /// Loads a network by id.
-    load: &'a dyn Fn(&str) -> Option<Network>,
+    load: &'a (dyn Fn(&str) -> Option<Network> + Sync),
     tasks: &'a [Task],
     services: &'a [Service],
     nodes: &'a [Node],
