@@ -7,4 +7,7 @@
 //! network full stays NEW with the reason and gets an address the moment one frees up.
 
 pub mod ipam;
+pub mod networks;
 pub mod run;
+#[cfg(test)]
+mod tests_networks;

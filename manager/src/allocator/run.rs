@@ -55,17 +55,35 @@ fn pool_of(
     .ok()
 }
 
-struct Pools {
+/// The pools of the networks this pass allocates on, built on first use: a pass costs
+/// what it allocates, not the number of networks.
+struct Pools<'a> {
+    /// Loads a network by id.
+    load: &'a (dyn Fn(&str) -> Option<Network> + Sync),
+    tasks: &'a [Task],
+    services: &'a [Service],
+    nodes: &'a [Node],
     networks: BTreeMap<String, Network>,
     pools: BTreeMap<String, AddressPool>,
 }
 
-impl Pools {
+impl Pools<'_> {
+    /// Loads the network and builds its pool, once.
+    fn network(&mut self, network_id: &str) -> Option<&Network> {
+        if !self.networks.contains_key(network_id) {
+            let network = (self.load)(network_id)?;
+            if let Some(pool) = pool_of(&network, self.tasks, self.services, self.nodes) {
+                self.pools.insert(network.id.clone(), pool);
+            }
+            self.networks.insert(network.id.clone(), network);
+        }
+        self.networks.get(network_id)
+    }
+
     /// An address with the subnet's prefix length, e.g. `10.0.0.5/24`.
     fn allocate(&mut self, network_id: &str) -> Result<String, String> {
         let network = self
-            .networks
-            .get(network_id)
+            .network(network_id)
             .ok_or_else(|| format!("network {network_id} no longer exists"))?;
         let prefix = network.subnet.split('/').nth(1).unwrap_or("32").to_string();
         let pool = self
@@ -153,8 +171,12 @@ fn allocate_vips(pools: &mut Pools, service: &Service) -> Option<Service> {
 
 /// Every node gets an address on the ingress network, its end of the routing mesh; an
 /// address of a removed ingress network is given up (and replaced once one exists again).
-fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction> {
-    let ingress = pools.networks.values().find(|n| n.is_ingress()).cloned();
+fn allocate_ingress_addrs(
+    pools: &mut Pools,
+    ingress_id: Option<&str>,
+    nodes: &[Node],
+) -> Vec<StoreAction> {
+    let ingress = ingress_id.and_then(|id| pools.network(id)).cloned();
     let subnet: Option<Ipv4Net> = ingress.as_ref().and_then(|n| n.subnet.parse().ok());
     let current = |node: &Node| {
         let ip = addr_ip(&node.ingress_addr);
@@ -180,18 +202,21 @@ fn allocate_ingress_addrs(pools: &mut Pools, nodes: &[Node]) -> Vec<StoreAction>
 
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
-    let networks: Vec<Network> = store.list()?;
     let tasks: Vec<Task> = store.list()?;
     let services: Vec<Service> = store.list()?;
     let nodes: Vec<Node> = store.list()?;
+    let ingress_id = store.with_index(|index| index.ingress_network().cloned());
+    let load = |id: &str| store.get::<Network>(id).ok().flatten();
     let mut pools = Pools {
-        pools: networks
-            .iter()
-            .filter_map(|n| Some((n.id.clone(), pool_of(n, &tasks, &services, &nodes)?)))
-            .collect(),
-        networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
+        load: &load,
+        tasks: &tasks,
+        services: &services,
+        nodes: &nodes,
+        networks: BTreeMap::new(),
+        pools: BTreeMap::new(),
     };
-    let mut actions: Vec<StoreAction> = allocate_ingress_addrs(&mut pools, &nodes);
+    let mut actions: Vec<StoreAction> =
+        allocate_ingress_addrs(&mut pools, ingress_id.as_deref(), &nodes);
     for service in &services {
         if let Some(updated) = allocate_vips(&mut pools, service) {
             actions.push(update_action(updated, service.version()));
@@ -220,27 +245,32 @@ mod tests {
     use super::*;
     use swarmr_proto::NetworkSpec;
 
-    fn pools(ingress: Option<&str>) -> Pools {
-        let networks: Vec<Network> = ingress
-            .map(|subnet| Network {
-                id: "ing".into(),
-                subnet: subnet.into(),
-                gateway: subnet.replace(".0/24", ".1"),
-                spec: Some(NetworkSpec {
-                    ingress: true,
-                    ..Default::default()
-                }),
+    fn ingress(subnet: &str) -> Network {
+        Network {
+            id: "ing".into(),
+            subnet: subnet.into(),
+            gateway: subnet.replace(".0/24", ".1"),
+            spec: Some(NetworkSpec {
+                ingress: true,
                 ..Default::default()
-            })
-            .into_iter()
-            .collect();
-        Pools {
-            pools: networks
-                .iter()
-                .filter_map(|n| Some((n.id.clone(), pool_of(n, &[], &[], &[])?)))
-                .collect(),
-            networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
+            }),
+            ..Default::default()
         }
+    }
+
+    /// The ingress addresses a pass hands out with `network` as the routing mesh's.
+    fn ingress_addrs(network: Option<Network>, nodes: &[Node]) -> Vec<String> {
+        let id = network.as_ref().map(|n| n.id.clone());
+        let load = move |_: &str| network.clone();
+        let mut pools = Pools {
+            load: &load,
+            tasks: &[],
+            services: &[],
+            nodes: &[],
+            networks: BTreeMap::new(),
+            pools: BTreeMap::new(),
+        };
+        addrs(&allocate_ingress_addrs(&mut pools, id.as_deref(), nodes))
     }
 
     fn node(id: &str, ingress_addr: &str) -> Node {
@@ -264,25 +294,16 @@ mod tests {
     #[test]
     fn nodes_get_distinct_ingress_addresses_once() {
         let nodes = [node("a", ""), node("b", ""), node("c", "10.0.7.9/24")];
-        let got = addrs(&allocate_ingress_addrs(
-            &mut pools(Some("10.0.7.0/24")),
-            &nodes,
-        ));
+        let got = ingress_addrs(Some(ingress("10.0.7.0/24")), &nodes);
         assert_eq!(got, ["10.0.7.2/24", "10.0.7.3/24"], "c keeps its address");
     }
 
     #[test]
     fn addresses_of_a_removed_ingress_network_are_given_up_or_replaced() {
         let nodes = [node("a", "10.0.7.2/24")];
-        assert_eq!(
-            addrs(&allocate_ingress_addrs(&mut pools(None), &nodes)),
-            [""]
-        );
-        let moved = addrs(&allocate_ingress_addrs(
-            &mut pools(Some("10.0.8.0/24")),
-            &nodes,
-        ));
+        assert_eq!(ingress_addrs(None, &nodes), [""]);
+        let moved = ingress_addrs(Some(ingress("10.0.8.0/24")), &nodes);
         assert_eq!(moved, ["10.0.8.2/24"]);
-        assert!(allocate_ingress_addrs(&mut pools(None), &[node("b", "")]).is_empty());
+        assert!(ingress_addrs(None, &[node("b", "")]).is_empty());
     }
 }

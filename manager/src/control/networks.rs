@@ -13,10 +13,12 @@ use swarmr_proto::{
 use tonic::Status;
 
 use super::resolve::{check_name, resolve, Named};
-use crate::allocator::ipam::{validate, IpamError, SubnetAllocator, VniAllocator};
+use crate::allocator::ipam::{validate, IpamError};
+use crate::allocator::networks::NetworkIpam;
 use crate::ca;
 use crate::core::{create_action, delete_action, Core};
 use crate::error::ProposeError;
+use crate::store::Index;
 
 pub const DRIVER: &str = "overlay";
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -61,17 +63,8 @@ fn check_options(spec: &NetworkSpec) -> Result<(), Status> {
     Ok(())
 }
 
-fn subnet_of(network: &Network) -> Option<Ipv4Net> {
-    network.subnet.parse().ok()
-}
-
-/// Decides the network's subnet, gateway and VNI from the cluster pools and the networks
-/// that exist.
-fn allocate(
-    cluster: &Cluster,
-    existing: &[Network],
-    spec: &NetworkSpec,
-) -> Result<(Ipv4Net, Ipv4Addr, u32), Status> {
+/// The cluster's address pools and subnet size for new networks.
+fn pools_of(cluster: &Cluster) -> Result<(Vec<Ipv4Net>, u8), Status> {
     let pool_texts: Vec<&str> = cluster
         .default_addr_pool
         .iter()
@@ -86,36 +79,51 @@ fn allocate(
         .ok()
         .filter(|m| *m > 0)
         .unwrap_or(validate::DEFAULT_MASK_LEN);
-    let mut subnets = SubnetAllocator::new(pools, mask, existing.iter().filter_map(subnet_of))
-        .map_err(invalid)?;
-    let subnet = if spec.subnet.is_empty() {
+    Ok((pools, mask))
+}
+
+/// Decides the network's subnet, gateway and VNI from the cluster pools, the committed
+/// networks (`index`) and the ones this manager is still committing (`ipam`).
+fn allocate(
+    ipam: &mut NetworkIpam,
+    index: &Index,
+    cluster: &Cluster,
+    spec: &NetworkSpec,
+) -> Result<(Ipv4Net, Ipv4Addr, u32), Status> {
+    let (pools, mask) = pools_of(cluster)?;
+    let user = if spec.subnet.is_empty() {
         if !spec.gateway.is_empty() {
             return Err(Status::invalid_argument(
                 "--gateway needs --subnet: give the subnet the gateway belongs to",
             ));
         }
-        subnets
-            .allocate()
-            .map_err(|e| Status::resource_exhausted(e.to_string()))?
+        None
     } else {
-        let subnet = validate::parse_subnet(&spec.subnet).map_err(invalid)?;
-        subnets.check_user_subnet(subnet).map_err(invalid)?;
-        subnet
+        Some(validate::parse_subnet(&spec.subnet).map_err(invalid)?)
     };
+    let subnet = ipam.subnet(index, pools, mask, user).map_err(|e| match e {
+        IpamError::PoolsExhausted { .. } => Status::resource_exhausted(e.to_string()),
+        other => invalid(other),
+    })?;
     let gateway = if spec.gateway.is_empty() {
-        validate::first_host(subnet)
+        Ok(validate::first_host(subnet))
     } else {
-        validate::parse_gateway(&spec.gateway, subnet).map_err(invalid)?
+        validate::parse_gateway(&spec.gateway, subnet).map_err(invalid)
     };
-    let mut vnis = VniAllocator::rebuild(existing.iter().map(|n| n.vni)).map_err(invalid)?;
-    let vni = vnis
-        .allocate()
-        .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-    Ok((subnet, gateway, vni))
+    let vni = ipam
+        .vni(index)
+        .map_err(|e| Status::resource_exhausted(e.to_string()));
+    match (gateway, vni) {
+        (Ok(gateway), Ok(vni)) => Ok((subnet, gateway, vni)),
+        (Err(e), _) | (_, Err(e)) => {
+            ipam.give_back(subnet);
+            Err(e)
+        }
+    }
 }
 
-/// Networks decided but not yet committed.
-pub type Pending = Arc<Mutex<Vec<Network>>>;
+/// Networks decided here but not committed yet, and where the allocation searches stand.
+pub type Pending = Arc<Mutex<NetworkIpam>>;
 
 /// Attempts when another manager committed a clashing network first.
 const CREATE_ATTEMPTS: usize = 5;
@@ -136,7 +144,7 @@ pub async fn create(
         let network = decide(core, pending, &spec)?;
         let result = core.propose(vec![create_action(network.clone())]).await;
         if let Ok(mut held) = pending.lock() {
-            held.retain(|n| n.id != network.id);
+            held.settle(&network.id);
         }
         match result {
             Ok(_) => return Ok(core.store().get(&network.id)?.unwrap_or(network)),
@@ -158,30 +166,34 @@ fn decide(core: &Core, pending: &Pending, spec: &NetworkSpec) -> Result<Network,
     let mut held = pending
         .lock()
         .map_err(|_| Status::internal("allocation lock poisoned"))?;
-    let mut existing: Vec<Network> = core.store().list()?;
-    existing.extend(held.iter().cloned());
-    if let Some(clash) = existing.iter().find(|n| n.name() == spec.name) {
-        return Err(Status::already_exists(format!(
-            "network {:?} already exists (id {}): pick another name",
-            spec.name, clash.id
-        )));
-    }
-    if spec.ingress && existing.iter().any(Network::is_ingress) {
-        return Err(Status::already_exists(
-            "the cluster has an ingress network already: there is one routing mesh",
-        ));
-    }
-    let (subnet, gateway, vni) = allocate(&cluster, &existing, spec)?;
-    let network = Network {
-        id: ca::new_id(),
-        meta: None,
-        spec: Some(spec.clone()),
-        subnet: subnet.to_string(),
-        gateway: gateway.to_string(),
-        vni,
-        ip_cursor: String::new(),
-    };
-    held.push(network.clone());
+    let network = core.store().with_index(|index| {
+        let committed = index.network_named(&spec.name).cloned();
+        let in_flight = held.pending().iter().find(|n| n.name() == spec.name);
+        if let Some(id) = committed.or_else(|| in_flight.map(|n| n.id.clone())) {
+            return Err(Status::already_exists(format!(
+                "network {:?} already exists (id {id}): pick another name",
+                spec.name
+            )));
+        }
+        let ingress =
+            index.ingress_network().is_some() || held.pending().iter().any(Network::is_ingress);
+        if spec.ingress && ingress {
+            return Err(Status::already_exists(
+                "the cluster has an ingress network already: there is one routing mesh",
+            ));
+        }
+        let (subnet, gateway, vni) = allocate(&mut held, index, &cluster, spec)?;
+        Ok(Network {
+            id: ca::new_id(),
+            meta: None,
+            spec: Some(spec.clone()),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            vni,
+            ip_cursor: String::new(),
+        })
+    })?;
+    held.hold(network.clone());
     Ok(network)
 }
 

@@ -138,11 +138,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta(VOTE)
     }
 
+    /// Not flushed: the committed id is only a hint for a restart (openraft re-learns it
+    /// from the leader), and every vote or append flush makes it durable too. Flushing it
+    /// here cost one fsync per commit inside openraft's core loop, which stalled every
+    /// other write for that long. sled recovers a prefix of its writes, so a durable
+    /// committed id never points past entries lost in a crash.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError> {
-        self.put_meta(COMMITTED, &committed).await
+        let bytes = encode(&committed).map_err(write_err)?;
+        self.meta.insert(COMMITTED, bytes).map_err(write_err)?;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {

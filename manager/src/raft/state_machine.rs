@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use swarmr_proto::ProposalResult;
 
 use super::{decode, dedup, encode, NodeId, StorageError, TypeConfig};
-use crate::store::{apply, Store, StoreEvent};
+use crate::store::{apply, Index, Store, StoreEvent};
 
 const LAST_APPLIED: &str = "~sm/last_applied";
 const MEMBERSHIP: &str = "~sm/membership";
@@ -90,7 +90,7 @@ impl StateMachine {
 
     fn apply_entry(&self, entry: &Entry<TypeConfig>) -> Result<ProposalResult, StorageError> {
         let index = entry.log_id.index;
-        let _guard = self
+        let mut claims = self
             .store
             .write_lock
             .lock()
@@ -102,7 +102,7 @@ impl StateMachine {
                     return self.apply_again(entry.log_id, first);
                 }
                 let read_meta = |key: &str| self.store.read_meta(key);
-                let conflict = |kind, target: &_| self.store.find_conflict(kind, target);
+                let conflict = |kind, target: &_| self.store.find_conflict(&claims, kind, target);
                 let (mut batch, result, actions) =
                     match apply::plan(index, proposal, &read_meta, &conflict)
                         .map_err(sm_read_err)?
@@ -134,6 +134,7 @@ impl StateMachine {
             encode(&Some(entry.log_id)).map_err(sm_write_err)?,
         );
         self.store.state.apply_batch(batch).map_err(sm_write_err)?;
+        claims.apply(&actions);
         self.store
             .publish(index, StoreEvent::Applied { index, actions });
         Ok(result)
@@ -264,7 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let pairs: StatePairs = decode(&data).map_err(snap_err)?;
         {
-            let _guard = self
+            let mut guard = self
                 .store
                 .write_lock
                 .lock()
@@ -278,6 +279,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 batch.insert(key, value);
             }
             self.store.state.apply_batch(batch).map_err(snap_err)?;
+            *guard = Index::build(&self.store.state).map_err(snap_err)?;
         }
         self.save_snapshot(meta, &data).await?;
         let index = meta.last_log_id.map_or(0, |id| id.index);

@@ -62,23 +62,32 @@ pub fn service(new: &Service, other: &Service) -> Option<String> {
     })
 }
 
+/// A CIDR block as (network address, prefix length), the address masked to the length.
+pub type Block = (u32, u8);
+
+pub fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+/// The block a subnet text names; `None` if it does not parse (such a subnet overlaps
+/// nothing).
+pub fn block_of(s: &str) -> Option<Block> {
+    let (addr, len) = s.split_once('/')?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let len = len.parse::<u32>().ok()?.min(32) as u8;
+    Some((u32::from(addr) & mask(len), len))
+}
+
 fn subnets_overlap(a: &str, b: &str) -> bool {
-    let parse = |s: &str| -> Option<(u32, u32)> {
-        let (addr, len) = s.split_once('/')?;
-        let addr: Ipv4Addr = addr.parse().ok()?;
-        let len: u32 = len.parse().ok()?;
-        let mask = if len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - len.min(32))
-        };
-        Some((u32::from(addr) & mask, mask))
-    };
-    match (parse(a), parse(b)) {
+    match (block_of(a), block_of(b)) {
         // Two blocks overlap exactly when one contains the other: compare under the
         // shorter mask.
-        (Some((a, ma)), Some((b, mb))) => {
-            let mask = ma & mb;
+        (Some((a, la)), Some((b, lb))) => {
+            let mask = mask(la.min(lb));
             a & mask == b & mask
         }
         _ => false,

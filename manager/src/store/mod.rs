@@ -7,8 +7,11 @@
 
 pub mod apply;
 pub mod conflicts;
+pub mod index;
 pub mod object;
 pub mod references;
+#[cfg(test)]
+mod tests_index;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +21,7 @@ use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Cluster, Meta, ObjectHeader, StoreAction};
 use tokio::sync::{broadcast, watch};
 
+pub use index::Index;
 pub use object::Object;
 
 use crate::error::StoreError;
@@ -39,19 +43,21 @@ pub struct Store {
     events: broadcast::Sender<Arc<StoreEvent>>,
     applied: Arc<watch::Sender<u64>>,
     /// Held while applying an entry and while copying the state for a snapshot, so a
-    /// snapshot never mixes two entries.
-    pub(crate) write_lock: Arc<Mutex<()>>,
+    /// snapshot never mixes two entries. It guards the index of what objects claim, which
+    /// changes with every applied entry.
+    pub(crate) write_lock: Arc<Mutex<Index>>,
 }
 
 impl Store {
     pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
         let state = db.open_tree("state").map_err(StoreError::Open)?;
         let (events, _) = broadcast::channel(4096);
+        let index = Index::build(&state).map_err(StoreError::Read)?;
         Ok(Self {
             state,
             events,
             applied: Arc::new(watch::channel(0).0),
-            write_lock: Arc::new(Mutex::new(())),
+            write_lock: Arc::new(Mutex::new(index)),
         })
     }
 
@@ -139,22 +145,33 @@ impl Store {
             .and_then(|header| header.meta.or(Some(Meta::default()))))
     }
 
+    /// Why the target may not be stored (or, for a delete, removed), if so: the first
+    /// object of its kind, in key order, that claims what it claims. `index` is the
+    /// index of the current state, held under the write lock.
     pub(crate) fn find_conflict(
         &self,
+        index: &Index,
         kind: Kind,
         target: &Target,
     ) -> Result<Option<String>, sled::Error> {
-        fn check<T: Object>(store: &Store, obj: &T) -> Result<Option<String>, sled::Error> {
-            let prefix = format!("{}/", T::KIND);
-            for item in store.state.scan_prefix(prefix.as_bytes()) {
-                let (_, bytes) = item?;
+        fn check<T: Object>(
+            store: &Store,
+            index: &Index,
+            obj: &T,
+            target: &Target,
+        ) -> Result<Option<String>, sled::Error> {
+            for id in index.candidates(target) {
+                if id == obj.id() {
+                    continue;
+                }
+                let Some(bytes) = store.state.get(object::key_of(T::KIND, &id))? else {
+                    continue;
+                };
                 let Ok(other) = T::decode(bytes.as_ref()) else {
                     continue;
                 };
-                if other.id() != obj.id() {
-                    if let Some(reason) = obj.conflict_with(&other) {
-                        return Ok(Some(reason));
-                    }
+                if let Some(reason) = obj.conflict_with(&other) {
+                    return Ok(Some(reason));
                 }
             }
             Ok(None)
@@ -165,21 +182,30 @@ impl Store {
         };
         match (kind, target) {
             (Kind::Delete, Target::Secret(s)) => {
-                references::in_use(self, FileKind::Secret, &s.id, &name(&s.spec))
+                references::in_use(self, index, FileKind::Secret, &s.id, &name(&s.spec))
             }
             (Kind::Delete, Target::Config(c)) => {
-                references::in_use(self, FileKind::Config, &c.id, &name(&c.spec))
+                references::in_use(self, index, FileKind::Config, &c.id, &name(&c.spec))
             }
             (Kind::Delete, _) => Ok(None),
-            (_, Target::Network(n)) => check(self, n),
-            (_, Target::Service(s)) => match check(self, s)? {
+            (_, Target::Network(n)) => check(self, index, n, target),
+            (_, Target::Service(s)) => match check(self, index, s, target)? {
                 Some(reason) => Ok(Some(reason)),
                 None => references::missing(self, s),
             },
-            (_, Target::Secret(s)) => check(self, s),
-            (_, Target::Config(c)) => check(self, c),
+            (_, Target::Secret(s)) => check(self, index, s, target),
+            (_, Target::Config(c)) => check(self, index, c, target),
             (_, Target::Node(_) | Target::Cluster(_) | Target::Task(_)) => Ok(None),
         }
+    }
+
+    /// Runs `read` on the index of the current state.
+    pub fn with_index<R>(&self, read: impl FnOnce(&Index) -> R) -> R {
+        let guard = match self.write_lock.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        read(&guard)
     }
 
     pub(crate) fn publish(&self, index: u64, event: StoreEvent) {

@@ -6,11 +6,11 @@
 use prost::Message;
 use swarmr_proto::{ContainerSpec, SecretReference, SecretSpec, Service, ServiceSpec};
 
-use super::object::key_of;
-use super::Store;
+use super::object::{key_of, Object};
+use super::{Index, Store};
 
 /// Secrets or configs: which references of a container spec point at the kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     Secret,
     Config,
@@ -59,26 +59,23 @@ pub fn service_uses(service: &Service, kind: FileKind, id: &str) -> bool {
     spec_uses(service.spec.as_ref(), kind, id)
 }
 
-fn services(store: &Store) -> impl Iterator<Item = Result<Service, sled::Error>> + '_ {
-    store
-        .state
-        .scan_prefix(b"service/")
-        .filter_map(|item| match item {
-            Ok((_, bytes)) => Service::decode(bytes.as_ref()).ok().map(Ok),
-            Err(e) => Some(Err(e)),
-        })
-}
-
-/// Why the object cannot be removed: the services that use it, if any.
+/// Why the object cannot be removed: the services that use it, if any, in key order.
 pub fn in_use(
     store: &Store,
+    index: &Index,
     kind: FileKind,
     id: &str,
     name: &str,
 ) -> Result<Option<String>, sled::Error> {
     let mut users = Vec::new();
-    for service in services(store) {
-        let service = service?;
+    for service_id in index.users(kind, id) {
+        let key = key_of(Service::KIND, service_id);
+        let Some(bytes) = store.state.get(key.as_bytes())? else {
+            continue;
+        };
+        let Ok(service) = Service::decode(bytes.as_ref()) else {
+            continue;
+        };
         if service_uses(&service, kind, id) {
             users.push(service.spec.map(|s| s.name).unwrap_or(service.id));
         }
@@ -121,7 +118,7 @@ mod tests {
     use swarmr_proto::store_action::{Kind, Target};
     use swarmr_proto::{Secret, SecretReference, SecretSpec, Service, ServiceSpec};
 
-    use super::super::Store;
+    use super::super::{Index, Store};
 
     fn service(id: &str, secret: &str) -> Service {
         let container = swarmr_proto::ContainerSpec {
@@ -161,8 +158,9 @@ mod tests {
         let put = |key: &str, bytes: Vec<u8>| store.state.insert(key, bytes).unwrap();
         put("secret/s1", secret("s1").encode_to_vec());
         put("service/a", service("a", "s1").encode_to_vec());
+        let index = Index::build(&store.state).unwrap();
         let delete = store
-            .find_conflict(Kind::Delete, &Target::Secret(secret("s1")))
+            .find_conflict(&index, Kind::Delete, &Target::Secret(secret("s1")))
             .unwrap();
         assert_eq!(
             delete
@@ -172,17 +170,17 @@ mod tests {
             "{delete:?}"
         );
         let missing = store
-            .find_conflict(Kind::Create, &Target::Service(service("b", "s2")))
+            .find_conflict(&index, Kind::Create, &Target::Service(service("b", "s2")))
             .unwrap();
         assert!(missing.is_some_and(|r| r.contains("secret name-s2 not found")));
         let fine = store
-            .find_conflict(Kind::Update, &Target::Service(service("a", "s1")))
+            .find_conflict(&index, Kind::Update, &Target::Service(service("a", "s1")))
             .unwrap();
         assert_eq!(fine, None);
         let mut other = secret("s1");
         other.id = "s9".into();
         let clash = store
-            .find_conflict(Kind::Create, &Target::Secret(other))
+            .find_conflict(&index, Kind::Create, &Target::Secret(other))
             .unwrap();
         assert!(clash.is_some_and(|r| r.contains("already in use by secret s1")));
     }

@@ -9,6 +9,9 @@ use ipnet::Ipv4Net;
 use super::error::IpamError;
 use super::validate::{check_pools, check_subnet_size, default_pools, overlaps, DEFAULT_MASK_LEN};
 
+/// Subnets held outside the allocator: one overlapping the given one, if any.
+pub type Elsewhere<'a> = dyn Fn(Ipv4Net) -> Option<Ipv4Net> + 'a;
+
 /// The subnets held by networks, and the pools new ones are cut from.
 ///
 /// [`allocate`](Self::allocate) returns the first subnet of the mask length,
@@ -71,8 +74,16 @@ impl SubnetAllocator {
 
     /// The first free subnet of the mask length, pools in order.
     pub fn allocate(&mut self) -> Result<Ipv4Net, IpamError> {
+        self.allocate_beside(&|_| None)
+    }
+
+    /// [`allocate`](Self::allocate), with the subnets `elsewhere` finds (one overlapping
+    /// the one it is given) held too: a long-lived allocator that holds only the
+    /// subnets in flight, beside an index of the committed ones. Call
+    /// [`forget_hints`](Self::forget_hints) when one of those is given up.
+    pub fn allocate_beside(&mut self, elsewhere: &Elsewhere<'_>) -> Result<Ipv4Net, IpamError> {
         for i in 0..self.pools.len() {
-            if let Some(subnet) = self.allocate_in(i) {
+            if let Some(subnet) = self.allocate_in(i, elsewhere) {
                 self.hold(subnet);
                 return Ok(subnet);
             }
@@ -89,14 +100,17 @@ impl SubnetAllocator {
     }
 
     /// The first free candidate of pool `i`, moving that pool's hint to it.
-    fn allocate_in(&mut self, i: usize) -> Option<Ipv4Net> {
+    fn allocate_in(&mut self, i: usize, elsewhere: &Elsewhere<'_>) -> Option<Ipv4Net> {
         let pool = *self.pools.get(i)?;
         let size = 1u64 << (32 - u32::from(self.mask_len));
         let end = end_of(pool);
         let mut start = self.hints.get(i).copied().unwrap_or_else(|| start_of(pool));
         while start < end {
             let candidate = net(u32::try_from(start).ok()?, self.mask_len)?;
-            match self.first_overlap(candidate) {
+            match self
+                .first_overlap(candidate)
+                .or_else(|| elsewhere(candidate))
+            {
                 None => break,
                 // A bigger held subnet: jump past all of it.
                 Some(held) if held.prefix_len() < self.mask_len => start = end_of(held),
@@ -115,9 +129,18 @@ impl SubnetAllocator {
     /// Checks a user-given subnet (size, then overlap with the held ones)
     /// without taking it.
     pub fn check_user_subnet(&self, subnet: Ipv4Net) -> Result<(), IpamError> {
+        self.check_user_subnet_beside(subnet, &|_| None)
+    }
+
+    /// [`check_user_subnet`](Self::check_user_subnet) with the subnets `elsewhere` finds.
+    pub fn check_user_subnet_beside(
+        &self,
+        subnet: Ipv4Net,
+        elsewhere: &Elsewhere<'_>,
+    ) -> Result<(), IpamError> {
         let subnet = subnet.trunc();
         check_subnet_size(subnet)?;
-        match self.first_overlap(subnet) {
+        match self.first_overlap(subnet).or_else(|| elsewhere(subnet)) {
             Some(existing) => Err(IpamError::SubnetOverlap { subnet, existing }),
             None => Ok(()),
         }
@@ -126,9 +149,26 @@ impl SubnetAllocator {
     /// Takes a user-given subnet (of any size, inside the pools or not); it
     /// must not overlap the subnet of any existing network.
     pub fn reserve_user_subnet(&mut self, subnet: Ipv4Net) -> Result<(), IpamError> {
-        self.check_user_subnet(subnet)?;
+        self.reserve_user_subnet_beside(subnet, &|_| None)
+    }
+
+    /// [`reserve_user_subnet`](Self::reserve_user_subnet) with the subnets `elsewhere`
+    /// finds.
+    pub fn reserve_user_subnet_beside(
+        &mut self,
+        subnet: Ipv4Net,
+        elsewhere: &Elsewhere<'_>,
+    ) -> Result<(), IpamError> {
+        self.check_user_subnet_beside(subnet, elsewhere)?;
         self.hold(subnet.trunc());
         Ok(())
+    }
+
+    /// Starts every search at its pool's start again: a subnet held elsewhere was freed.
+    pub fn forget_hints(&mut self) {
+        for (hint, pool) in self.hints.iter_mut().zip(&self.pools) {
+            *hint = start_of(*pool);
+        }
     }
 
     /// Frees the subnet of a removed network. Idempotent: returns whether it was held.
