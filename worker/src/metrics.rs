@@ -15,6 +15,9 @@ use prometheus_client::registry::{Registry, Unit};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AnswerLabel {
     answer: &'static str,
+    /// The query's record type: the common ones by name, the rest as `other`, so the
+    /// label stays bounded whatever a container asks.
+    qtype: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,7 +52,18 @@ pub enum DnsAnswer {
     Failed,
 }
 
-pub fn dns_answered(answer: DnsAnswer, took: Duration) {
+/// The `qtype` label of a query of record type `code` (RFC 1035 numbering).
+pub fn dns_type_label(code: u16) -> &'static str {
+    match code {
+        1 => "A",
+        28 => "AAAA",
+        12 => "PTR",
+        33 => "SRV",
+        _ => "other",
+    }
+}
+
+pub fn dns_answered(answer: DnsAnswer, record_type: &'static str, took: Duration) {
     let answer = match answer {
         DnsAnswer::Cluster => "cluster",
         DnsAnswer::NxDomain => "nxdomain",
@@ -58,7 +72,10 @@ pub fn dns_answered(answer: DnsAnswer, took: Duration) {
     };
     METRICS
         .dns_queries
-        .get_or_create(&AnswerLabel { answer })
+        .get_or_create(&AnswerLabel {
+            answer,
+            qtype: record_type,
+        })
         .inc();
     METRICS.dns_seconds.observe(took.as_secs_f64());
 }
@@ -77,7 +94,7 @@ pub fn register(registry: &mut Registry) {
     let m = &*METRICS;
     registry.register(
         "swarmr_dns_queries",
-        "Queries the embedded DNS answered, by how",
+        "Queries the embedded DNS answered, by how and by record type",
         m.dns_queries.clone(),
     );
     registry.register_with_unit(
@@ -92,4 +109,17 @@ pub fn register(registry: &mut Registry) {
         m.rule_loads.clone(),
     );
     swarmr_netdriver::metrics::register(registry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_types_outside_the_common_ones_share_one_label() {
+        assert_eq!(dns_type_label(1), "A");
+        assert_eq!(dns_type_label(33), "SRV");
+        assert_eq!(dns_type_label(255), "other");
+        assert_eq!(dns_type_label(65535), "other");
+    }
 }

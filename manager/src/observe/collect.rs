@@ -4,6 +4,7 @@
 //! Labels stay bounded: fixed words, and service names (one per service).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use openraft::ServerState;
 use prometheus_client::collector::Collector;
@@ -143,6 +144,11 @@ impl ClusterCollector {
                 "swarmr_raft_snapshot_index",
                 "Last index the latest snapshot covers",
                 m.snapshot.map_or(0, |l| l.index),
+            ),
+            (
+                "swarmr_raft_snapshot_size_bytes",
+                "Size of the stored snapshot",
+                crate::raft::state_machine::LAST_SNAPSHOT_BYTES.load(Ordering::Relaxed),
             ),
             (
                 "swarmr_raft_voters",

@@ -4,6 +4,7 @@
 //! not by replaying the log.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -44,6 +45,9 @@ fn applied(index: u64) -> ProposalResult {
     }
 }
 
+/// Bytes of the stored snapshot (0: none yet), for the monitoring port.
+pub static LAST_SNAPSHOT_BYTES: AtomicU64 = AtomicU64::new(0);
+
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::read_state_machine(AnyError::new(&e)).into()
 }
@@ -58,11 +62,11 @@ fn snap_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl StateMachine {
     pub fn open(db: &sled::Db, store: Store) -> Result<Self, sled::Error> {
-        let sm = Self {
-            store,
-            snapshots: db.open_tree("raft_snapshots")?,
-        };
-        Ok(sm)
+        let snapshots = db.open_tree("raft_snapshots")?;
+        if let Some(stored) = snapshots.get(CURRENT_SNAPSHOT)? {
+            LAST_SNAPSHOT_BYTES.store(stored.len() as u64, Ordering::Relaxed);
+        }
+        Ok(Self { store, snapshots })
     }
 
     fn read_key<T: serde::de::DeserializeOwned>(
@@ -219,10 +223,12 @@ impl StateMachine {
             data: data.to_vec(),
         };
         let bytes = encode(&stored).map_err(snap_err)?;
+        let size = bytes.len() as u64;
         self.snapshots
             .insert(CURRENT_SNAPSHOT, bytes)
             .map_err(snap_err)?;
         self.snapshots.flush_async().await.map_err(snap_err)?;
+        LAST_SNAPSHOT_BYTES.store(size, Ordering::Relaxed);
         Ok(())
     }
 }

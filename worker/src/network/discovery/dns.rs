@@ -217,7 +217,10 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let started = std::time::Instant::now();
         let (reply, answer) = self.reply(request).await;
-        crate::metrics::dns_answered(answer, started.elapsed());
+        let record_type = request.request_info().map_or("other", |info| {
+            crate::metrics::dns_type_label(info.query.query_type().into())
+        });
+        crate::metrics::dns_answered(answer, record_type, started.elapsed());
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = true;
         metadata.authoritative = reply.authoritative;
