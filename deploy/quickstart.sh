@@ -80,7 +80,7 @@ up() {
         echo "GET http://$ip/  ->  answered by ${answer:-nobody}"
     done
 
-    say "by service name: the embedded DNS answers with the service's VIP, nftables spreads connections"
+    say "by service name: the embedded DNS answers with the service's VIP, connections spread over the tasks"
     vip=""
     for _ in $(seq 1 50); do
         vip=$(docker exec "$from" nslookup my-service 2>/dev/null | awk '/^Name:/ { n = 1 } n && /^Address/ { print $NF; exit }')

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
@@ -15,7 +16,13 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     /// Set for multi-host clusters: every node in its own network namespace.
     underlay: Option<Underlay>,
+    /// Held by the heaviest fixture (three hosts with overlay tasks on each) so two of them
+    /// never start containers at once on a 2-core machine; released after the nodes stop.
+    exclusive: Option<MutexGuard<'static, ()>>,
 }
+
+/// One three-host cluster at a time (see `Cluster::exclusive`).
+static THREE_HOSTS: Mutex<()> = Mutex::new(());
 
 impl Cluster {
     /// A cluster of one manager; `extra` flags go to `init` (e.g. a short heartbeat).
@@ -41,7 +48,10 @@ impl Cluster {
 
     /// Three namespace hosts: managers m1 and h2, worker h3.
     pub fn three_hosts(extra: &[&str]) -> Self {
-        Self::init_on_hosts(extra).joined(&[("h2", "manager"), ("h3", "worker")])
+        let exclusive = THREE_HOSTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cluster = Self::init_on_hosts(extra).joined(&[("h2", "manager"), ("h3", "worker")]);
+        cluster.exclusive = Some(exclusive);
+        cluster
     }
 
     /// This cluster with each `(name, role)` joined in order, each Ready before the next.
@@ -61,6 +71,7 @@ impl Cluster {
             nodes: Vec::new(),
             dir,
             underlay,
+            exclusive: None,
         };
         let mut args = vec!["init".to_string()];
         args.extend(cluster.node_args("m1"));
