@@ -6,7 +6,8 @@ use std::process::Command;
 
 use crate::util::*;
 
-fn check(host: &str) -> (bool, String) {
+/// `network check`'s output (both streams) and whether it found the cluster clean.
+pub(crate) fn check(host: &str) -> (bool, String) {
     let out = run(&["-H", host, "network", "check"]);
     let text = format!(
         "{}{}",

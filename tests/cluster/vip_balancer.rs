@@ -7,19 +7,9 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use crate::check::check;
 use crate::discovery::{container_of, http_get, vip_of};
 use crate::util::*;
-
-/// `network check`'s output (both streams) and whether it found the cluster clean.
-fn check(host: &str) -> (bool, String) {
-    let out = run(&["-H", host, "network", "check"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 /// The nftables ruleset of a container's namespace.
 fn ruleset(container: &str) -> String {
