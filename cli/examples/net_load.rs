@@ -12,6 +12,8 @@
 //!   connection; prints `rps=<n> p50_ms=<n> p99_ms=<n> errors=<n>`.
 //! - `serve PORT`: answers each request with a short HTTP response, one thread, until
 //!   killed.
+//! - `poll IP:PORT INTERVAL_MS STOPFILE`: one HTTP/1.0 request every INTERVAL_MS, each on
+//!   a new connection, until the file STOPFILE exists; prints `sent=<n> failed=<n>`.
 //!
 //! Prints figures, asserts nothing.
 
@@ -28,11 +30,12 @@ fn main() {
         ["listen", port] => port.parse().ok().map(listen),
         ["request", target, count] => count.parse().ok().map(|n| request(target, n)),
         ["serve", port] => port.parse().ok().map(serve),
+        ["poll", target, interval, stop] => interval.parse().ok().map(|ms| poll(target, ms, stop)),
         _ => None,
     };
     if parsed.is_none() {
         eprintln!(
-            "usage: discovery_load dns SERVER NAME COUNT | connect IP:PORT COUNT | listen PORT"
+            "usage: net_load dns SERVER NAME COUNT | connect IP:PORT COUNT | listen PORT | request IP:PORT COUNT | serve PORT | poll IP:PORT INTERVAL_MS STOPFILE"
         );
         std::process::exit(2);
     }
@@ -158,7 +161,8 @@ fn one_request(target: &SocketAddr) -> std::io::Result<()> {
     stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
-    if answer.starts_with(b"HTTP/1.0 200") {
+    // busybox httpd answers HTTP/1.1, net_load's own server HTTP/1.0.
+    if answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200") {
         Ok(())
     } else {
         Err(std::io::Error::other("not a 200 answer"))
@@ -173,6 +177,26 @@ fn request(target: &str, count: u32) {
         quantile_ms(&latencies, 0.50),
         quantile_ms(&latencies, 0.99)
     );
+}
+
+fn poll(target: &str, interval_ms: u64, stop: &str) {
+    let Ok(addr) = target.parse::<SocketAddr>() else {
+        eprintln!("bad target {target}");
+        std::process::exit(2);
+    };
+    let interval = Duration::from_millis(interval_ms);
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut next = Instant::now();
+    while !std::path::Path::new(stop).exists() {
+        sent += 1;
+        if let Err(e) = one_request(&addr) {
+            failed += 1;
+            eprintln!("request {sent} failed: {e}");
+        }
+        next += interval;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    println!("sent={sent} failed={failed}");
 }
 
 fn serve(port: u16) {

@@ -10,10 +10,13 @@
 #      embedded DNS on the network's gateway address: queries/s, p50 and p99 latency
 #      (Docker Swarm here: about 0.05 ms per query, p99 0.1-0.3 ms).
 #   2. TCP connections opened and closed one after another, CONNS (default 3000) per run,
-#      REPEATS (default 5) runs each, interleaved: to web's VIP (nftables DNAT in the client
-#      namespace) and straight to the task IP; the medians and their ratio, same run. The
-#      server is the generator's `listen` mode in the web task's namespace (busybox httpd
-#      forks per connection and would measure itself, not the path).
+#      REPEATS (default 5) runs each, interleaved: to web's VIP (the BPF socket balancer, or
+#      nftables DNAT where it cannot load) and straight to the task IP; the medians and
+#      their ratio, same run. The server is the generator's `listen` mode in the web
+#      task's namespace (busybox httpd forks per connection and would measure itself, not
+#      the path).
+# Ends with key=value lines: dns_qps, dns_p50_ms, dns_p99_ms,
+# discovery_vip_over_direct_conn_rate.
 # Needs root, Docker, nft and the kernel's VXLAN (deploy/prereqs.sh). Traffic stays inside
 # the namespaces this script creates. Everything it creates is removed on exit (also on
 # failure); leftovers of a run that was killed are swept at start.
@@ -81,3 +84,7 @@ echo "  TCP connections/s, $CONNS per run x $REPEATS, client on h1 -> web on h2:
 echo "    through the VIP:     median $vm  (runs:$vips)"
 echo "    straight to the task: median $dm  (runs:$directs)"
 awk -v v="$vm" -v d="$dm" 'BEGIN { printf "    VIP/direct: %.2f\n", v / d }'
+echo "dns_qps=$(field qps <<<"$out")"
+echo "dns_p50_ms=$(field p50_ms <<<"$out")"
+echo "dns_p99_ms=$(field p99_ms <<<"$out")"
+awk -v v="$vm" -v d="$dm" 'BEGIN { printf "discovery_vip_over_direct_conn_rate=%.2f\n", v / d }'

@@ -389,3 +389,38 @@ fn an_update_continues_under_a_new_leader_after_the_old_one_is_killed() {
     assert_eq!(running_ids(&m2, "upd-failover").len(), 3);
     assert!(envs.iter().all(|e| e.contains("V=2")), "{envs:?}");
 }
+
+#[test]
+#[ignore = "needs root and Docker"]
+fn a_global_service_rolls_node_by_node_and_rolls_back() {
+    let cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"])
+        .joined(&[("w1", "worker"), ("w2", "worker")]);
+    let m = cluster.nodes[0].host();
+    let flags = ["--mode", "global", "--stop-grace-period", "0s", "-e", "V=1"];
+    create_sleeper(&m, "upd-global", &flags);
+    let all_run = |v: &str| {
+        let envs = running_envs(&m, "upd-global");
+        envs.len() == 3 && envs.iter().all(|e| e.contains(v))
+    };
+    wait_until("a V=1 task on each node", || all_run("V=1"));
+    // Without -d the update returns once every node runs a new task.
+    cli(
+        &m,
+        "service update --update-order start-first --env-add V=2 upd-global",
+    );
+    assert_eq!(
+        inspect_service(&m, "upd-global")["UpdateStatus"]["State"],
+        "completed"
+    );
+    wait_until("only V=2 tasks, one per node", || all_run("V=2"));
+    let nodes: std::collections::BTreeSet<String> = ps_rows(&m, "upd-global")
+        .iter()
+        .filter(|r| r["DesiredState"] == "Running")
+        .map(|r| r["Node"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(nodes.len(), 3, "one new task per node: {nodes:?}");
+    cli(&m, "service rollback upd-global");
+    let status = &inspect_service(&m, "upd-global")["UpdateStatus"];
+    assert_eq!(status["State"], "rollback_completed", "{status}");
+    wait_until("V=1 again on each node", || all_run("V=1"));
+}

@@ -349,6 +349,11 @@ async fn measure(
     let (cpu, wall) = (cpu_secs() - cpu_before, start.elapsed().as_secs_f64());
     println!("CPU used meanwhile: {cpu:.1} s in {wall:.1} s of wall time");
     println!("peak RSS (VmHWM): {:.0} MB", proc_mb("VmHWM"));
+    // key=value figures for deploy/bench/all.sh; n/a where a milestone was not reached.
+    let figure = |i: usize| progress.reached[i].map_or("n/a".into(), |t| format!("{t:.3}"));
+    println!("scale_tasks={total}\nscale_nodes={nodes}");
+    println!("placed_10k_s={}\nrunning_10k_s={}", figure(2), figure(3));
+    println!("scale_peak_rss_mb={:.0}", proc_mb("VmHWM"));
     let verdict = |met: bool| if met { "met" } else { "missed" };
     println!(
         "aims: ASSIGNED under 3 s {}; peak RSS under 500 MB {}",

@@ -195,13 +195,6 @@ fn roll<T: SealedNamed>(
 ) -> Result<Service, Status> {
     let (id, kind) = (obj.id(), file.kind());
     let old = service.spec.clone().unwrap_or_default();
-    if old.global {
-        return Err(Status::failed_precondition(format!(
-            "{kind} {} is used by global service {}: rolling updates of global services are not supported yet; remove its --{kind} first",
-            obj.name(),
-            old.name,
-        )));
-    }
     let mut spec = old.clone();
     if let Some(container) = spec.container.as_mut() {
         let refs = match file {

@@ -46,7 +46,6 @@ pub async fn update(
     validate(core, &mut spec)?;
     check_update_configs(&spec)?;
     let mut rollout = template_changed(&old, &spec);
-    refuse_global_rollout(&spec, rollout)?;
     if spec == old {
         return get(core, &service.id);
     }
@@ -80,14 +79,13 @@ pub async fn rollback(
     reference: &str,
 ) -> Result<ServiceView, Status> {
     let service: Service = resolve(core, reference)?;
-    let Some(previous) = service.previous_spec.clone() else {
+    if service.previous_spec.is_none() {
         return Err(Status::failed_precondition(format!(
             "service {} has no previous spec to roll back to: it was never updated",
             service.name()
         )));
-    };
+    }
     let current = service.spec.clone().unwrap_or_default();
-    refuse_global_rollout(&current, template_changed(&current, &previous))?;
     let version = service.version();
     let status = status(UpdateState::RollbackStarted, "manually requested rollback");
     let mut rolled = roll_back(service.clone(), status);
@@ -116,17 +114,6 @@ pub fn template_changed(old: &ServiceSpec, new: &ServiceSpec) -> bool {
     old.container != new.container
         || old.networks != new.networks
         || old.constraints != new.constraints
-}
-
-fn refuse_global_rollout(spec: &ServiceSpec, rollout: bool) -> Result<(), Status> {
-    if spec.global && rollout {
-        return Err(Status::failed_precondition(format!(
-            "service {} is in global mode: rolling updates of its tasks are not supported \
-             yet; only its replicas-free settings and labels can change",
-            spec.name
-        )));
-    }
-    Ok(())
 }
 
 /// Ratios within 0..=1; a rollback cannot itself fail over to a rollback.

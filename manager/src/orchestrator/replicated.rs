@@ -46,7 +46,7 @@ pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&
         } else if !updater::handover(ctx, service, tasks, &mut board) {
             let made = reconcile_slot(ctx, service, tasks);
             match made {
-                0 => board.observe(ctx, service, slot, tasks),
+                0 => board.observe(ctx, service, tasks),
                 _ => board.in_flight += 1,
             }
             created.insert(slot, made);
@@ -63,8 +63,8 @@ pub fn reconcile(ctx: &mut Ctx<'_>, service: &Service, replicas: u64, tasks: &[&
         board.in_flight += 1;
     }
     if let Some(rollout) = rollout {
-        for slot in updater::advance(ctx, service, &rollout, &board, tasks) {
-            *created.entry(slot).or_default() += 1;
+        for replaced in updater::advance(ctx, service, &rollout, &board, tasks) {
+            *created.entry(replaced.slot).or_default() += 1;
         }
     }
     for (slot, tasks) in &slots {

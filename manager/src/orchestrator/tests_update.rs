@@ -52,7 +52,8 @@ fn update_image(sim: &mut Sim, image: &str) {
     });
 }
 
-/// The agent: every task not yet placed runs on n1, reported now.
+/// The agent: every task not yet placed runs on its node (n1 when it has none), reported
+/// now.
 fn start_new(sim: &mut Sim) {
     let new: Vec<String> = sim
         .tasks
@@ -61,7 +62,10 @@ fn start_new(sim: &mut Sim) {
         .map(|t| t.id.clone())
         .collect();
     for id in new {
-        sim.task_mut(&id).node_id = "n1".into();
+        let task = sim.task_mut(&id);
+        if task.node_id.is_empty() {
+            task.node_id = "n1".into();
+        }
         sim.report(&id, TaskState::Running, 0);
     }
 }
@@ -266,4 +270,72 @@ fn parallelism_two_with_a_delay_waits_between_groups() {
     sim.now += 5_000;
     sim.step();
     assert_eq!(fresh(&sim), 3);
+}
+
+/// A global service of `v1` running on n1..n3, with this update config.
+fn global_v1(config: UpdateConfig) -> Sim {
+    let mut service = replicated(0, Some(policy(swarmr_proto::RestartCondition::Any, 0, 0)));
+    let spec = service.spec.as_mut().unwrap();
+    (spec.global, spec.replicas) = (true, None);
+    spec.container.as_mut().unwrap().image = "web:v1".into();
+    spec.update_config = Some(config);
+    let nodes = vec![node("n1"), node("n2"), node("n3")];
+    let mut sim = Sim::new(vec![service], nodes);
+    sim.step();
+    start_new(&mut sim);
+    sim
+}
+
+/// (node, image) of the tasks desired RUNNING.
+fn images_by_node(sim: &Sim) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = sim
+        .tasks
+        .iter()
+        .filter(|t| wants_running(t))
+        .map(|t| (t.node_id.clone(), image(sim, &t.id)))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_global_start_first_rollout_starts_each_new_task_beside_the_old_on_its_node() {
+    let mut sim = global_v1(config(UpdateOrder::StartFirst, UpdateFailureAction::Pause));
+    update_image(&mut sim, "web:v2");
+    sim.step();
+    let images = images_by_node(&sim);
+    let on = |n: &str, i: &str| (n.to_string(), i.to_string());
+    assert_eq!(images.len(), 4, "one node runs old and new: {images:?}");
+    assert!(images.contains(&on("n1", "web:v1")) && images.contains(&on("n1", "web:v2")));
+    assert_eq!(sim.plan().changes, vec![], "waits for the new task to run");
+    run_to_end(&mut sim);
+    let all_v2 = ["n1", "n2", "n3"].map(|n| on(n, "web:v2")).to_vec();
+    assert_eq!(images_by_node(&sim), all_v2);
+    assert_eq!(state(&sim).0, UpdateState::Completed);
+    sim.assert_settled();
+}
+
+#[test]
+fn a_global_stop_first_rollout_starts_a_nodes_new_task_once_its_old_one_stopped() {
+    let mut sim = global_v1(config(UpdateOrder::StopFirst, UpdateFailureAction::Pause));
+    update_image(&mut sim, "web:v2");
+    sim.step();
+    let images = images_by_node(&sim);
+    assert_eq!(images.len(), 2, "n1's old task told to stop: {images:?}");
+    assert!(images.iter().all(|(n, i)| n != "n1" && i == "web:v1"));
+    assert_eq!(
+        sim.plan().changes,
+        vec![],
+        "n1 waits for its old task to stop"
+    );
+    stop_unwanted(&mut sim);
+    sim.step();
+    assert!(images_by_node(&sim).contains(&("n1".into(), "web:v2".into())));
+    run_to_end(&mut sim);
+    let all_v2: Vec<(String, String)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| (n.to_string(), "web:v2".to_string()))
+        .collect();
+    assert_eq!(images_by_node(&sim), all_v2);
+    assert_eq!(state(&sim).0, UpdateState::Completed);
 }

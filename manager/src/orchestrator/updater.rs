@@ -22,8 +22,6 @@
 //! - Done when no slot is stale or in flight and every replaced task has run for
 //!   `monitor`: state `completed` / `rollback_completed`.
 
-use std::collections::BTreeMap;
-
 use swarmr_proto::{
     Service, Task, TaskState, UpdateConfig, UpdateFailureAction, UpdateOrder, UpdateState,
     UpdateStatus,
@@ -111,11 +109,12 @@ pub(crate) fn is_fresh(ctx: &Ctx<'_>, service: &Service, task: &Task) -> bool {
     parse_constraints(&spec.constraints).map_or(true, |c| node_matches(&c, node))
 }
 
-/// What the kept slots of one replicated service look like to the rollout.
+/// What the kept slots of one service (replicas, or nodes in global mode) look like to
+/// the rollout.
 #[derive(Debug, Default)]
 pub struct Board<'a> {
-    /// Slots whose current task is stale and alive, with that task.
-    pub stale: BTreeMap<u64, &'a Task>,
+    /// The current task of each slot whose current task is stale and alive, in slot order.
+    pub stale: Vec<&'a Task>,
     pub in_flight: usize,
     /// When each fresh task that runs reported RUNNING.
     pub running_since: Vec<i64>,
@@ -123,13 +122,7 @@ pub struct Board<'a> {
 
 impl<'a> Board<'a> {
     /// Files a slot the usual reconcile left alone.
-    pub(crate) fn observe(
-        &mut self,
-        ctx: &Ctx<'_>,
-        service: &Service,
-        slot: u64,
-        tasks: &[&'a Task],
-    ) {
+    pub(crate) fn observe(&mut self, ctx: &Ctx<'_>, service: &Service, tasks: &[&'a Task]) {
         let (Some(task), _) = current(tasks) else {
             return;
         };
@@ -141,8 +134,13 @@ impl<'a> Board<'a> {
         } else if fresh {
             self.running_since.push(since(task));
         } else {
-            self.stale.insert(slot, task);
+            self.stale.push(task);
         }
+    }
+
+    /// The slots it has seen, which a global service's failure ratio counts against.
+    fn slots(&self) -> usize {
+        self.stale.len() + self.in_flight + self.running_since.len()
     }
 }
 
@@ -182,15 +180,16 @@ pub(crate) fn handover<'a>(
 }
 
 /// Moves the rollout on: counts failures, applies the failure action, replaces the next
-/// stale slots (start-first: creates their successors; stop-first: stops them) or
-/// declares the rollout done. Returns the slots it created a task in.
-pub(crate) fn advance(
+/// stale slots (start-first: creates their successors, a global task's on its node;
+/// stop-first: stops them) or declares the rollout done. Returns the stale tasks whose
+/// successors it created.
+pub(crate) fn advance<'a>(
     ctx: &mut Ctx<'_>,
     service: &Service,
     rollout: &Rollout,
-    board: &Board<'_>,
+    board: &Board<'a>,
     tasks: &[&Task],
-) -> Vec<u64> {
+) -> Vec<&'a Task> {
     let Some(spec) = service.spec.as_ref() else {
         return Vec::new();
     };
@@ -199,9 +198,9 @@ pub(crate) fn advance(
         .copied()
         .filter(|t| same_template(service, t) && is_failure(t, rollout.started_at))
         .collect();
-    let replicas = spec.replicas.unwrap_or(0).max(1) as f64;
+    let slots = spec.replicas.unwrap_or(board.slots() as u64).max(1) as f64;
     let ratio = f64::from(rollout.config.max_failure_ratio);
-    if !failed.is_empty() && failed.len() as f64 > ratio * replicas {
+    if !failed.is_empty() && failed.len() as f64 > ratio * slots {
         let action = rollout.config.failure_action();
         if action != UpdateFailureAction::Continue {
             on_failure(ctx, service, rollout, action, failed[failed.len() - 1]);
@@ -232,10 +231,15 @@ pub(crate) fn advance(
     }
     let start_first = rollout.config.order() == UpdateOrder::StartFirst;
     let mut created = Vec::new();
-    for (&slot, task) in board.stale.iter().take(budget) {
+    for &task in board.stale.iter().take(budget) {
         if start_first {
-            ctx.create(service, slot, "", 0);
-            created.push(slot);
+            let node = if spec.global {
+                task.node_id.as_str()
+            } else {
+                ""
+            };
+            ctx.create(service, task.slot, node, 0);
+            created.push(task);
         } else {
             ctx.shutdown(task);
         }

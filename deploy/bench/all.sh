@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every benchmark in one run, one after another, for the README's table: overlay, raft,
+# services (with the scheduler at scale), discovery, publish and update. Run it on a quiet
+# machine (it prints the load average before each part). Each part's full output goes to
+# OUT (default /tmp/swarmr-bench-all.<pid>); a part that fails is named and the rest run
+# on. Ends with the machine, the date, and one key=value line per figure (n/a where a part
+# did not print it); exits non-zero if a part failed.
+# The parts' own knobs pass through (TRIALS, REPEATS, ...); PARTS="overlay raft" runs only
+# those. Needs what the parts need: root, Docker, deploy/prereqs.sh.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+PARTS="${PARTS:-overlay raft services discovery publish update}"
+OUT="${OUT:-/tmp/swarmr-bench-all.$$}"
+# The figures the README's table is made of, in its order.
+KEYS="overlay_tcp_ratio_bare overlay_tcp_ratio_vip overlay_tcp_ratio_jumbo overlay_rtt_ratio
+vip_over_direct_conn_rate vip_balancer writes_per_s_1 write_p99_ms_1 writes_per_s_64
+write_p99_ms_64 writes_per_s_64_at_10k failover_p50_s failover_max_s node_down_s
+rescheduled_s converge_3_s converge_3_over_floor converge_30_s converge_30_floor_s
+converge_30_over_floor converge_100_s converge_100_floor_s converge_100_over_floor
+update_30_over_floor placed_10k_s running_10k_s scale_peak_rss_mb dns_qps dns_p50_ms
+dns_p99_ms discovery_vip_over_direct_conn_rate node_rss_mb publish_host_over_direct
+publish_mesh_over_direct update_replicas update_s update_floor_s update_over_floor
+update_requests_sent update_requests_failed"
+
+mkdir -p "$OUT"
+echo "building the release binaries and benchmark examples"
+cargo build --release -q -p swarmr-cli --bin swarmr --examples || exit 1
+cargo build --release -q -p swarmr-manager --example scheduler_scale || exit 1
+failed=""
+started=$(date +%s)
+for part in $PARTS; do
+    [ -f "deploy/bench/$part.sh" ] || { echo "no such part: $part" >&2; failed="$failed $part"; continue; }
+    echo "== $part (load average $(cut -d' ' -f1-3 /proc/loadavg)), output in $OUT/$part.log"
+    t0=$(date +%s)
+    if bash "deploy/bench/$part.sh" >"$OUT/$part.log" 2>&1; then
+        echo "   done in $(( $(date +%s) - t0 )) s"
+    else
+        echo "   FAILED after $(( $(date +%s) - t0 )) s; last lines:"
+        tail -n 5 "$OUT/$part.log" | sed 's/^/     /'
+        failed="$failed $part"
+    fi
+done
+
+# The last value printed for each key wins (parts print each key once).
+figures="$(cat "$OUT"/*.log 2>/dev/null | grep -E '^[a-z0-9_]+=[^ ]*$' || true)"
+value() { awk -F= -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "n/a" : v) }' <<<"$figures"; }
+echo
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), Docker $(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?')"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ), $(( ($(date +%s) - started) / 60 )) min, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+for key in $KEYS; do
+    echo "$key=$(value "$key")"
+done
+if [ -n "$failed" ]; then
+    echo "failed parts:$failed (see $OUT)" >&2
+    exit 1
+fi
