@@ -148,15 +148,17 @@ pub async fn create(
         }
         match result {
             Ok(_) => return Ok(core.store().get(&network.id)?.unwrap_or(network)),
-            // A network committed through another manager took the subnet or VNI.
-            Err(ProposeError::Rejected(reason))
-                if attempt < CREATE_ATTEMPTS && !reason.contains("name") =>
-            {
-                attempt += 1;
-            }
+            Err(e) if decide_again(&e, attempt) => attempt += 1,
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Whether a refused create is decided again: only when a network committed through another
+/// manager took the subnet or VNI this one picked (a pick from the new state may fit). A
+/// taken name stays taken.
+fn decide_again(refused: &ProposeError, attempt: usize) -> bool {
+    matches!(refused, ProposeError::ResourceTaken(_)) && attempt < CREATE_ATTEMPTS
 }
 
 /// Picks the network's subnet and VNI against the committed networks and the ones this
@@ -352,6 +354,8 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
 
 #[cfg(test)]
 mod tests {
+    use swarmr_proto::RefusalKind;
+
     use super::*;
 
     #[test]
@@ -367,6 +371,43 @@ mod tests {
     #[test]
     fn macs_derive_from_ips() {
         assert_eq!(mac_for("198.19.1.5".parse().unwrap()), "02:42:c6:13:01:05");
+    }
+
+    /// The refusal the state machine gives `mine` beside `committed`, as the proposer sees it.
+    fn refused_beside(committed: &Network, mine: &Network) -> ProposeError {
+        let refusal = crate::store::conflicts::network(mine, committed).expect("a clash");
+        ProposeError::refused(refusal.kind, refusal.reason)
+    }
+
+    fn network(id: &str, name: &str, vni: u32, subnet: &str) -> Network {
+        Network {
+            id: id.into(),
+            spec: Some(NetworkSpec {
+                name: name.into(),
+                ..Default::default()
+            }),
+            vni,
+            subnet: subnet.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_create_is_decided_again_only_when_its_vni_or_subnet_was_taken() {
+        let committed = network("n1", "front", 4097, "10.0.1.0/24");
+        let same_vni = refused_beside(&committed, &network("n2", "back", 4097, "10.0.2.0/24"));
+        assert!(decide_again(&same_vni, 1), "{same_vni:?}");
+        let overlap = refused_beside(&committed, &network("n2", "back", 4098, "10.0.0.0/16"));
+        assert!(decide_again(&overlap, 1), "{overlap:?}");
+        assert!(!decide_again(&overlap, CREATE_ATTEMPTS));
+        // Its subnet and VNI clash too, but a new pick cannot free the name.
+        let same_name = refused_beside(&committed, &network("n2", "front", 4097, "10.0.1.0/24"));
+        assert!(!decide_again(&same_name, 1), "{same_name:?}");
+        assert!(same_name
+            .to_string()
+            .contains("network name \"front\" is already in use"));
+        let stale = ProposeError::refused(RefusalKind::Stale, "network n1 changed".into());
+        assert!(!decide_again(&stale, 1));
     }
 
     #[test]
