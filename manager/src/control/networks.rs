@@ -205,19 +205,22 @@ pub fn list(core: &Core) -> Result<Vec<Network>, Status> {
     Ok(networks)
 }
 
+/// Services attached to the network: in their spec, or as the routing mesh's.
+fn services_on(core: &Core, network: &Network) -> Result<Vec<Service>, Status> {
+    let mut services: Vec<Service> = core.store().list()?;
+    services.retain(|s| {
+        s.ingress_network_id == network.id
+            || s.spec
+                .as_ref()
+                .is_some_and(|spec| spec.networks.contains(&network.id))
+    });
+    Ok(services)
+}
+
 /// Services that use the network, by name.
 fn users(core: &Core, network: &Network) -> Result<Vec<String>, Status> {
-    let services: Vec<Service> = core.store().list()?;
-    Ok(services
-        .iter()
-        .filter(|s| {
-            s.ingress_network_id == network.id
-                || s.spec
-                    .as_ref()
-                    .is_some_and(|spec| spec.networks.contains(&network.id))
-        })
-        .map(|s| s.name().to_string())
-        .collect())
+    let services = services_on(core, network)?;
+    Ok(services.iter().map(|s| s.name().to_string()).collect())
 }
 
 pub async fn remove(core: &Core, reference: &str) -> Result<String, Status> {
@@ -320,15 +323,9 @@ fn service_views(
     network: &Network,
     tasks: &[Task],
 ) -> Result<Vec<NetworkServiceView>, Status> {
-    let services: Vec<Service> = core.store().list()?;
+    let services = services_on(core, network)?;
     Ok(services
         .iter()
-        .filter(|s| {
-            s.ingress_network_id == network.id
-                || s.spec
-                    .as_ref()
-                    .is_some_and(|spec| spec.networks.contains(&network.id))
-        })
         .map(|s| NetworkServiceView {
             name: s.name().to_string(),
             vip: s
