@@ -487,7 +487,7 @@ fn restarted_container_is_wired_again() {
 
 #[test]
 #[ignore = "needs root"]
-fn failed_endpoint_is_reported_and_others_still_wired() {
+fn a_failed_endpoint_leaves_the_others_wired() {
     let mut lab = Lab::new();
     let mut p = pair(&mut lab);
     let gone = lab.container();

@@ -266,7 +266,7 @@ fn scales_3_to_5_to_1() {
 }
 
 #[test]
-fn scale_down_stops_highest_and_scale_up_fills_lowest_free() {
+fn scaling_keeps_the_lowest_slots() {
     let mut sim = Sim::new(vec![replicated(5, None)], vec![node("n1")]);
     sim.step();
     sim.run_all("n1");

@@ -148,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_in_use_cannot_go_and_a_service_cannot_use_a_missing_one() {
+    fn references_to_secrets_are_checked_both_ways() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let store = Store::open(&db).unwrap();
         let put = |key: &str, bytes: Vec<u8>| store.state.insert(key, bytes).unwrap();
