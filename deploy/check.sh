@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The house rules anyone can check: no source file over 450 lines and no function over 80
-# (tests, examples' test modules and generated code aside), rustfmt and clippy clean.
+# (tests, examples' test modules and generated code aside), rustfmt and clippy clean, and
+# at most a dozen repeated blocks that are not boilerplate (where `duplicates` is installed).
 # Prints each offender; exits non-zero if there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,24 @@ while read -r file; do
         END { exit bad }
     ' "$file" || status=1
 done < <(sources)
+# Repeated code, counted by `duplicates` (pairs of places sharing 6+ lines). Pairs within
+# the .proto schemas are not counted: messages declare fields of the same shape, which
+# no helper could share. It is not on every machine (CI's may lack it): there the check
+# is skipped, and says so.
+if command -v duplicates >/dev/null; then
+    report=$(duplicates --most 200 --seconds 120)
+    repeats=$(grep -E '^D[0-9]+ ' <<<"$report" | grep -v ' boilerplate' |
+        grep -v -E '^D[0-9]+ [^ ]+\.proto:[0-9-]+ ~ [^ ]+\.proto:' || true)
+    count=$(grep -c . <<<"$repeats" || true)
+    if [ "$count" -gt 12 ]; then
+        echo "duplicates: $count repeated blocks that are not boilerplate (limit 12):"
+        echo "$repeats"
+        status=1
+    fi
+    grep '^incomplete:' <<<"$report" || true
+else
+    echo "duplicates: not on PATH; the repeated-code check is skipped"
+fi
 cargo fmt --all -- --check || { echo "cargo fmt: run cargo fmt"; status=1; }
 cargo clippy --workspace --all-targets --quiet -- -D warnings || status=1
 [ "$status" = 0 ] && echo "house rules: ok"

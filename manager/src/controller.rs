@@ -90,7 +90,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_conflict_reruns_at_once_and_a_lost_leadership_waits_for_the_resync() {
+    fn the_retry_delay_depends_on_why_the_pass_failed() {
         let conflict = ProposeError::Conflict("task t1 changed".into());
         assert_eq!(error_policy("orchestrator", &conflict), DEBOUNCE);
         assert_eq!(error_policy("orchestrator", &ProposeError::Deposed), RESYNC);

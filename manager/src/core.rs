@@ -414,12 +414,10 @@ fn membership_timeout(step: &str) -> Status {
 
 fn finish(result: ProposalResult) -> Result<u64, ProposeError> {
     if result.error.is_empty() {
-        Ok(result.index)
-    } else if result.conflict {
-        Err(ProposeError::Conflict(result.error))
-    } else {
-        Err(ProposeError::Rejected(result.error))
+        return Ok(result.index);
     }
+    // An unknown kind (a newer manager's) reads as invalid: nothing retries it.
+    Err(ProposeError::refused(result.refusal(), result.error))
 }
 
 pub fn create_action<T: Object>(obj: T) -> StoreAction {

@@ -1,5 +1,6 @@
 //! Errors of the manager, named for the step that failed.
 
+use swarmr_proto::RefusalKind;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -21,6 +22,13 @@ pub enum ProposeError {
     /// Refused because an object changed since it was read: read again and retry.
     #[error("{0}")]
     Conflict(String),
+    /// Refused because another object of the kind has the name.
+    #[error("{0}")]
+    NameTaken(String),
+    /// Refused because another object holds a VNI, subnet or published port this one
+    /// claims: one decided again from the new state may fit.
+    #[error("{0}")]
+    ResourceTaken(String),
     /// This manager could not read its own replica to decide the change.
     #[error("read the cluster state: {}", source_chain(.0))]
     ReadStore(#[from] StoreError),
@@ -42,10 +50,24 @@ pub enum ProposeError {
     Deposed,
 }
 
+impl ProposeError {
+    /// The error of a proposal the state machine refused, by the kind of refusal.
+    pub fn refused(kind: RefusalKind, reason: String) -> Self {
+        match kind {
+            RefusalKind::Invalid => ProposeError::Rejected(reason),
+            RefusalKind::Stale => ProposeError::Conflict(reason),
+            RefusalKind::NameTaken => ProposeError::NameTaken(reason),
+            RefusalKind::ResourceTaken => ProposeError::ResourceTaken(reason),
+        }
+    }
+}
+
 impl From<ProposeError> for tonic::Status {
     fn from(e: ProposeError) -> Self {
         match e {
-            ProposeError::Rejected(msg) => tonic::Status::failed_precondition(msg),
+            ProposeError::Rejected(msg)
+            | ProposeError::NameTaken(msg)
+            | ProposeError::ResourceTaken(msg) => tonic::Status::failed_precondition(msg),
             ProposeError::Conflict(msg) => tonic::Status::aborted(msg),
             ProposeError::ReadStore(_) => tonic::Status::internal(e.to_string()),
             ProposeError::NoLeader(_) | ProposeError::Stopped(_) | ProposeError::Deposed => {

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::netlink::{Ns, VxlanSpec};
+use crate::netlink::{Ns, VethSpec, VxlanSpec};
 use crate::types::{fmt_mac, LocalEndpoint, NetworkDesired};
 
 /// One kernel change.
@@ -28,10 +28,7 @@ pub enum Change {
     },
     CreateVeth {
         ns: Ns,
-        name: String,
-        peer: String,
-        mtu: u32,
-        peer_mac: [u8; 6],
+        spec: VethSpec,
     },
     DeleteLink {
         ns: Ns,
@@ -114,19 +111,14 @@ impl fmt::Display for Change {
                 "create_vxlan {} vni {} local {} port {} mtu {} in {ns}",
                 spec.name, spec.vni, spec.local, spec.port, spec.mtu
             ),
-            CreateVeth {
-                ns,
-                name,
-                peer,
-                mtu,
-                peer_mac,
-            } => {
-                let mac = fmt_mac(peer_mac);
-                write!(
-                    f,
-                    "create_veth {name}/{peer} mtu {mtu} peer mac {mac} in {ns}"
-                )
-            }
+            CreateVeth { ns, spec } => write!(
+                f,
+                "create_veth {}/{} mtu {} peer mac {} in {ns}",
+                spec.name,
+                spec.peer,
+                spec.mtu,
+                fmt_mac(&spec.peer_mac)
+            ),
             DeleteLink { ns, name } => write!(f, "delete_link {name} in {ns}"),
             MoveLinkToNetns { ns, name, target } => {
                 write!(f, "move_link_to_netns {name} from {ns} to {target}")

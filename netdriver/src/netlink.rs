@@ -69,6 +69,15 @@ pub struct VxlanSpec {
     pub mtu: u32,
 }
 
+/// A veth pair to create: `name` and `peer`, both with `mtu`; the peer gets `peer_mac`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VethSpec {
+    pub name: String,
+    pub peer: String,
+    pub mtu: u32,
+    pub peer_mac: [u8; 6],
+}
+
 impl VxlanSpec {
     /// Why `link` does not match this spec, `None` if it does
     /// (e.g. `"vni: 4097 vs 4098"`). The name is not compared.
@@ -165,15 +174,7 @@ pub trait Netlink: Send + Sync {
         mtu: u32,
     ) -> impl Future<Output = NlResult<()>> + Send;
     fn create_vxlan(&self, ns: &Ns, spec: &VxlanSpec) -> impl Future<Output = NlResult<()>> + Send;
-    /// A veth pair `name`/`peer`, both with `mtu`; the peer gets `peer_mac`.
-    fn create_veth(
-        &self,
-        ns: &Ns,
-        name: &str,
-        peer: &str,
-        mtu: u32,
-        peer_mac: [u8; 6],
-    ) -> impl Future<Output = NlResult<()>> + Send;
+    fn create_veth(&self, ns: &Ns, spec: &VethSpec) -> impl Future<Output = NlResult<()>> + Send;
     fn delete_link(&self, ns: &Ns, name: &str) -> impl Future<Output = NlResult<()>> + Send;
     fn move_link_to_netns(
         &self,

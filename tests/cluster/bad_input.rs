@@ -95,18 +95,10 @@ fn bad_input_gets_a_one_line_error_with_no_state_change() {
         node_row(&m1, "m1").is_some_and(|r| r["Status"] == "Ready")
     });
     cli(&m1, "network create bi-net");
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "-d",
-        "--replicas",
-        "0",
-        "--name",
-        "bi-web",
-        IMAGE,
-    ]);
+        &format!("service create -d --replicas 0 --name bi-web {IMAGE}"),
+    );
     let before = state(&m1);
     let cases = client_cases();
     assert!(cases.len() >= 60, "{} cases", cases.len());

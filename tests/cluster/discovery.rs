@@ -81,26 +81,24 @@ pub(crate) fn http_get(container: &str, ip: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Network `front` with a 3-replica service `web` and a sleeper `client` on it, created on
+/// `host`; the client's container and web's VIP.
+pub(crate) fn web_and_client_on_front(host: &str) -> (String, String) {
+    cli(host, "network create front");
+    cli(
+        host,
+        "service create --name web --network front --replicas 3 my-service:latest",
+    );
+    create_sleeper(host, "client", &["--network", "front"]);
+    (container_of(host, "client"), vip_of(host, "web"))
+}
+
 #[test]
 #[ignore = "needs root, Docker and VXLAN"]
 fn vip_and_tasks_names_resolve_and_connections_spread_then_follow_scale_down() {
     let cluster = three_hosts(&[]);
     let m1 = cluster.nodes[0].host();
-    cli(&m1, "network create front");
-    let web = [
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--network",
-        "front",
-    ];
-    ok(&[&web[..], &["--replicas", "3", "my-service:latest"]].concat());
-    create_sleeper(&m1, "client", &["--network", "front"]);
-    let client = container_of(&m1, "client");
-    let vip = vip_of(&m1, "web");
+    let (client, vip) = web_and_client_on_front(&m1);
 
     wait_until("web resolves to its VIP", || {
         nslookup(&client, "web") == Ok(BTreeSet::from([vip.clone()]))

@@ -199,19 +199,12 @@ fn docker_cli_creates_scales_updates_and_removes_services() {
         listed.contains("sw-sleeper") && listed.contains("dk-web"),
         "{listed}"
     );
-    ok(&[
-        "-H",
+    cli(
         &host,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "sw-echo",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello-from-swarmr; sleep 600",
-    ]);
+        &format!(
+            "service create -d --name sw-echo {IMAGE} sh -c 'echo hello-from-swarmr; sleep 600'"
+        ),
+    );
     wait_until("docker service logs shows the task's output", || {
         let out = docker_at(&cluster, &[], &["service", "logs", "sw-echo"]);
         let text = String::from_utf8_lossy(&out.stdout);

@@ -185,14 +185,7 @@ fn docker_cli_over_tcp_needs_a_client_certificate_of_the_cluster() {
         "a client without a certificate got in"
     );
     // A revoked client certificate is refused from then on.
-    let listed = cli(&host, "ca ls");
-    let id = listed
-        .lines()
-        .nth(1)
-        .and_then(|row| row.split_whitespace().next())
-        .expect("the issued certificate is listed")
-        .to_string();
-    ok(&["-H", &host, "ca", "revoke", &id]);
+    revoke_the_issued_cert(&host);
     let out = docker_at(&cluster, &tls, &["node", "ls"]);
     assert!(!out.status.success(), "a revoked certificate still works");
     // The unix socket is the owner's only.

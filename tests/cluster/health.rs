@@ -50,20 +50,11 @@ fn the_images_failing_healthcheck_fails_tasks_until_no_healthcheck_overrides_it(
     let image = Built::with_healthcheck("swarmr-hc-never:test", "false");
     let cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
     let m = cluster.nodes[0].host();
-    let create = [
-        "-H",
-        &m,
-        "service",
-        "create",
-        "--name",
-        "hc-never",
-        "--restart-delay",
-        "200ms",
-        &image.0,
-        "sleep",
-        "600",
-    ];
-    let err = fails(&create);
+    let create = format!(
+        "service create --name hc-never --restart-delay 200ms {} sleep 600",
+        image.0
+    );
+    let err = cli_fails(&m, &create);
     assert!(err.contains("task: container unhealthy"), "{err}");
     cli(&m, "service update --no-healthcheck hc-never");
     assert!(
@@ -100,30 +91,14 @@ fn a_task_is_in_dns_only_once_its_health_check_passes() {
     cli(&m1, "network create hc-front");
     create_sleeper(&m1, "hc-client", &["--network", "hc-front"]);
     let client = first_container(&m1, "hc-client");
-    let create = [
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "hc-web",
-        "--network",
-        "hc-front",
-        "-e",
-        "VERSION=v1",
-        "--health-cmd",
-        "test -e /www/ready",
-        "--health-interval",
-        "300ms",
-        "--health-retries",
-        "1000",
-        IMAGE,
-        "sh",
-        "-c",
-        WEB,
-    ];
-    ok(&create);
+        &format!(
+            "service create -d --name hc-web --network hc-front -e VERSION=v1 \
+             --health-cmd 'test -e /www/ready' --health-interval 300ms --health-retries 1000 \
+             {IMAGE} sh -c '{WEB}'"
+        ),
+    );
     wait_until("the task's container runs", || {
         !first_container(&m1, "hc-web").is_empty()
     });

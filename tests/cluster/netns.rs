@@ -109,26 +109,17 @@ impl Underlay {
 
     /// Cuts `name` off the underlay (its link to the bridge goes down): a partition.
     pub fn cut(&self, name: &str) {
-        ip(&[
-            "-n",
-            &self.underlay_ns(),
-            "link",
-            "set",
-            &self.bridge_end(name),
-            "down",
-        ]);
+        self.set_bridge_end(name, "down");
     }
 
     /// Wires `name` back.
     pub fn heal(&self, name: &str) {
-        ip(&[
-            "-n",
-            &self.underlay_ns(),
-            "link",
-            "set",
-            &self.bridge_end(name),
-            "up",
-        ]);
+        self.set_bridge_end(name, "up");
+    }
+
+    fn set_bridge_end(&self, name: &str, state: &str) {
+        let (ns, end) = (self.underlay_ns(), self.bridge_end(name));
+        ip(&["-n", &ns, "link", "set", &end, state]);
     }
 }
 

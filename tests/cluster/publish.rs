@@ -170,19 +170,10 @@ fn the_routing_mesh_answers_on_every_node_with_the_clients_own_address() {
 fn host_mode_answers_only_where_a_task_runs() {
     let (cluster, client) = three_hosts_and_a_client();
     let m1 = cluster.nodes[0].host();
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "edge",
-        "--replicas",
-        "1",
-        "--publish",
-        "mode=host,published=8081,target=80",
-        "my-service",
-    ]);
+        "service create --name edge --replicas 1 --publish mode=host,published=8081,target=80 my-service",
+    );
     let rows = ps_rows(&m1, "edge");
     let node = rows[0]["Node"].as_str().expect("placed").to_string();
     let index = ["m1", "w1", "w2"]

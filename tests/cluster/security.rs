@@ -312,15 +312,8 @@ fn client_certificates_are_recorded_and_can_be_revoked() {
         "{minted}"
     );
 
-    let listed = cli(&m1, "ca ls");
-    let id = listed
-        .lines()
-        .nth(1)
-        .and_then(|row| row.split_whitespace().next())
-        .expect("the issued certificate is listed")
-        .to_string();
-    assert!(id.starts_with("client-"), "{listed}");
-    ok(&["-H", &m1, "ca", "revoke", &id]);
+    let id = revoke_the_issued_cert(&m1);
+    assert!(id.starts_with("client-"), "{id}");
     let refused = fails(&["--tls-dir", tls_dir, "-H", &addr, "node", "ls"]);
     assert!(refused.contains("revoked"), "{refused}");
     let unknown = cli_fails(&m1, "ca revoke client-nope");

@@ -172,36 +172,20 @@ fn bad_service_requests_are_refused() {
     assert!(!service_id(&m1, "ghost").is_empty());
     let err = fails(&["-H", &m1, "service", "create", "--network", "nope", IMAGE]);
     assert!(err.contains("network nope not found"), "{err}");
-    let err = fails(&[
-        "-H",
+    let err = cli_fails(
         &m1,
-        "service",
-        "create",
-        "--mode",
-        "global",
-        "--replicas",
-        "2",
-        IMAGE,
-    ]);
+        &format!("service create --mode global --replicas 2 {IMAGE}"),
+    );
     assert!(err.contains("--replicas"), "{err}");
     let err = cli_fails(&m1, "service scale nope=2");
     assert!(err.contains("not found"), "{err}");
     let err = fails(&["-H", &m1, "service", "create", "--replicas", "-1", IMAGE]);
     assert!(!err.is_empty());
     let before = cli(&m1, "service ls -q").lines().count();
-    let err = fails(&[
-        "-H",
+    let err = cli_fails(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "picky",
-        "--constraint",
-        "node.labels.zone==a",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+        &format!("service create --name picky --constraint node.labels.zone==a {IMAGE} sleep 600"),
+    );
     assert!(
         err.contains("no suitable node") && err.contains("node.labels.zone==a"),
         "{err}"
@@ -221,21 +205,10 @@ fn bad_service_requests_are_refused() {
 fn logs_come_from_every_replica_on_every_node() {
     let cluster = three_nodes();
     let m1 = cluster.nodes[0].host();
-    let script = "echo hello from $(hostname); sleep 600";
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "talker",
-        "--replicas",
-        "2",
-        IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
+        &format!("service create --name talker --replicas 2 {IMAGE} sh -c 'echo hello from $(hostname); sleep 600'"),
+    );
 
     wait_until("a line from each replica", || {
         let out = cli(&m1, "service logs talker");

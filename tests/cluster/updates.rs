@@ -13,14 +13,9 @@ pub const IMAGE: &str = "swarmr/busybox:latest";
 /// httpd answering with `$VERSION`, so a reply tells which spec served it.
 pub const WEB: &str =
     "mkdir -p /www && echo $VERSION > /www/index.html && exec httpd -f -p 80 -h /www";
-const HEALTHY: [&str; 6] = [
-    "--health-cmd",
-    "wget -qO- http://127.0.0.1/ >/dev/null",
-    "--health-interval",
-    "500ms",
-    "--health-retries",
-    "2",
-];
+/// Healthy once httpd answers.
+const HEALTHY: &str =
+    "--health-cmd 'wget -qO- http://127.0.0.1/ >/dev/null' --health-interval 500ms --health-retries 2";
 
 /// A local tag of the test image, removed on drop.
 struct Tag(String);
@@ -136,29 +131,15 @@ fn a_start_first_rollout_through_the_vip_fails_no_request() {
     let m1 = cluster.nodes[0].host();
     let v2 = Tag::new("swarmr-upd-zero:v2");
     cli(&m1, "network create upd-front");
-    let create = [
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "upd-web",
-        "--network",
-        "upd-front",
-        "--replicas",
-        "2",
-        "-e",
-        "VERSION=v1",
-        "--update-order",
-        "start-first",
-        "--update-monitor",
-        "1s",
-        "--rollback-order",
-        "start-first",
-        "--rollback-monitor",
-        "1s",
-    ];
-    ok(&[&create[..], &HEALTHY, &[IMAGE, "sh", "-c", WEB]].concat());
+        &format!(
+            "service create --name upd-web --network upd-front --replicas 2 -e VERSION=v1 \
+             --update-order start-first --update-monitor 1s \
+             --rollback-order start-first --rollback-monitor 1s \
+             {HEALTHY} {IMAGE} sh -c '{WEB}'"
+        ),
+    );
     create_sleeper(&m1, "upd-client", &["--network", "upd-front"]);
     let client = first_container(&m1, "upd-client");
     let vip = inspect_service(&m1, "upd-web")["Endpoint"]["VirtualIPs"][0]["Addr"]
@@ -215,23 +196,13 @@ fn a_start_first_rollout_through_the_vip_fails_no_request() {
 fn an_update_whose_health_check_never_passes_rolls_back_by_itself() {
     let cluster = Cluster::init(&["--dispatcher-heartbeat", "500ms"]);
     let m = cluster.nodes[0].host();
-    let create = [
-        "-H",
+    cli(
         &m,
-        "service",
-        "create",
-        "--name",
-        "upd-health",
-        "-e",
-        "VERSION=v1",
-        "--update-failure-action",
-        "rollback",
-        "--update-monitor",
-        "1s",
-        "--restart-delay",
-        "1s",
-    ];
-    ok(&[&create[..], &HEALTHY, &[IMAGE, "sh", "-c", WEB]].concat());
+        &format!(
+            "service create --name upd-health -e VERSION=v1 --update-failure-action rollback \
+             --update-monitor 1s --restart-delay 1s {HEALTHY} {IMAGE} sh -c '{WEB}'"
+        ),
+    );
     let err = cli_fails(&m, "service update --health-cmd false upd-health");
     assert!(err.contains("was rolled back"), "{err}");
     assert!(err.contains("container unhealthy"), "{err}");

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use crate::check::check;
-use crate::discovery::{container_of, http_get, vip_of};
+use crate::discovery::{http_get, web_and_client_on_front};
 use crate::util::*;
 
 /// The nftables ruleset of a container's namespace.
@@ -40,23 +40,7 @@ fn web_and_client(flags: &[&str]) -> (Cluster, String, String, String) {
     let mut cluster = Cluster::init_on_hosts(&init);
     cluster.join_with("h2", "worker", flags);
     let m1 = cluster.nodes[0].host();
-    ok(&["-H", &m1, "network", "create", "front"]);
-    ok(&[
-        "-H",
-        &m1,
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--network",
-        "front",
-        "--replicas",
-        "3",
-        "my-service:latest",
-    ]);
-    create_sleeper(&m1, "client", &["--network", "front"]);
-    let client = container_of(&m1, "client");
-    let vip = vip_of(&m1, "web");
+    let (client, vip) = web_and_client_on_front(&m1);
     wait_until("the VIP answers", || !http_get(&client, &vip).is_empty());
     (cluster, m1, client, vip)
 }

@@ -87,33 +87,15 @@ fn each_mount_type_and_the_limits_reach_the_container() {
         host_dir.display()
     );
     let vol = format!("type=volume,source={volume},target=/data,volume-label=test=swarmr");
-    let args = [
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "mounts",
-        "--restart-delay",
-        "0s",
-        "--mount",
-        &bind,
-        "--mount",
-        &vol,
-        "--mount",
-        "type=tmpfs,target=/scratch,tmpfs-size=8m",
-        "--limit-memory",
-        "64M",
-        "--limit-cpu",
-        "0.5",
-        "--reserve-memory",
-        "32M",
-        "swarmr/busybox:latest",
-        "sh",
-        "-c",
-        "date >> /data/starts; exec sleep 600",
-    ];
-    ok(&args);
+        &format!(
+            "service create --name mounts --restart-delay 0s \
+             --mount {bind} --mount {vol} --mount type=tmpfs,target=/scratch,tmpfs-size=8m \
+             --limit-memory 64M --limit-cpu 0.5 --reserve-memory 32M \
+             swarmr/busybox:latest sh -c 'date >> /data/starts; exec sleep 600'"
+        ),
+    );
     let id = service_json(&m1, "mounts")["ID"]
         .as_str()
         .expect("id")
@@ -178,20 +160,12 @@ fn each_mount_type_and_the_limits_reach_the_container() {
         "type=bind,source=/nonexistent/swarmr-{},target=/x",
         std::process::id()
     );
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "nobind",
-        "--mount",
-        &missing,
-        "swarmr/busybox:latest",
-        "sleep",
-        "600",
-    ]);
+        &format!(
+            "service create -d --name nobind --mount {missing} swarmr/busybox:latest sleep 600"
+        ),
+    );
     wait_until("the task failed with the reason", || {
         ps(&m1, "nobind").iter().any(|t| {
             t["Error"].as_str().is_some_and(|e| {
@@ -265,46 +239,17 @@ fn container_options_reach_docker_and_updates_roll_them() {
     let env_file = cluster.dir().join("env");
     std::fs::write(&env_file, "# settings\nFROM_FILE=yes\n").expect("env file");
     let env_file = env_file.display().to_string();
-    ok(&[
-        "-H",
+    cli(
         &m1,
-        "service",
-        "create",
-        "--name",
-        "opts",
-        "--user",
-        "1000:1000",
-        "--workdir",
-        "/tmp",
-        "--hostname",
-        "{{.Service.Name}}-{{.Task.Slot}}-{{.Node.Hostname}}",
-        "--cap-add",
-        "net_admin",
-        "--cap-drop",
-        "MKNOD",
-        "--read-only",
-        "--init",
-        "--entrypoint",
-        "sleep",
-        "--env-file",
-        &env_file,
-        "--add-host",
-        "db:10.0.0.5",
-        "--ulimit",
-        "nofile=1024:2048",
-        "--sysctl",
-        "net.core.somaxconn=1024",
-        "--dns-search",
-        "example.org",
-        "--group",
-        "42",
-        "--log-driver",
-        "json-file",
-        "--log-opt",
-        "max-size=1m",
-        "swarmr/busybox:latest",
-        "600",
-    ]);
+        &format!(
+            "service create --name opts --user 1000:1000 --workdir /tmp \
+             --hostname '{{{{.Service.Name}}}}-{{{{.Task.Slot}}}}-{{{{.Node.Hostname}}}}' \
+             --cap-add net_admin --cap-drop MKNOD --read-only --init --entrypoint sleep \
+             --env-file {env_file} --add-host db:10.0.0.5 --ulimit nofile=1024:2048 \
+             --sysctl net.core.somaxconn=1024 --dns-search example.org --group 42 \
+             --log-driver json-file --log-opt max-size=1m swarmr/busybox:latest 600"
+        ),
+    );
     let id = service_json(&m1, "opts")["ID"]
         .as_str()
         .expect("id")

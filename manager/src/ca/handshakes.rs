@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_address_is_bounded_in_flight_and_in_rate_others_are_not() {
+    fn limits_hold_per_address() {
         let limits = Handshakes::default();
         let now = Instant::now();
         let flooder: IpAddr = [192, 0, 2, 9].into();

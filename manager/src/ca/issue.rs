@@ -111,15 +111,8 @@ pub fn issue(
     dn.push(DnType::OrganizationName, subject.cluster_id);
     // A little slack for clocks that disagree, but never more than a tenth of the
     // lifetime, or a short test lifetime would be due for renewal at once.
-    let now = SystemTime::now();
     let skew = (lifetime / 10).min(Duration::from_secs(60));
-    params.not_before = (now - skew).into();
-    params.not_after = (now + lifetime).into();
-    let mut serial = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut serial);
-    serial[0] &= 0x7f;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf_params(&mut params, skew, lifetime);
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -131,28 +124,40 @@ pub fn issue(
     Ok(cert.pem())
 }
 
+/// What every leaf the cluster CA signs has: valid from `skew` ago (clocks disagree) for
+/// `lifetime` from now, a random positive serial, and signing as its one key usage.
+pub fn leaf_params(params: &mut CertificateParams, skew: Duration, lifetime: Duration) {
+    let now = SystemTime::now();
+    params.not_before = (now - skew).into();
+    params.not_after = (now + lifetime).into();
+    let mut serial = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut serial);
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ca::{peer::PeerIdentity, RootCa};
 
-    #[test]
-    fn issued_certs_carry_the_managers_subject_not_the_csrs() {
+    /// A one-minute worker certificate for `node1` of `cluster1`, from a new root CA.
+    fn issue_for_node1(csr: &str) -> Result<String, CaError> {
         let root = RootCa::generate("cluster1").unwrap();
-        let (_key, csr) = new_key_and_csr().unwrap();
         let subject = Subject {
             common_name: "node1",
             role: CertRole::Worker,
             cluster_id: "cluster1",
         };
-        let pem = issue(
-            &root.cert_pem,
-            &root.key_pem,
-            &csr,
-            &subject,
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let lifetime = Duration::from_secs(60);
+        issue(&root.cert_pem, &root.key_pem, csr, &subject, lifetime)
+    }
+
+    #[test]
+    fn issued_certs_carry_the_managers_subject_not_the_csrs() {
+        let (_key, csr) = new_key_and_csr().unwrap();
+        let pem = issue_for_node1(&csr).unwrap();
         let peer = PeerIdentity::from_pem(&pem).unwrap();
         assert_eq!(peer.id, "node1");
         assert_eq!(peer.role, CertRole::Worker);
@@ -163,20 +168,9 @@ mod tests {
 
     #[test]
     fn a_tampered_csr_is_refused() {
-        let root = RootCa::generate("c").unwrap();
-        let subject = Subject {
-            common_name: "n",
-            role: CertRole::Worker,
-            cluster_id: "c",
-        };
-        let err = issue(
-            &root.cert_pem,
-            &root.key_pem,
-            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
-            &subject,
-            Duration::from_secs(60),
-        )
-        .unwrap_err();
+        let tampered =
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+        let err = issue_for_node1(tampered).unwrap_err();
         assert!(matches!(err, CaError::BadCsr(_)), "{err}");
     }
 }

@@ -20,8 +20,8 @@ mod token;
 
 pub use ids::{new_id, new_raft_id};
 pub use issue::{
-    csr_for_key, csr_key_digest, issue, new_key_and_csr, CertRole, Subject, DEFAULT_CERT_EXPIRY,
-    MANAGER_NAME, NODE_NAME,
+    csr_for_key, csr_key_digest, issue, leaf_params, new_key_and_csr, CertRole, Subject,
+    DEFAULT_CERT_EXPIRY, MANAGER_NAME, NODE_NAME,
 };
 pub use peer::PeerIdentity;
 pub use pin::{fetch_pinned_ca, PinError};

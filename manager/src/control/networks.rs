@@ -148,15 +148,17 @@ pub async fn create(
         }
         match result {
             Ok(_) => return Ok(core.store().get(&network.id)?.unwrap_or(network)),
-            // A network committed through another manager took the subnet or VNI.
-            Err(ProposeError::Rejected(reason))
-                if attempt < CREATE_ATTEMPTS && !reason.contains("name") =>
-            {
-                attempt += 1;
-            }
+            Err(e) if decide_again(&e, attempt) => attempt += 1,
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Whether a refused create is decided again: only when a network committed through another
+/// manager took the subnet or VNI this one picked (a pick from the new state may fit). A
+/// taken name stays taken.
+fn decide_again(refused: &ProposeError, attempt: usize) -> bool {
+    matches!(refused, ProposeError::ResourceTaken(_)) && attempt < CREATE_ATTEMPTS
 }
 
 /// Picks the network's subnet and VNI against the committed networks and the ones this
@@ -203,19 +205,22 @@ pub fn list(core: &Core) -> Result<Vec<Network>, Status> {
     Ok(networks)
 }
 
+/// Services attached to the network: in their spec, or as the routing mesh's.
+fn services_on(core: &Core, network: &Network) -> Result<Vec<Service>, Status> {
+    let mut services: Vec<Service> = core.store().list()?;
+    services.retain(|s| {
+        s.ingress_network_id == network.id
+            || s.spec
+                .as_ref()
+                .is_some_and(|spec| spec.networks.contains(&network.id))
+    });
+    Ok(services)
+}
+
 /// Services that use the network, by name.
 fn users(core: &Core, network: &Network) -> Result<Vec<String>, Status> {
-    let services: Vec<Service> = core.store().list()?;
-    Ok(services
-        .iter()
-        .filter(|s| {
-            s.ingress_network_id == network.id
-                || s.spec
-                    .as_ref()
-                    .is_some_and(|spec| spec.networks.contains(&network.id))
-        })
-        .map(|s| s.name().to_string())
-        .collect())
+    let services = services_on(core, network)?;
+    Ok(services.iter().map(|s| s.name().to_string()).collect())
 }
 
 pub async fn remove(core: &Core, reference: &str) -> Result<String, Status> {
@@ -318,15 +323,9 @@ fn service_views(
     network: &Network,
     tasks: &[Task],
 ) -> Result<Vec<NetworkServiceView>, Status> {
-    let services: Vec<Service> = core.store().list()?;
+    let services = services_on(core, network)?;
     Ok(services
         .iter()
-        .filter(|s| {
-            s.ingress_network_id == network.id
-                || s.spec
-                    .as_ref()
-                    .is_some_and(|spec| spec.networks.contains(&network.id))
-        })
         .map(|s| NetworkServiceView {
             name: s.name().to_string(),
             vip: s
@@ -352,6 +351,8 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
 
 #[cfg(test)]
 mod tests {
+    use swarmr_proto::RefusalKind;
+
     use super::*;
 
     #[test]
@@ -367,6 +368,43 @@ mod tests {
     #[test]
     fn macs_derive_from_ips() {
         assert_eq!(mac_for("198.19.1.5".parse().unwrap()), "02:42:c6:13:01:05");
+    }
+
+    /// The refusal the state machine gives `mine` beside `committed`, as the proposer sees it.
+    fn refused_beside(committed: &Network, mine: &Network) -> ProposeError {
+        let refusal = crate::store::conflicts::network(mine, committed).expect("a clash");
+        ProposeError::refused(refusal.kind, refusal.reason)
+    }
+
+    fn network(id: &str, name: &str, vni: u32, subnet: &str) -> Network {
+        Network {
+            id: id.into(),
+            spec: Some(NetworkSpec {
+                name: name.into(),
+                ..Default::default()
+            }),
+            vni,
+            subnet: subnet.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_create_is_decided_again_only_when_its_vni_or_subnet_was_taken() {
+        let committed = network("n1", "front", 4097, "10.0.1.0/24");
+        let same_vni = refused_beside(&committed, &network("n2", "back", 4097, "10.0.2.0/24"));
+        assert!(decide_again(&same_vni, 1), "{same_vni:?}");
+        let overlap = refused_beside(&committed, &network("n2", "back", 4098, "10.0.0.0/16"));
+        assert!(decide_again(&overlap, 1), "{overlap:?}");
+        assert!(!decide_again(&overlap, CREATE_ATTEMPTS));
+        // Its subnet and VNI clash too, but a new pick cannot free the name.
+        let same_name = refused_beside(&committed, &network("n2", "front", 4097, "10.0.1.0/24"));
+        assert!(!decide_again(&same_name, 1), "{same_name:?}");
+        assert!(same_name
+            .to_string()
+            .contains("network name \"front\" is already in use"));
+        let stale = ProposeError::refused(RefusalKind::Stale, "network n1 changed".into());
+        assert!(!decide_again(&stale, 1));
     }
 
     #[test]

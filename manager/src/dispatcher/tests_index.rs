@@ -221,7 +221,7 @@ proptest! {
     // Enough cases that a worker's address change under a peer shows up.
     #![proptest_config(ProptestConfig::with_cases(1000))]
     #[test]
-    fn index_matches_full_scan_and_wakes_every_changed_node(
+    fn nodes_are_woken_with_what_a_full_scan_gives(
         batches in prop::collection::vec(prop::collection::vec(action_strategy(), 1..4), 1..25)
     ) {
         let mut objects = Objects::default();

@@ -213,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn fields_that_come_back_pass_and_defaults_are_no_request() {
+    fn a_request_kept_up_to_its_defaults_passes() {
         let sent = json!({"Name": "web", "TaskTemplate": {"ContainerSpec": {
             "Image": "x", "Isolation": "default", "TTY": false, "DNSConfig": {}}}});
         let kept = json!({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}}});

@@ -28,79 +28,47 @@ fn reference(
     }
 }
 
-pub fn secrets_from_docker(
-    refs: &[docker::TaskSpecContainerSpecSecrets],
-) -> Vec<pb::SecretReference> {
-    refs.iter()
-        .map(|r| {
-            let file = r.file.clone().unwrap_or_default();
-            let owner = (file.uid.as_ref(), file.gid.as_ref(), file.mode);
-            reference(
-                r.secret_id.as_ref(),
-                r.secret_name.as_ref(),
-                file.name.as_ref(),
-                owner,
-            )
-        })
-        .collect()
-}
-
-pub fn configs_from_docker(
-    refs: &[docker::TaskSpecContainerSpecConfigs],
-) -> Vec<pb::SecretReference> {
-    refs.iter()
-        .map(|r| {
-            let file = r.file.clone().unwrap_or_default();
-            let owner = (file.uid.as_ref(), file.gid.as_ref(), file.mode);
-            reference(
-                r.config_id.as_ref(),
-                r.config_name.as_ref(),
-                file.name.as_ref(),
-                owner,
-            )
-        })
-        .collect()
-}
-
 fn text(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_string())
 }
 
-pub fn secrets_to_docker(
-    refs: &[pb::SecretReference],
-) -> Option<Vec<docker::TaskSpecContainerSpecSecrets>> {
-    nonempty(
-        refs.iter()
-            .map(|r| docker::TaskSpecContainerSpecSecrets {
-                file: Some(docker::TaskSpecContainerSpecFile {
+/// Docker's secret and config references are two types that differ only in their field
+/// names (and a config's `runtime`, which swarmr leaves unset): one body converts both,
+/// each way.
+macro_rules! file_references {
+    ($from:ident, $to:ident, $kind:ident, $file:ident, $id:ident, $name:ident $(, $unset:ident)*) => {
+        pub fn $from(refs: &[docker::$kind]) -> Vec<pb::SecretReference> {
+            refs.iter()
+                .map(|r| {
+                    let file = r.file.clone().unwrap_or_default();
+                    let owner = (file.uid.as_ref(), file.gid.as_ref(), file.mode);
+                    reference(r.$id.as_ref(), r.$name.as_ref(), file.name.as_ref(), owner)
+                })
+                .collect()
+        }
+
+        pub fn $to(refs: &[pb::SecretReference]) -> Option<Vec<docker::$kind>> {
+            let docker = refs.iter().map(|r| docker::$kind {
+                file: Some(docker::$file {
                     name: text(&r.target),
                     uid: Some(r.uid.to_string()),
                     gid: Some(r.gid.to_string()),
                     mode: Some(r.mode),
                 }),
-                secret_id: text(&r.id),
-                secret_name: text(&r.name),
-            })
-            .collect(),
-    )
+                $id: text(&r.id),
+                $name: text(&r.name),
+                $($unset: None,)*
+            });
+            nonempty(docker.collect())
+        }
+    };
 }
 
-pub fn configs_to_docker(
-    refs: &[pb::SecretReference],
-) -> Option<Vec<docker::TaskSpecContainerSpecConfigs>> {
-    nonempty(
-        refs.iter()
-            .map(|r| docker::TaskSpecContainerSpecConfigs {
-                file: Some(docker::TaskSpecContainerSpecFile1 {
-                    name: text(&r.target),
-                    uid: Some(r.uid.to_string()),
-                    gid: Some(r.gid.to_string()),
-                    mode: Some(r.mode),
-                }),
-                runtime: None,
-                config_id: text(&r.id),
-                config_name: text(&r.name),
-            })
-            .collect(),
-    )
+file_references! {
+    secrets_from_docker, secrets_to_docker,
+    TaskSpecContainerSpecSecrets, TaskSpecContainerSpecFile, secret_id, secret_name
+}
+file_references! {
+    configs_from_docker, configs_to_docker,
+    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, config_id, config_name, runtime
 }

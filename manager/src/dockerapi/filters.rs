@@ -111,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_filter_keys_and_bad_json_are_refused() {
+    fn filters_that_do_not_parse_are_refused() {
         let err = Filters::parse(Some(r#"{"colour":["red"]}"#), &["name"]).unwrap_err();
         assert_eq!(err.status, 400);
         assert!(err.message.contains("invalid filter 'colour'"));

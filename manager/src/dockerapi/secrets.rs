@@ -22,15 +22,45 @@ use super::objects::time;
 use super::DockerApi;
 
 pub fn routes() -> Router<DockerApi> {
+    use Kind::{Config, Secret};
     Router::new()
-        .route("/secrets", get(list_secrets))
-        .route("/secrets/create", post(create_secret))
-        .route("/secrets/{id}", get(inspect_secret).delete(remove_secret))
+        .route("/secrets", get(|api, q| list(api, q, Secret)))
+        .route(
+            "/secrets/create",
+            post(|api, body| create(api, body, Secret)),
+        )
+        .route(
+            "/secrets/{id}",
+            get(|api, id| inspect(api, id, Secret)).delete(|api, id| remove(api, id, Secret)),
+        )
         .route("/secrets/{id}/update", post(update))
-        .route("/configs", get(list_configs))
-        .route("/configs/create", post(create_config))
-        .route("/configs/{id}", get(inspect_config).delete(remove_config))
+        .route("/configs", get(|api, q| list(api, q, Config)))
+        .route(
+            "/configs/create",
+            post(|api, body| create(api, body, Config)),
+        )
+        .route(
+            "/configs/{id}",
+            get(|api, id| inspect(api, id, Config)).delete(|api, id| remove(api, id, Config)),
+        )
         .route("/configs/{id}/update", post(update))
+}
+
+/// Which of the two the endpoint serves: they differ in their Control calls and in that
+/// a config's data is shown.
+#[derive(Clone, Copy)]
+enum Kind {
+    Secret,
+    Config,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Secret => "secret",
+            Kind::Config => "config",
+        }
+    }
 }
 
 const FILTERS: &[&str] = &["id", "name", "label", "names"];
@@ -82,127 +112,94 @@ fn created(id: String) -> (StatusCode, Json<Value>) {
     (StatusCode::CREATED, Json(json!({ "ID": id })))
 }
 
-async fn list_secrets(
+async fn list(
     State(api): State<DockerApi>,
     Query(q): Query<ListQuery>,
+    kind: Kind,
 ) -> ApiResult<Json<Value>> {
     let filters = Filters::parse(q.filters.as_deref(), FILTERS)?;
-    let reply = api
-        .control
-        .list_secrets(Request::new(ListSecretsRequest {}))
-        .await?;
-    let shown = reply
-        .into_inner()
-        .secrets
-        .iter()
-        .filter(|s| matches(&filters, &s.id, s.spec.as_ref()))
-        .map(|s| object(&s.id, s.meta.as_ref(), s.spec.as_ref(), None))
-        .collect();
-    Ok(Json(Value::Array(shown)))
-}
-
-async fn create_secret(
-    State(api): State<DockerApi>,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request = create_request(&body, "secret")?;
-    let reply = api.control.create_secret(Request::new(request)).await?;
-    Ok(created(reply.into_inner().secret.unwrap_or_default().id))
-}
-
-async fn inspect_secret(
-    State(api): State<DockerApi>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let reply = api
-        .control
-        .get_secret(Request::new(SecretRequest { reference: id }))
-        .await?;
-    let secret = reply.into_inner().secret.unwrap_or_default();
-    Ok(Json(object(
-        &secret.id,
-        secret.meta.as_ref(),
-        secret.spec.as_ref(),
-        None,
-    )))
-}
-
-async fn remove_secret(
-    State(api): State<DockerApi>,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    api.control
-        .remove_secret(Request::new(SecretRequest { reference: id }))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn list_configs(
-    State(api): State<DockerApi>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let filters = Filters::parse(q.filters.as_deref(), FILTERS)?;
-    let reply = api
-        .control
-        .list_configs(Request::new(ListSecretsRequest {}))
-        .await?;
-    let mut shown = Vec::new();
-    for config in &reply.into_inner().configs {
-        if !matches(&filters, &config.id, config.spec.as_ref()) {
+    let request = Request::new(ListSecretsRequest {});
+    let found: Vec<_> = match kind {
+        Kind::Secret => {
+            let reply = api.control.list_secrets(request).await?.into_inner();
+            let secrets = reply.secrets.into_iter();
+            secrets.map(|s| (s.id, s.meta, s.spec)).collect()
+        }
+        Kind::Config => {
+            let reply = api.control.list_configs(request).await?.into_inner();
+            let configs = reply.configs.into_iter();
+            configs.map(|c| (c.id, c.meta, c.spec)).collect()
+        }
+    };
+    let mut listed = Vec::new();
+    for (id, meta, spec) in found {
+        if !matches(&filters, &id, spec.as_ref()) {
             continue;
         }
-        // The list carries no data; Docker's does: one inspect each.
-        let full = api
-            .control
-            .get_config(Request::new(SecretRequest {
-                reference: config.id.clone(),
-            }))
-            .await?
-            .into_inner();
-        shown.push(object(
-            &config.id,
-            config.meta.as_ref(),
-            config.spec.as_ref(),
-            Some(&full.data),
-        ));
+        listed.push(match kind {
+            Kind::Secret => object(&id, meta.as_ref(), spec.as_ref(), None),
+            // The list carries no data; Docker's does: one inspect each.
+            Kind::Config => shown(&api, kind, id).await?,
+        });
     }
-    Ok(Json(Value::Array(shown)))
+    Ok(Json(Value::Array(listed)))
 }
 
-async fn create_config(
+async fn create(
     State(api): State<DockerApi>,
     body: Bytes,
+    kind: Kind,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request = create_request(&body, "config")?;
-    let reply = api.control.create_config(Request::new(request)).await?;
-    Ok(created(reply.into_inner().config.unwrap_or_default().id))
+    let request = Request::new(create_request(&body, kind.word())?);
+    let id = match kind {
+        Kind::Secret => {
+            let reply = api.control.create_secret(request).await?.into_inner();
+            reply.secret.unwrap_or_default().id
+        }
+        Kind::Config => {
+            let reply = api.control.create_config(request).await?.into_inner();
+            reply.config.unwrap_or_default().id
+        }
+    };
+    Ok(created(id))
 }
 
-async fn inspect_config(
+/// Docker's JSON of one secret or config, by id or name.
+async fn shown(api: &DockerApi, kind: Kind, reference: String) -> ApiResult<Value> {
+    let request = Request::new(SecretRequest { reference });
+    Ok(match kind {
+        Kind::Secret => {
+            let reply = api.control.get_secret(request).await?.into_inner();
+            let secret = reply.secret.unwrap_or_default();
+            object(&secret.id, secret.meta.as_ref(), secret.spec.as_ref(), None)
+        }
+        Kind::Config => {
+            let reply = api.control.get_config(request).await?.into_inner();
+            let config = reply.config.unwrap_or_default();
+            let data = Some(reply.data.as_slice());
+            object(&config.id, config.meta.as_ref(), config.spec.as_ref(), data)
+        }
+    })
+}
+
+async fn inspect(
     State(api): State<DockerApi>,
     Path(id): Path<String>,
+    kind: Kind,
 ) -> ApiResult<Json<Value>> {
-    let reply = api
-        .control
-        .get_config(Request::new(SecretRequest { reference: id }))
-        .await?;
-    let reply = reply.into_inner();
-    let config = reply.config.unwrap_or_default();
-    Ok(Json(object(
-        &config.id,
-        config.meta.as_ref(),
-        config.spec.as_ref(),
-        Some(&reply.data),
-    )))
+    Ok(Json(shown(&api, kind, id).await?))
 }
 
-async fn remove_config(
+async fn remove(
     State(api): State<DockerApi>,
     Path(id): Path<String>,
+    kind: Kind,
 ) -> ApiResult<StatusCode> {
-    api.control
-        .remove_config(Request::new(SecretRequest { reference: id }))
-        .await?;
+    let request = Request::new(SecretRequest { reference: id });
+    match kind {
+        Kind::Secret => api.control.remove_secret(request).await?,
+        Kind::Config => api.control.remove_config(request).await?,
+    };
     Ok(StatusCode::NO_CONTENT)
 }
 

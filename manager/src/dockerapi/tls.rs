@@ -12,13 +12,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use rand::RngCore;
-use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -274,14 +270,7 @@ fn signed(
     params
         .distinguished_name
         .push(DnType::OrganizationName, cluster_id);
-    let now = SystemTime::now();
-    params.not_before = (now - Duration::from_secs(60)).into();
-    params.not_after = (now + lifetime).into();
-    let mut serial = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut serial);
-    serial[0] &= 0x7f;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    crate::ca::leaf_params(&mut params, Duration::from_secs(60), lifetime);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &issuer)?;
     let root = CertificateDer::from_pem_slice(ca_cert.as_bytes()).map_err(|_| TlsError::ParseCa)?;

@@ -113,12 +113,7 @@ fn reconcile_node(
     tasks: &[&Task],
 ) -> Option<usize> {
     let meets = node_matches(constraints, node);
-    let state = node.status.as_ref().map(|s| s.state()).unwrap_or_default();
-    let availability = node
-        .spec
-        .as_ref()
-        .map(|s| s.availability())
-        .unwrap_or_default();
+    let (state, availability) = (node.state(), node.availability());
     let keep = meets && state != NodeState::Down && availability != NodeAvailability::Drain;
     let can_create = can_create(constraints, node);
 

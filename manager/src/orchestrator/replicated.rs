@@ -117,13 +117,7 @@ fn node_lost(ctx: &Ctx<'_>, task: &Task) -> bool {
     match ctx.node(&task.node_id) {
         None => true,
         Some(node) => {
-            let state = node.status.as_ref().map(|s| s.state()).unwrap_or_default();
-            let availability = node
-                .spec
-                .as_ref()
-                .map(|s| s.availability())
-                .unwrap_or_default();
-            state == NodeState::Down || availability == NodeAvailability::Drain
+            node.state() == NodeState::Down || node.availability() == NodeAvailability::Drain
         }
     }
 }

@@ -266,7 +266,7 @@ fn scales_3_to_5_to_1() {
 }
 
 #[test]
-fn scale_down_stops_highest_and_scale_up_fills_lowest_free() {
+fn scaling_keeps_the_lowest_slots() {
     let mut sim = Sim::new(vec![replicated(5, None)], vec![node("n1")]);
     sim.step();
     sim.run_all("n1");
@@ -290,6 +290,21 @@ fn scale_down_stops_highest_and_scale_up_fills_lowest_free() {
     sim.step();
     assert_eq!(sim.wanted_slots(), vec![1, 2, 3, 4]);
     sim.assert_settled();
+}
+
+/// The task that replaces `old`: `changes` shut `old` down, then create it.
+fn replacement<'a>(changes: &'a [Change], old: &str, label: &str) -> &'a Task {
+    assert_eq!(
+        changes[0],
+        Change::Shutdown {
+            task_id: old.into()
+        },
+        "{label}"
+    );
+    let Change::Create(new) = &changes[1] else {
+        panic!("{label}: {changes:?}")
+    };
+    new
 }
 
 #[test]
@@ -316,16 +331,7 @@ fn restart_condition_by_end_state() {
         let label = format!("{condition:?} after {end:?} exit {exit_code}");
         if restarts {
             assert_eq!(changes.len(), 2, "{label}: {changes:?}");
-            assert_eq!(
-                changes[0],
-                Change::Shutdown {
-                    task_id: id.clone()
-                },
-                "{label}"
-            );
-            let Change::Create(new) = &changes[1] else {
-                panic!("{label}")
-            };
+            let new = replacement(&changes, &id, &label);
             assert_eq!((new.slot, new.restart_attempt), (1, 1), "{label}");
         } else {
             assert_eq!(changes, vec![], "{label}");
@@ -403,16 +409,7 @@ fn lost_node_replaces_at_once_without_counting() {
         let changes = sim.step();
         let label = format!("{state:?} {availability:?}");
         if replaced {
-            assert_eq!(
-                changes[0],
-                Change::Shutdown {
-                    task_id: id.clone()
-                },
-                "{label}"
-            );
-            let Change::Create(new) = &changes[1] else {
-                panic!("{label}")
-            };
+            let new = replacement(&changes, &id, &label);
             assert_eq!(
                 (new.slot, new.restart_attempt, new.node_id.as_str()),
                 (1, 0, "")

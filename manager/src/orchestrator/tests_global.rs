@@ -97,7 +97,7 @@ fn node_state_and_availability_table() {
 }
 
 #[test]
-fn removed_node_and_constraint_change_stop_the_task() {
+fn a_node_that_no_longer_fits_stops_its_task() {
     let mut nodes = three_nodes();
     nodes[0].set_role(NodeRole::Manager);
     let mut sim = Sim::new(vec![global(&["node.role!=manager"])], nodes);

@@ -116,7 +116,7 @@ impl StateMachine {
                             let result = ProposalResult {
                                 error: refusal.reason,
                                 index,
-                                conflict: refusal.conflict,
+                                refusal: refusal.kind.into(),
                             };
                             (sled::Batch::default(), result, Vec::new())
                         }

@@ -74,22 +74,12 @@ impl<'a> NodeInfo<'a> {
         &self.node.id
     }
 
-    /// `Unknown` when the node has no status yet.
     pub fn state(&self) -> NodeState {
-        self.node
-            .status
-            .as_ref()
-            .map(|s| s.state())
-            .unwrap_or_default()
+        self.node.state()
     }
 
-    /// `Active` when the node has no spec.
     pub fn availability(&self) -> NodeAvailability {
-        self.node
-            .spec
-            .as_ref()
-            .map(|s| s.availability())
-            .unwrap_or_default()
+        self.node.availability()
     }
 
     /// Live tasks of the service on this node.

@@ -5,24 +5,28 @@
 use std::collections::HashMap;
 
 use swarmr_proto::store_action::{Kind, Target};
-use swarmr_proto::{Meta, Proposal, StoreAction};
+use swarmr_proto::{Meta, Proposal, RefusalKind, StoreAction};
 
 use super::object::{key_of, stamp_and_encode, view};
 
-/// Why a proposal wrote nothing.
+/// Why a proposal wrote nothing: the message for the user and the kind the proposer
+/// decides on (a stale read is retried by `Core::update`; a VNI or subnet another network
+/// took, by network create).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub reason: String,
-    /// A stale read-modify-write: an object's version moved since it was read, so the
-    /// proposer may read again and retry (`Core::update` does).
-    pub conflict: bool,
+    pub kind: RefusalKind,
 }
 
 impl Refusal {
-    fn invalid(reason: impl Into<String>) -> Self {
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Invalid, reason)
+    }
+
+    pub fn new(kind: RefusalKind, reason: impl Into<String>) -> Self {
         Refusal {
             reason: reason.into(),
-            conflict: false,
+            kind,
         }
     }
 }
@@ -37,7 +41,7 @@ pub struct Planned {
 pub type MetaReader<'a> = dyn Fn(&str) -> Result<Option<Meta>, sled::Error> + 'a;
 /// Why the target may not be stored beside the objects already there, if so.
 /// Deletes are checked too: an object others reference may not go.
-pub type ConflictCheck<'a> = dyn Fn(Kind, &Target) -> Result<Option<String>, sled::Error> + 'a;
+pub type ConflictCheck<'a> = dyn Fn(Kind, &Target) -> Result<Option<Refusal>, sled::Error> + 'a;
 
 pub fn plan(
     index: u64,
@@ -64,12 +68,9 @@ pub fn plan(
         if let Some(current) = &current {
             let expected = action.expected_version;
             if kind != Kind::Create && expected != 0 && current.version != expected {
-                return Ok(Err(Refusal {
-                    reason: format!(
-                        "{what} changed while this request was being decided; try again"
-                    ),
-                    conflict: true,
-                }));
+                let reason =
+                    format!("{what} changed while this request was being decided; try again");
+                return Ok(Err(Refusal::new(RefusalKind::Stale, reason)));
             }
         }
         let mut action = action.clone();
@@ -80,15 +81,15 @@ pub fn plan(
             (Kind::Update, None) => return Ok(Err(Refusal::invalid(format!("{what} not found")))),
             (Kind::Delete, None) => {}
             (Kind::Delete, Some(_)) => {
-                if let Some(reason) = conflict(kind, target)? {
-                    return Ok(Err(Refusal::invalid(reason)));
+                if let Some(refusal) = conflict(kind, target)? {
+                    return Ok(Err(refusal));
                 }
                 batch.remove(key.as_bytes());
                 pending.insert(key, None);
             }
             (Kind::Create | Kind::Update, current) => {
-                if let Some(reason) = conflict(kind, target)? {
-                    return Ok(Err(Refusal::invalid(reason)));
+                if let Some(refusal) = conflict(kind, target)? {
+                    return Ok(Err(refusal));
                 }
                 let created_at = current
                     .map(|m| m.created_at)
@@ -144,25 +145,14 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_update_is_a_conflict_and_other_refusals_are_not() {
+    fn only_a_stale_update_is_refused_as_stale() {
+        let kind = |planned: Result<Planned, Refusal>| planned.err().map(|r| r.kind);
         let stale = planned(update_action(node("n1"), 3), Some(4));
-        assert!(matches!(stale, Err(Refusal { conflict: true, .. })));
+        assert_eq!(kind(stale), Some(RefusalKind::Stale));
         let missing = planned(update_action(node("n1"), 3), None);
-        assert!(matches!(
-            missing,
-            Err(Refusal {
-                conflict: false,
-                ..
-            })
-        ));
+        assert_eq!(kind(missing), Some(RefusalKind::Invalid));
         let twice = planned(create_action(node("n1")), Some(4));
-        assert!(matches!(
-            twice,
-            Err(Refusal {
-                conflict: false,
-                ..
-            })
-        ));
+        assert_eq!(kind(twice), Some(RefusalKind::Invalid));
         assert!(planned(update_action(node("n1"), 4), Some(4)).is_ok());
     }
 }

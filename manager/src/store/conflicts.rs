@@ -3,42 +3,42 @@
 
 use std::net::Ipv4Addr;
 
+use swarmr_proto::RefusalKind::{NameTaken, ResourceTaken};
 use swarmr_proto::{Network, PortConfig, PublishMode, Service};
 
-pub fn network(new: &Network, other: &Network) -> Option<String> {
-    let name = |n: &Network| n.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-    if name(new) == name(other) {
-        return Some(format!(
-            "network name {:?} is already in use by network {}",
-            name(new),
-            other.id
-        ));
-    }
-    if new.vni == other.vni {
-        return Some(format!(
-            "VNI {} is already used by network {}",
-            new.vni, other.id
-        ));
-    }
-    if subnets_overlap(&new.subnet, &other.subnet) {
-        return Some(format!(
-            "subnet {} overlaps {} of network {:?}",
-            new.subnet,
-            other.subnet,
-            name(other)
-        ));
-    }
-    None
+use super::apply::Refusal;
+
+/// Refuses a second object of `kind` named `name`; `other_id` has the name.
+pub fn same_name(kind: &str, name: &str, other_name: &str, other_id: &str) -> Option<Refusal> {
+    (name == other_name).then(|| {
+        let reason = format!("{kind} name {name:?} is already in use by {kind} {other_id}");
+        Refusal::new(NameTaken, reason)
+    })
 }
 
-pub fn service(new: &Service, other: &Service) -> Option<String> {
+pub fn network(new: &Network, other: &Network) -> Option<Refusal> {
+    let name = |n: &Network| n.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+    if let Some(taken) = same_name("network", &name(new), &name(other), &other.id) {
+        return Some(taken);
+    }
+    let reason = if new.vni == other.vni {
+        format!("VNI {} is already used by network {}", new.vni, other.id)
+    } else if subnets_overlap(&new.subnet, &other.subnet) {
+        let (subnet, theirs) = (&new.subnet, &other.subnet);
+        format!(
+            "subnet {subnet} overlaps {theirs} of network {:?}",
+            name(other)
+        )
+    } else {
+        return None;
+    };
+    Some(Refusal::new(ResourceTaken, reason))
+}
+
+pub fn service(new: &Service, other: &Service) -> Option<Refusal> {
     let name = |s: &Service| s.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-    if name(new) == name(other) {
-        return Some(format!(
-            "service name {:?} is already in use by service {}",
-            name(new),
-            other.id
-        ));
+    if let Some(taken) = same_name("service", &name(new), &name(other), &other.id) {
+        return Some(taken);
     }
     // Two services decided on different managers at once may pick one ingress port.
     let ingress = |p: &PortConfig| p.publish_mode() == PublishMode::Ingress;
@@ -52,12 +52,13 @@ pub fn service(new: &Service, other: &Service) -> Option<String> {
                     && (ingress(mine) || ingress(theirs))
             })
             .then(|| {
-                format!(
+                let reason = format!(
                     "port {}/{} is already published by service {}",
                     mine.published_port,
                     mine.protocol().label(),
                     name(other)
-                )
+                );
+                Refusal::new(ResourceTaken, reason)
             })
     })
 }

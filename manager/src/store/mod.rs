@@ -21,6 +21,7 @@ use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Cluster, Meta, ObjectHeader, StoreAction};
 use tokio::sync::{broadcast, watch};
 
+pub use apply::Refusal;
 pub use index::Index;
 pub use object::Object;
 
@@ -153,13 +154,13 @@ impl Store {
         index: &Index,
         kind: Kind,
         target: &Target,
-    ) -> Result<Option<String>, sled::Error> {
+    ) -> Result<Option<Refusal>, sled::Error> {
         fn check<T: Object>(
             store: &Store,
             index: &Index,
             obj: &T,
             target: &Target,
-        ) -> Result<Option<String>, sled::Error> {
+        ) -> Result<Option<Refusal>, sled::Error> {
             for id in index.candidates(target) {
                 if id == obj.id() {
                     continue;
@@ -170,8 +171,8 @@ impl Store {
                 let Ok(other) = T::decode(bytes.as_ref()) else {
                     continue;
                 };
-                if let Some(reason) = obj.conflict_with(&other) {
-                    return Ok(Some(reason));
+                if let Some(refusal) = obj.conflict_with(&other) {
+                    return Ok(Some(refusal));
                 }
             }
             Ok(None)
@@ -190,7 +191,7 @@ impl Store {
             (Kind::Delete, _) => Ok(None),
             (_, Target::Network(n)) => check(self, index, n, target),
             (_, Target::Service(s)) => match check(self, index, s, target)? {
-                Some(reason) => Ok(Some(reason)),
+                Some(refusal) => Ok(Some(refusal)),
                 None => references::missing(self, s),
             },
             (_, Target::Secret(s)) => check(self, index, s, target),

@@ -4,6 +4,8 @@ use swarmr_proto::{
     store_action::Target, Cluster, Config, Meta, Network, Node, Secret, Service, Task,
 };
 
+use super::apply::Refusal;
+
 /// A kind of object kept in the store, encoded as protobuf under `<KIND>/<id>`.
 pub trait Object: prost::Message + Default + Clone {
     const KIND: &'static str;
@@ -22,7 +24,7 @@ pub trait Object: prost::Message + Default + Clone {
 
     /// Why `self` cannot be stored beside `other` (a name or address both claim), if so.
     /// Checked when the entry is applied, so racing requests cannot both win.
-    fn conflict_with(&self, _other: &Self) -> Option<String> {
+    fn conflict_with(&self, _other: &Self) -> Option<Refusal> {
         None
     }
 }
@@ -58,23 +60,23 @@ macro_rules! impl_object {
 impl_object!(Node, "node", Node);
 impl_object!(Cluster, "cluster", Cluster);
 impl_object!(Network, "network", Network, {
-    fn conflict_with(&self, other: &Self) -> Option<String> {
+    fn conflict_with(&self, other: &Self) -> Option<Refusal> {
         crate::store::conflicts::network(self, other)
     }
 });
 impl_object!(Service, "service", Service, {
-    fn conflict_with(&self, other: &Self) -> Option<String> {
+    fn conflict_with(&self, other: &Self) -> Option<Refusal> {
         crate::store::conflicts::service(self, other)
     }
 });
 impl_object!(Task, "task", Task);
 impl_object!(Secret, "secret", Secret, {
-    fn conflict_with(&self, other: &Self) -> Option<String> {
+    fn conflict_with(&self, other: &Self) -> Option<Refusal> {
         crate::store::references::same_name("secret", &self.spec, &other.spec, &other.id)
     }
 });
 impl_object!(Config, "config", Config, {
-    fn conflict_with(&self, other: &Self) -> Option<String> {
+    fn conflict_with(&self, other: &Self) -> Option<Refusal> {
         crate::store::references::same_name("config", &self.spec, &other.spec, &other.id)
     }
 });

@@ -6,6 +6,7 @@
 use prost::Message;
 use swarmr_proto::{ContainerSpec, SecretReference, SecretSpec, Service, ServiceSpec};
 
+use super::apply::Refusal;
 use super::object::{key_of, Object};
 use super::{Index, Store};
 
@@ -37,14 +38,9 @@ pub fn same_name(
     new: &Option<SecretSpec>,
     other: &Option<SecretSpec>,
     other_id: &str,
-) -> Option<String> {
+) -> Option<Refusal> {
     let name = |s: &Option<SecretSpec>| s.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-    (name(new) == name(other)).then(|| {
-        format!(
-            "{kind} name {:?} is already in use by {kind} {other_id}",
-            name(new)
-        )
-    })
+    super::conflicts::same_name(kind, &name(new), &name(other), other_id)
 }
 
 /// Whether `spec` references the object `id` of `kind`.
@@ -66,7 +62,7 @@ pub fn in_use(
     kind: FileKind,
     id: &str,
     name: &str,
-) -> Result<Option<String>, sled::Error> {
+) -> Result<Option<Refusal>, sled::Error> {
     let mut users = Vec::new();
     for service_id in index.users(kind, id) {
         let key = key_of(Service::KIND, service_id);
@@ -80,7 +76,7 @@ pub fn in_use(
             users.push(service.spec.map(|s| s.name).unwrap_or(service.id));
         }
     }
-    Ok((!users.is_empty()).then(|| in_use_message(kind, name, &users)))
+    Ok((!users.is_empty()).then(|| Refusal::invalid(in_use_message(kind, name, &users))))
 }
 
 pub fn in_use_message(kind: FileKind, name: &str, users: &[String]) -> String {
@@ -92,7 +88,7 @@ pub fn in_use_message(kind: FileKind, name: &str, users: &[String]) -> String {
 }
 
 /// Why the service cannot be stored: a secret or config it references is gone.
-pub fn missing(store: &Store, service: &Service) -> Result<Option<String>, sled::Error> {
+pub fn missing(store: &Store, service: &Service) -> Result<Option<Refusal>, sled::Error> {
     let Some(container) = service.spec.as_ref().and_then(|s| s.container.as_ref()) else {
         return Ok(None);
     };
@@ -100,12 +96,12 @@ pub fn missing(store: &Store, service: &Service) -> Result<Option<String>, sled:
         for reference in kind.refs(container) {
             let key = key_of(kind.kind(), &reference.id);
             if !store.state.contains_key(key.as_bytes())? {
-                return Ok(Some(format!(
-                    "{} {} not found: see `swarmr {} ls`",
-                    kind.kind(),
-                    reference.name,
-                    kind.kind()
-                )));
+                let kind = kind.kind();
+                let reason = format!(
+                    "{kind} {} not found: see `swarmr {kind} ls`",
+                    reference.name
+                );
+                return Ok(Some(Refusal::invalid(reason)));
             }
         }
     }
@@ -152,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_in_use_cannot_go_and_a_service_cannot_use_a_missing_one() {
+    fn references_to_secrets_are_checked_both_ways() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let store = Store::open(&db).unwrap();
         let put = |key: &str, bytes: Vec<u8>| store.state.insert(key, bytes).unwrap();
@@ -161,7 +157,8 @@ mod tests {
         let index = Index::build(&store.state).unwrap();
         let delete = store
             .find_conflict(&index, Kind::Delete, &Target::Secret(secret("s1")))
-            .unwrap();
+            .unwrap()
+            .map(|r| r.reason);
         assert_eq!(
             delete
                 .as_deref()
@@ -172,7 +169,7 @@ mod tests {
         let missing = store
             .find_conflict(&index, Kind::Create, &Target::Service(service("b", "s2")))
             .unwrap();
-        assert!(missing.is_some_and(|r| r.contains("secret name-s2 not found")));
+        assert!(missing.is_some_and(|r| r.reason.contains("secret name-s2 not found")));
         let fine = store
             .find_conflict(&index, Kind::Update, &Target::Service(service("a", "s1")))
             .unwrap();
@@ -182,6 +179,6 @@ mod tests {
         let clash = store
             .find_conflict(&index, Kind::Create, &Target::Secret(other))
             .unwrap();
-        assert!(clash.is_some_and(|r| r.contains("already in use by secret s1")));
+        assert!(clash.is_some_and(|r| r.reason.contains("already in use by secret s1")));
     }
 }

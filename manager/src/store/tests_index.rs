@@ -11,11 +11,11 @@ use swarmr_proto::{
 
 use super::object::{key_of, view};
 use super::references::{service_uses, FileKind};
-use super::{Index, Object, Store};
+use super::{Index, Object, Refusal, Store};
 
 /// The scan every apply ran before the index: decode every object of the kind.
-fn scan_conflict(store: &Store, kind: Kind, target: &Target) -> Option<String> {
-    fn check<T: Object>(store: &Store, obj: &T) -> Option<String> {
+fn scan_conflict(store: &Store, kind: Kind, target: &Target) -> Option<Refusal> {
+    fn check<T: Object>(store: &Store, obj: &T) -> Option<Refusal> {
         let prefix = format!("{}/", T::KIND);
         store
             .state
@@ -24,7 +24,7 @@ fn scan_conflict(store: &Store, kind: Kind, target: &Target) -> Option<String> {
             .filter(|other| other.id() != obj.id())
             .find_map(|other| obj.conflict_with(&other))
     }
-    fn in_use(store: &Store, kind: FileKind, id: &str, name: &str) -> Option<String> {
+    fn in_use(store: &Store, kind: FileKind, id: &str, name: &str) -> Option<Refusal> {
         let users: Vec<String> = store
             .state
             .scan_prefix(b"service/")
@@ -32,7 +32,8 @@ fn scan_conflict(store: &Store, kind: Kind, target: &Target) -> Option<String> {
             .filter(|s| service_uses(s, kind, id))
             .map(|s| s.spec.map(|s| s.name).unwrap_or(s.id))
             .collect();
-        (!users.is_empty()).then(|| super::references::in_use_message(kind, name, &users))
+        let reason = || super::references::in_use_message(kind, name, &users);
+        (!users.is_empty()).then(|| Refusal::invalid(reason()))
     }
     let name =
         |spec: &Option<SecretSpec>| spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();

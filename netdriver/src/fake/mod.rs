@@ -117,6 +117,22 @@ impl FakeNetlink {
         result.map_err(|errno| fake_error(text, errno))
     }
 
+    /// Like `change`, for an edit of the tables of `ns` about `link` (which must be
+    /// there): `edit` gets them and the link's index.
+    fn change_on_link(
+        &self,
+        change: Change,
+        ns: &Ns,
+        link: &str,
+        edit: impl FnOnce(&mut FakeNs, u32),
+    ) -> NlResult<()> {
+        self.change(change, |st| {
+            let index = st.link(ns, link)?.index;
+            edit(st.ns(ns)?, index);
+            Ok(())
+        })
+    }
+
     fn read<T>(&self, ns: &Ns, f: impl FnOnce(&FakeNs) -> T) -> NlResult<T> {
         let st = self.state();
         let fns = st

@@ -7,7 +7,8 @@ use nix::errno::Errno;
 use super::FakeNetlink;
 use crate::change::Change;
 use crate::netlink::{
-    Address, FdbEntry, Link, Neighbour, Netlink, NlResult, Ns, Route, VxlanAttrs, VxlanSpec,
+    Address, FdbEntry, Link, Neighbour, Netlink, NlResult, Ns, Route, VethSpec, VxlanAttrs,
+    VxlanSpec,
 };
 
 impl Netlink for FakeNetlink {
@@ -80,25 +81,15 @@ impl Netlink for FakeNetlink {
             },
         )
     }
-    async fn create_veth(
-        &self,
-        ns: &Ns,
-        name: &str,
-        peer: &str,
-        mtu: u32,
-        peer_mac: [u8; 6],
-    ) -> NlResult<()> {
+    async fn create_veth(&self, ns: &Ns, spec: &VethSpec) -> NlResult<()> {
         let change = Change::CreateVeth {
             ns: ns.clone(),
-            name: name.into(),
-            peer: peer.into(),
-            mtu,
-            peer_mac,
+            spec: spec.clone(),
         };
         self.change(change, |st| {
-            let a = st.new_link(name, Some("veth"), mtu, false);
-            let mut b = st.new_link(peer, Some("veth"), mtu, false);
-            b.mac = Some(peer_mac);
+            let a = st.new_link(&spec.name, Some("veth"), spec.mtu, false);
+            let mut b = st.new_link(&spec.peer, Some("veth"), spec.mtu, false);
+            b.mac = Some(spec.peer_mac);
             st.peers.insert(a.index, b.index);
             st.peers.insert(b.index, a.index);
             st.add_link(ns, a)?;
@@ -187,16 +178,14 @@ impl Netlink for FakeNetlink {
             ip,
             prefix_len,
         };
-        self.change(change, |st| {
-            let link_index = st.link(ns, link)?.index;
-            let addrs = &mut st.ns(ns)?.addresses;
+        self.change_on_link(change, ns, link, |tables, link_index| {
+            let addrs = &mut tables.addresses;
             addrs.retain(|a| !(a.link_index == link_index && a.ip == ip));
             addrs.push(Address {
                 link_index,
                 ip,
                 prefix_len,
             });
-            Ok(())
         })
     }
     async fn del_address(&self, ns: &Ns, link: &str, ip: Ipv4Addr, prefix_len: u8) -> NlResult<()> {
@@ -206,12 +195,10 @@ impl Netlink for FakeNetlink {
             ip,
             prefix_len,
         };
-        self.change(change, |st| {
-            let link_index = st.link(ns, link)?.index;
-            st.ns(ns)?
+        self.change_on_link(change, ns, link, |tables, link_index| {
+            tables
                 .addresses
                 .retain(|a| !(a.link_index == link_index && a.ip == ip));
-            Ok(())
         })
     }
     async fn add_default_route(&self, ns: &Ns, link: &str, gateway: Ipv4Addr) -> NlResult<()> {
@@ -240,9 +227,8 @@ impl Netlink for FakeNetlink {
             mac,
             vtep,
         };
-        self.change(change, |st| {
-            let link_index = st.link(ns, link)?.index;
-            let fdb = &mut st.ns(ns)?.fdb;
+        self.change_on_link(change, ns, link, |tables, link_index| {
+            let fdb = &mut tables.fdb;
             match fdb
                 .iter_mut()
                 .find(|e| e.link_index == link_index && e.mac == mac)
@@ -255,7 +241,6 @@ impl Netlink for FakeNetlink {
                     learned: false,
                 }),
             }
-            Ok(())
         })
     }
     async fn del_fdb(&self, ns: &Ns, link: &str, mac: [u8; 6]) -> NlResult<()> {
@@ -264,12 +249,10 @@ impl Netlink for FakeNetlink {
             link: link.into(),
             mac,
         };
-        self.change(change, |st| {
-            let link_index = st.link(ns, link)?.index;
-            st.ns(ns)?
+        self.change_on_link(change, ns, link, |tables, link_index| {
+            tables
                 .fdb
                 .retain(|e| !(e.link_index == link_index && e.mac == mac));
-            Ok(())
         })
     }
     async fn add_neigh(&self, ns: &Ns, link: &str, ip: Ipv4Addr, mac: [u8; 6]) -> NlResult<()> {
@@ -279,9 +262,8 @@ impl Netlink for FakeNetlink {
             ip,
             mac,
         };
-        self.change(change, |st| {
-            let link_index = st.link(ns, link)?.index;
-            let neigh = &mut st.ns(ns)?.neighbours;
+        self.change_on_link(change, ns, link, |tables, link_index| {
+            let neigh = &mut tables.neighbours;
             neigh.retain(|e| !(e.link_index == link_index && e.ip == ip));
             neigh.push(Neighbour {
                 link_index,
@@ -289,7 +271,6 @@ impl Netlink for FakeNetlink {
                 mac: Some(mac),
                 permanent: true,
             });
-            Ok(())
         })
     }
     async fn del_neigh(&self, ns: &Ns, link: &str, ip: Ipv4Addr) -> NlResult<()> {
@@ -298,12 +279,10 @@ impl Netlink for FakeNetlink {
             link: link.into(),
             ip,
         };
-        self.change(change, |st| {
-            let link_index = st.link(ns, link)?.index;
-            st.ns(ns)?
+        self.change_on_link(change, ns, link, |tables, link_index| {
+            tables
                 .neighbours
                 .retain(|e| !(e.link_index == link_index && e.ip == ip));
-            Ok(())
         })
     }
     fn release_namespaces(&self) {}

@@ -12,7 +12,9 @@ use rtnetlink::{
 
 use super::{list, netns, parse, KernelNetlink};
 use crate::error::{Cause, Error};
-use crate::netlink::{Address, FdbEntry, Link, Neighbour, Netlink, NlResult, Ns, Route, VxlanSpec};
+use crate::netlink::{
+    Address, FdbEntry, Link, Neighbour, Netlink, NlResult, Ns, Route, VethSpec, VxlanSpec,
+};
 use crate::types::fmt_mac;
 
 impl Netlink for KernelNetlink {
@@ -120,22 +122,15 @@ impl Netlink for KernelNetlink {
             })
     }
 
-    async fn create_veth(
-        &self,
-        ns: &Ns,
-        name: &str,
-        peer: &str,
-        mtu: u32,
-        peer_mac: [u8; 6],
-    ) -> NlResult<()> {
+    async fn create_veth(&self, ns: &Ns, spec: &VethSpec) -> NlResult<()> {
         let h = self.handle(ns).await?;
         let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer)
-            .mtu(mtu)
-            .address(peer_mac.to_vec())
+            .name(&spec.peer)
+            .mtu(spec.mtu)
+            .address(spec.peer_mac.to_vec())
             .build();
-        let msg = LinkVeth::new(name, peer)
-            .mtu(mtu)
+        let msg = LinkVeth::new(&spec.name, &spec.peer)
+            .mtu(spec.mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .build();
         h.link()
@@ -144,7 +139,7 @@ impl Netlink for KernelNetlink {
             .await
             .map_err(|e| Error::CreateVeth {
                 ns: ns.clone(),
-                link: name.into(),
+                link: spec.name.clone(),
                 source: e.into(),
             })
     }

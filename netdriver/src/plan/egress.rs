@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use super::Net;
 use crate::change::{Change, Scope, Step};
-use crate::netlink::Ns;
+use crate::netlink::{Ns, VethSpec};
 use crate::observe::{ActualContainer, ActualHost};
 use crate::types::{mac_for_ip, names, EgressDesired, EgressEndpoint, HostDesired};
 
@@ -172,10 +172,12 @@ fn wire(egress: &EgressDesired, ep: &EgressEndpoint, mtu: u32) -> Vec<Change> {
     vec![
         Change::CreateVeth {
             ns: node.clone(),
-            name: veth.clone(),
-            peer: peer.clone(),
-            mtu,
-            peer_mac: mac_for_ip(ep.ip),
+            spec: VethSpec {
+                name: veth.clone(),
+                peer: peer.clone(),
+                mtu,
+                peer_mac: mac_for_ip(ep.ip),
+            },
         },
         Change::SetLinkMaster {
             ns: node.clone(),

@@ -3,7 +3,7 @@
 use super::{plan_enslaved_up, Net};
 use crate::change::{Change, Scope};
 use crate::netlink::diff;
-use crate::netlink::Ns;
+use crate::netlink::{Ns, VethSpec};
 use crate::observe::{ActualContainer, ActualSandbox};
 use crate::types::{fmt_mac, names, LocalEndpoint};
 
@@ -99,10 +99,12 @@ fn wire_endpoint(n: &Net, ep: &LocalEndpoint) -> Vec<Change> {
     vec![
         Change::CreateVeth {
             ns: sb.clone(),
-            name: veth.clone(),
-            peer: peer.clone(),
-            mtu,
-            peer_mac,
+            spec: VethSpec {
+                name: veth.clone(),
+                peer: peer.clone(),
+                mtu,
+                peer_mac,
+            },
         },
         Change::SetLinkMaster {
             ns: sb.clone(),

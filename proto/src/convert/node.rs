@@ -1,6 +1,21 @@
 //! Node enums as Docker spells them (`Ready`, `Active`, `manager`).
 
-use crate::{ManagerReachability, NodeAvailability, NodeRole, NodeState};
+use crate::{ManagerReachability, Node, NodeAvailability, NodeRole, NodeState};
+
+impl Node {
+    /// `Unknown` when the node has no status yet.
+    pub fn state(&self) -> NodeState {
+        self.status.as_ref().map(|s| s.state()).unwrap_or_default()
+    }
+
+    /// `Active` when the node has no spec.
+    pub fn availability(&self) -> NodeAvailability {
+        self.spec
+            .as_ref()
+            .map(|s| s.availability())
+            .unwrap_or_default()
+    }
+}
 
 impl NodeRole {
     pub fn label(self) -> &'static str {

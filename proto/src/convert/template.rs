@@ -98,7 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_expand_and_unknown_ones_are_refused() {
+    fn only_known_placeholders_expand() {
         let task = Task {
             id: "t1".into(),
             service_id: "s1".into(),

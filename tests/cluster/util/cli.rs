@@ -82,6 +82,18 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Revokes the one certificate `ca ls` lists (its first row); returns its id.
+pub fn revoke_the_issued_cert(host: &str) -> String {
+    let listed = cli(host, "ca ls");
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .expect("the issued certificate is listed");
+    cli(host, &format!("ca revoke {id}"));
+    id.to_string()
+}
+
 pub fn node_rows(host: &str) -> Vec<Value> {
     let out = run(&["-H", host, "node", "ls", "--format", "json"]);
     if !out.status.success() {

@@ -265,7 +265,7 @@ fn bar(stage: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use swarmr_proto::{Meta, Service, ServiceSpec, TaskStatus};
+    use swarmr_proto::{Service, ServiceSpec};
 
     fn view(running: u64, desired: u64) -> ServiceView {
         let spec = ServiceSpec {
@@ -289,23 +289,10 @@ mod tests {
             TaskState::Failed | TaskState::Rejected => TaskState::Shutdown,
             _ => TaskState::Running,
         };
-        let status = TaskStatus {
-            state: state as i32,
-            error: error.into(),
-            ..Default::default()
-        };
-        let task = Task {
-            id: id.into(),
-            meta: Some(Meta {
-                created_at,
-                ..Default::default()
-            }),
-            service_name: "web".into(),
-            slot,
-            status: Some(status),
-            desired_state: desired as i32,
-            ..Default::default()
-        };
+        let mut task = super::super::ps::tests::web_task(id, slot, created_at, state, desired);
+        if let Some(status) = task.status.as_mut() {
+            status.error = error.into();
+        }
         TaskView {
             task: Some(task),
             node_hostname: String::new(),

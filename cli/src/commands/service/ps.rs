@@ -249,23 +249,23 @@ fn ellipsis(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use swarmr_proto::{Meta, TaskStatus};
 
-    fn task(
+    /// Task `id` of service `web` in `slot`, created at `created_at`, in `state`.
+    pub(in crate::commands::service) fn web_task(
         id: &str,
         slot: u64,
         created_at: i64,
         state: TaskState,
         desired: TaskState,
-    ) -> TaskView {
+    ) -> Task {
         let status = TaskStatus {
             state: state as i32,
-            timestamp: 100_000,
             ..Default::default()
         };
-        let task = Task {
+        Task {
             id: id.into(),
             meta: Some(Meta {
                 created_at,
@@ -273,11 +273,25 @@ mod tests {
             }),
             service_name: "web".into(),
             slot,
-            node_id: "node1".into(),
             status: Some(status),
             desired_state: desired as i32,
             ..Default::default()
-        };
+        }
+    }
+
+    /// `web_task` on `node1` (host-1), its status stamped at 100 s.
+    fn task(
+        id: &str,
+        slot: u64,
+        created_at: i64,
+        state: TaskState,
+        desired: TaskState,
+    ) -> TaskView {
+        let mut task = web_task(id, slot, created_at, state, desired);
+        task.node_id = "node1".into();
+        if let Some(status) = task.status.as_mut() {
+            status.timestamp = 100_000;
+        }
         TaskView {
             task: Some(task),
             node_hostname: "host-1".into(),

@@ -3,27 +3,12 @@
 //! `StopGracePeriod`, `StopSignal`. Durations are nanoseconds, as Docker's.
 
 use serde_json::{json, Value};
-use swarmr_proto::{
-    ContainerSpec, UpdateConfig, UpdateFailureAction, UpdateOrder, UpdateState, UpdateStatus,
-};
+use swarmr_proto::{ContainerSpec, UpdateConfig, UpdateFailureAction, UpdateOrder, UpdateStatus};
 
 use crate::commands::node::millis_to_rfc3339;
 
 fn nanos(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
-}
-
-/// Docker's words for update states.
-pub fn state_label(state: UpdateState) -> &'static str {
-    match state {
-        UpdateState::Unknown => "",
-        UpdateState::Updating => "updating",
-        UpdateState::Paused => "paused",
-        UpdateState::Completed => "completed",
-        UpdateState::RollbackStarted => "rollback_started",
-        UpdateState::RollbackPaused => "rollback_paused",
-        UpdateState::RollbackCompleted => "rollback_completed",
-    }
 }
 
 pub fn update_config(config: &UpdateConfig) -> Value {
@@ -51,7 +36,7 @@ pub fn update_config(config: &UpdateConfig) -> Value {
 
 pub fn update_status(status: &UpdateStatus) -> Value {
     let mut value = json!({
-        "State": state_label(status.state()),
+        "State": status.state().label(),
         "StartedAt": millis_to_rfc3339(status.started_at),
         "Message": status.message,
     });

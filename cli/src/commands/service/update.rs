@@ -286,13 +286,20 @@ mod tests {
     }
 
     #[test]
-    fn args_replace_the_command_and_endpoint_mode_switches() {
+    fn endpoint_mode_switches() {
         let mut updated = spec();
-        let args = parse(&["--args", "sleep 'a b'", "--endpoint-mode", "dnsrr", "web"]);
+        let args = parse(&["--endpoint-mode", "dnsrr", "web"]);
+        apply(&args, &mut updated, &HashMap::new()).expect("valid");
+        assert_eq!(updated.endpoint_mode(), EndpointMode::Dnsrr);
+    }
+
+    #[test]
+    fn args_replace_the_command() {
+        let mut updated = spec();
+        let args = parse(&["--args", "sleep 'a b'", "web"]);
         apply(&args, &mut updated, &HashMap::new()).expect("valid");
         let command = &updated.container.as_ref().expect("container").command;
         assert_eq!(command, &["sleep", "a b"]);
-        assert_eq!(updated.endpoint_mode(), EndpointMode::Dnsrr);
         let cleared = parse(&["--args", "", "web"]);
         apply(&cleared, &mut updated, &HashMap::new()).expect("valid");
         assert!(updated

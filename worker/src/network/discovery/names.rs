@@ -274,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_cluster_names_are_denied_and_others_forwarded() {
+    fn only_names_outside_the_cluster_go_upstream() {
         assert_eq!(ask("10.0.0.8", "nosuch"), Answer::NxDomain);
         assert_eq!(ask("10.0.0.8", "web.9.gone"), Answer::NxDomain);
         assert_eq!(ask("10.0.0.8", "example.com."), Answer::Forward);

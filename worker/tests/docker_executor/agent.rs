@@ -1,10 +1,5 @@
-//! The task agent against the machine's real dockerd.
-//!
-//! `#[ignore]`d: it needs Docker and the local `swarmr/busybox:latest` image (from
-//! `deploy/images/build.sh`); run with
-//! `cargo test -p swarmr-worker --test agent_docker -- --include-ignored`.
-//! Each test uses its own random node id and removes that node's containers at the end,
-//! also when it fails.
+//! The task agent on the Docker executor: its own node id per test, removed at the end
+//! (also when it fails) by `util::cleanup`.
 
 use std::future::Future;
 use std::panic::{resume_unwind, AssertUnwindSafe};
@@ -18,8 +13,10 @@ use swarmr_worker::executor::{ContainerState, DockerExecutor, Executor};
 use swarmr_worker::Agent;
 use tokio::sync::{mpsc, watch};
 
-const IMAGE: &str = "swarmr/busybox:latest";
-/// Upper bound for anything a test waits for.
+use crate::util::{cleanup, IMAGE};
+
+/// Upper bound for anything a test waits for (an agent's report takes longer than a
+/// direct executor call).
 const WAIT: Duration = Duration::from_secs(45);
 
 struct TestAgent {
@@ -113,18 +110,6 @@ where
     cleanup(&exec, &node_id).await;
     if let Err(panic) = outcome {
         resume_unwind(panic);
-    }
-}
-
-async fn cleanup(exec: &DockerExecutor, node_id: &str) {
-    let Ok(containers) = exec.list(node_id).await else {
-        eprintln!("cleanup: cannot list containers of {node_id}");
-        return;
-    };
-    for c in containers {
-        if let Err(err) = exec.remove(&c.container_id).await {
-            eprintln!("cleanup: {}", err.report());
-        }
     }
 }
 
