@@ -70,7 +70,8 @@ impl Manager {
         let store = Store::open(&db)?;
         let log_store =
             LogStore::open(&db, &config.data_dir.join(DB_DIR)).map_err(ManagerError::OpenDb)?;
-        let state_machine = StateMachine::open(&db, store.clone()).map_err(ManagerError::OpenDb)?;
+        let state_machine = StateMachine::open(&db, &config.data_dir, store.clone())
+            .map_err(ManagerError::OpenDb)?;
         state_machine
             .announce_applied()
             .map_err(|e| ManagerError::Storage(Box::new(e)))?;

@@ -17,7 +17,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Sle
         let db = sled::open(dir.path()).expect("open sled");
         let store = Store::open(&db).expect("store");
         let log = LogStore::open(&db, dir.path()).expect("log store");
-        let sm = StateMachine::open(&db, store).expect("state machine");
+        let sm = StateMachine::open(&db, dir.path(), store).expect("state machine");
         Ok((dir, log, sm))
     }
 }

@@ -4,6 +4,7 @@ mod bad_input;
 mod check;
 mod deploy;
 mod discovery;
+mod disk_full;
 mod dockerapi;
 mod dockerapi_requests;
 mod dockerapi_secrets;

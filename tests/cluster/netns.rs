@@ -14,6 +14,15 @@ pub fn ip(args: &[&str]) {
     );
 }
 
+/// Which of a host's packets an asymmetric cut drops.
+#[derive(Clone, Copy, Debug)]
+pub enum OneWay {
+    Inbound,
+    Outbound,
+}
+
+const CUT_TABLE: &str = "swarmr_test_cut";
+
 /// Host namespaces on one underlay bridge (its own namespace), removed on drop.
 pub struct Underlay {
     prefix: String,
@@ -112,8 +121,46 @@ impl Underlay {
         self.set_bridge_end(name, "down");
     }
 
-    /// Wires `name` back.
+    /// Drops what `name` receives, or what it sends, on its underlay link (nftables in
+    /// its namespace), while the link stays up: a half-broken network.
+    pub fn cut_one_way(&self, name: &str, way: OneWay) {
+        let (hook, match_dev) = match way {
+            OneWay::Inbound => ("input", "iifname"),
+            OneWay::Outbound => ("output", "oifname"),
+        };
+        let rules = format!(
+            "table inet {CUT_TABLE} {{ chain drop {{ type filter hook {hook} priority 0; \
+             {match_dev} \"eth0\" drop; }} }}"
+        );
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &self.host_ns(name), "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run nft");
+        use std::io::Write;
+        nft.stdin
+            .take()
+            .expect("nft stdin")
+            .write_all(rules.as_bytes())
+            .expect("write nft rules");
+        assert!(nft.wait().expect("nft").success(), "nft {rules}");
+    }
+
+    /// Wires `name` back, whichever way it was cut.
     pub fn heal(&self, name: &str) {
+        // Absent unless `cut_one_way` made it.
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.host_ns(name),
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                CUT_TABLE,
+            ])
+            .output();
         self.set_bridge_end(name, "up");
     }
 

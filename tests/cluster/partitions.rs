@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::netns::OneWay;
 use crate::util::*;
 
 const HEARTBEAT: &[&str] = &["--dispatcher-heartbeat", "300ms"];
@@ -68,10 +69,32 @@ fn a_cut_off_follower_refuses_stale_reads() {
 #[test]
 #[ignore = "needs root"]
 fn a_cut_off_leader_refuses_writes_while_the_majority_elects_another() {
+    leader_cut_off(|cluster| cluster.cut("m1"));
+}
+
+/// The same with the leader's host receiving nothing but still sending: its heartbeats may
+/// reach the followers for a while, but no answer reaches it.
+#[test]
+#[ignore = "needs root"]
+fn a_leader_that_cannot_receive_is_replaced_and_refuses_writes() {
+    leader_cut_off(|cluster| cluster.cut_one_way("m1", OneWay::Inbound));
+}
+
+/// The same with the leader's host receiving everything but sending nothing: it hears the
+/// new candidates' higher terms but cannot answer.
+#[test]
+#[ignore = "needs root"]
+fn a_leader_that_cannot_send_is_replaced_and_refuses_writes() {
+    leader_cut_off(|cluster| cluster.cut_one_way("m1", OneWay::Outbound));
+}
+
+/// Cuts the leader m1 off with `cut`, then checks the majority, the old leader's refusal
+/// and, after healing, that all three agree.
+fn leader_cut_off(cut: impl FnOnce(&Cluster)) {
     let mut cluster = Cluster::three_managers_on_hosts(HEARTBEAT);
     let m1 = cluster.node("m1").host();
     let m2 = cluster.node("m2").host();
-    cluster.cut("m1");
+    cut(&cluster);
     let cut_at = Instant::now();
     wait_until("m2 or m3 leads", || {
         node_rows(&m2)
@@ -89,6 +112,7 @@ fn a_cut_off_leader_refuses_writes_while_the_majority_elects_another() {
     );
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("quorum") || err.contains("leader"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the refusal is bounded, not a hang"
@@ -149,4 +173,53 @@ fn a_cut_off_workers_tasks_never_run_twice() {
     });
     assert_eq!(containers(&id).len(), 3, "no task runs twice");
     assert_eq!(running_tasks(&m1, "cutoff").len(), 3);
+}
+
+/// Membership changes while m3's host is cut off. Demoting m2 would leave {m1, m3} with m3
+/// unreachable: refused, with the reason. Promoting w4 makes {m1, m2, m3, w4}, of which
+/// three are reachable: it completes. Writes go on throughout, and after healing every
+/// manager holds the same state and the same list of managers.
+#[test]
+#[ignore = "needs root"]
+fn membership_changes_during_a_cut_never_freeze_writes() {
+    let mut cluster = Cluster::three_managers_on_hosts(HEARTBEAT).joined(&[("w4", "worker")]);
+    let m1 = cluster.node("m1").host();
+    cluster.cut("m3");
+    wait_until("m3 Unreachable", || {
+        node_row(&m1, "m3").is_some_and(|r| r["ManagerStatus"] == "Unreachable")
+    });
+
+    let err = cli_fails(&m1, "node demote m2");
+    assert!(err.contains("would lose the managers' quorum"), "{err}");
+    assert!(run_owned(&label(&m1, "after=demote")).status.success());
+
+    let out = cli(&m1, "node promote w4");
+    assert!(out.contains("promoted to a manager"), "{out}");
+    wait_until("w4 a reachable manager", || {
+        node_row(&m1, "w4").is_some_and(|r| r["ManagerStatus"] == "Reachable")
+    });
+    assert!(run_owned(&label(&m1, "after=promote")).status.success());
+
+    cluster.heal("m3");
+    let hosts: Vec<String> = ["m1", "m2", "m3", "w4"]
+        .iter()
+        .map(|name| cluster.node(name).host())
+        .collect();
+    let managers = |host: &str| -> Vec<String> {
+        let mut names: Vec<String> = node_rows(host)
+            .iter()
+            .filter(|r| r["ManagerStatus"] != "")
+            .map(|r| r["Hostname"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    wait_until("every manager holds the same state", || {
+        hosts.iter().all(|h| {
+            let same_labels = run(&["-H", h, "node", "inspect", "m1"]).status.success()
+                && labels(h, "m1")["after"] == "promote";
+            same_labels && managers(h) == ["m1", "m2", "m3", "w4"]
+        })
+    });
+    assert!(run_owned(&label(&m1, "after=heal")).status.success());
 }

@@ -11,15 +11,17 @@ mod durable;
 pub mod log_store;
 pub mod network;
 pub mod service;
+mod snapshot_file;
 pub mod state_machine;
 
-use std::io::Cursor;
 use std::time::Duration;
 
 openraft::declare_raft_types!(
     pub TypeConfig:
         D = swarmr_proto::Proposal,
         R = swarmr_proto::ProposalResult,
+        // A file, so a snapshot is written, sent and received a chunk at a time.
+        SnapshotData = tokio::fs::File,
 );
 
 pub type NodeId = u64;

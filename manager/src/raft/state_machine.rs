@@ -3,38 +3,30 @@
 //! and installs snapshots of the whole tree. A restart resumes from the persisted state,
 //! not by replaying the log.
 
-use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+
+use tokio::io::AsyncWriteExt;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder,
     StorageIOError, StoredMembership,
 };
-use serde::{Deserialize, Serialize};
 use swarmr_proto::ProposalResult;
 
+use super::snapshot_file::{self, Snapshots};
 use super::{decode, dedup, encode, NodeId, StorageError, TypeConfig};
 use crate::store::{apply, Index, Store, StoreEvent};
 
 const LAST_APPLIED: &str = "~sm/last_applied";
 const MEMBERSHIP: &str = "~sm/membership";
-const CURRENT_SNAPSHOT: &str = "current";
 
 type Membership = StoredMembership<NodeId, BasicNode>;
-/// The whole `state` tree as key/value pairs: the snapshot's payload.
-type StatePairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(Clone)]
 pub struct StateMachine {
     store: Store,
-    snapshots: sled::Tree,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
+    snapshots: Snapshots,
 }
 
 /// The result of an entry that applied.
@@ -45,8 +37,7 @@ fn applied(index: u64) -> ProposalResult {
     }
 }
 
-/// Bytes of the stored snapshot (0: none yet), for the monitoring port.
-pub static LAST_SNAPSHOT_BYTES: AtomicU64 = AtomicU64::new(0);
+pub use super::snapshot_file::LAST_SNAPSHOT_BYTES;
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::read_state_machine(AnyError::new(&e)).into()
@@ -61,11 +52,9 @@ fn snap_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl StateMachine {
-    pub fn open(db: &sled::Db, store: Store) -> Result<Self, sled::Error> {
-        let snapshots = db.open_tree("raft_snapshots")?;
-        if let Some(stored) = snapshots.get(CURRENT_SNAPSHOT)? {
-            LAST_SNAPSHOT_BYTES.store(stored.len() as u64, Ordering::Relaxed);
-        }
+    /// Opens the state machine on `db`, with its snapshot files under `data_dir`.
+    pub fn open(db: &sled::Db, data_dir: &Path, store: Store) -> Result<Self, sled::Error> {
+        let snapshots = Snapshots::open(db, data_dir).map_err(sled::Error::Io)?;
         Ok(Self { store, snapshots })
     }
 
@@ -164,8 +153,10 @@ impl StateMachine {
         Ok(first)
     }
 
-    /// Copies the whole state tree under the write lock: a consistent cut.
-    fn dump_state(&self) -> Result<StatePairs, StorageError> {
+    /// The whole state tree at one point of the apply order. Taken under the write lock,
+    /// but it copies no value: sled hands out its values, immutable, by reference count
+    /// (keys of up to 22 bytes are copied inline), so applies wait only for the walk.
+    fn view(&self) -> Result<Vec<(sled::IVec, sled::IVec)>, StorageError> {
         let _guard = self
             .store
             .write_lock
@@ -174,18 +165,25 @@ impl StateMachine {
         self.store
             .state
             .iter()
-            .map(|item| {
-                let (k, v) = item.map_err(sm_read_err)?;
-                Ok((k.to_vec(), v.to_vec()))
-            })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map_err(sm_read_err)
+    }
+}
+
+/// Runs blocking file work off the async workers, which the apply loop needs.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(snap_err),
+        Err(joined) => Err(snap_err(std::io::Error::other(joined))),
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let pairs = self.dump_state()?;
-        let find = |key: &str| pairs.iter().find(|(k, _)| k.as_slice() == key.as_bytes());
+        let pairs = self.view()?;
+        let find = |key: &str| pairs.iter().find(|(k, _)| k == key.as_bytes());
         let last_log_id: Option<LogId<NodeId>> = match find(LAST_APPLIED) {
             Some((_, v)) => decode(v).map_err(snap_err)?,
             None => None,
@@ -194,41 +192,48 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             Some((_, v)) => decode(v).map_err(snap_err)?,
             None => Membership::default(),
         };
-        let data = encode(&pairs).map_err(snap_err)?;
+        let snapshots = self.snapshots.clone();
+        let (path, size, file) = blocking(move || snapshots.write(&pairs)).await?;
         let snapshot_id = match last_log_id {
-            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, data.len()),
-            None => format!("empty-{}", data.len()),
+            Some(id) => format!("{}-{}-{size}", id.leader_id, id.index),
+            None => format!("empty-{size}"),
         };
         let meta = SnapshotMeta {
             last_log_id,
             last_membership,
             snapshot_id,
         };
-        self.save_snapshot(&meta, &data).await?;
+        let (snapshots, committed) = (self.snapshots.clone(), meta.clone());
+        blocking(move || snapshots.commit(&committed, &path)).await?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 }
 
 impl StateMachine {
-    async fn save_snapshot(
-        &self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        data: &[u8],
-    ) -> Result<(), StorageError> {
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.to_vec(),
-        };
-        let bytes = encode(&stored).map_err(snap_err)?;
-        let size = bytes.len() as u64;
-        self.snapshots
-            .insert(CURRENT_SNAPSHOT, bytes)
-            .map_err(snap_err)?;
-        self.snapshots.flush_async().await.map_err(snap_err)?;
-        LAST_SNAPSHOT_BYTES.store(size, Ordering::Relaxed);
+    /// Replaces the state tree with the pairs of the snapshot file at `path`. openraft
+    /// runs installs and applies one at a time, so the tree does not change while the
+    /// batch is made; the write lock is held only to apply it. The batch is the one copy
+    /// of the state in memory.
+    fn install_file(&self, path: &Path) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for key in self.store.state.iter().keys() {
+            batch.remove(key.map_err(snap_err)?);
+        }
+        let file = std::fs::File::open(path).map_err(snap_err)?;
+        for pair in snapshot_file::read_pairs(file).map_err(snap_err)? {
+            let (key, value) = pair.map_err(snap_err)?;
+            batch.insert(key, value);
+        }
+        let mut guard = self
+            .store
+            .write_lock
+            .lock()
+            .map_err(|_| snap_err(std::io::Error::other("state machine lock poisoned")))?;
+        self.store.state.apply_batch(batch).map_err(snap_err)?;
+        *guard = Index::build(&self.store.state).map_err(snap_err)?;
         Ok(())
     }
 }
@@ -259,52 +264,44 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let snapshots = self.snapshots.clone();
+        let file = blocking(move || snapshots.begin_receiving()).await?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let pairs: StatePairs = decode(&data).map_err(snap_err)?;
-        {
-            let mut guard = self
-                .store
-                .write_lock
-                .lock()
-                .map_err(|_| snap_err(std::io::Error::other("state machine lock poisoned")))?;
-            let mut batch = sled::Batch::default();
-            for item in self.store.state.iter() {
-                let (key, _) = item.map_err(snap_err)?;
-                batch.remove(key);
-            }
-            for (key, value) in pairs {
-                batch.insert(key, value);
-            }
-            self.store.state.apply_batch(batch).map_err(snap_err)?;
-            *guard = Index::build(&self.store.state).map_err(snap_err)?;
+        // Chunks were written through tokio's buffer: wait for the last one to land.
+        snapshot.flush().await.map_err(snap_err)?;
+        let mut received = snapshot.into_std().await;
+        let snapshots = self.snapshots.clone();
+        let path = blocking(move || snapshots.take_received(&mut received)).await?;
+        let (sm, staged) = (self.clone(), path.clone());
+        match tokio::task::spawn_blocking(move || sm.install_file(&staged)).await {
+            Ok(installed) => installed?,
+            Err(joined) => return Err(snap_err(std::io::Error::other(joined))),
         }
-        self.save_snapshot(meta, &data).await?;
+        let (snapshots, committed) = (self.snapshots.clone(), meta.clone());
+        blocking(move || snapshots.commit(&committed, &path)).await?;
         let index = meta.last_log_id.map_or(0, |id| id.index);
         self.store.publish(index, StoreEvent::Reset { index });
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some(bytes) = self.snapshots.get(CURRENT_SNAPSHOT).map_err(snap_err)? else {
-            return Ok(None);
-        };
-        let stored: StoredSnapshot = decode(&bytes).map_err(snap_err)?;
-        Ok(Some(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
-        }))
+        let snapshots = self.snapshots.clone();
+        Ok(blocking(move || snapshots.open_current())
+            .await?
+            .map(|(meta, file)| Snapshot {
+                meta,
+                snapshot: Box::new(tokio::fs::File::from_std(file)),
+            }))
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,9 +317,10 @@ mod tests {
 
     #[test]
     fn a_write_committed_twice_is_applied_once_and_reported_as_applied() {
+        let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
         let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, store.clone()).unwrap();
+        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
         let network = Network {
             id: "n1".into(),
             spec: Some(NetworkSpec {
@@ -356,16 +354,17 @@ mod tests {
 
     #[test]
     fn a_reopened_state_machine_announces_the_index_it_applied() {
+        let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
         let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, store.clone()).unwrap();
+        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
         let proposal = Proposal {
             actions: Vec::new(),
             proposed_at: 1,
         };
         sm.apply_entry(&entry(42, &proposal)).unwrap();
         let reopened = Store::open(&db).unwrap();
-        StateMachine::open(&db, reopened.clone())
+        StateMachine::open(&db, dir.path(), reopened.clone())
             .unwrap()
             .announce_applied()
             .unwrap();
@@ -378,9 +377,10 @@ mod tests {
 
     #[test]
     fn proposal_records_are_pruned_past_the_window() {
+        let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
         let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, store.clone()).unwrap();
+        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
         let empty = |at| Proposal {
             actions: Vec::new(),
             proposed_at: at,
@@ -398,5 +398,109 @@ mod tests {
         assert!(dedup::seen(&store.state, &recent).unwrap().is_some());
         dedup::forget_all(&store.state).unwrap();
         assert_eq!(store.state.scan_prefix("~dedup").count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use swarmr_proto::Proposal;
+
+    use super::*;
+
+    const OBJECTS: usize = 20_000;
+    const VALUE_BYTES: usize = 2048;
+
+    fn open() -> (tempfile::TempDir, Store, StateMachine) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
+        (dir, store, sm)
+    }
+
+    /// Runs `work` while another thread takes the write lock in a loop, as readers and
+    /// subscriptions do; returns the longest wait for it.
+    async fn longest_lock_wait<T>(
+        store: &Store,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Duration) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut longest = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    store.with_index(|_| ());
+                    longest = longest.max(started.elapsed());
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                longest
+            })
+        };
+        let out = work.await;
+        stop.store(true, Ordering::Relaxed);
+        (out, waiter.join().unwrap())
+    }
+
+    /// Prints what a snapshot of 40 MiB costs the state machine (run with `--nocapture`);
+    /// asserts only that the follower ends with the leader's state.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_of_a_large_state_installs_the_same_state() {
+        let (_db, store, mut sm) = open();
+        for i in 0..OBJECTS {
+            let value = vec![(i % 251) as u8; VALUE_BYTES];
+            store.state.insert(format!("task/{i:06}"), value).unwrap();
+        }
+        let proposal = Proposal {
+            actions: Vec::new(),
+            proposed_at: 1,
+        };
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 7),
+            payload: EntryPayload::Normal(proposal),
+        };
+        sm.apply_entry(&entry).unwrap();
+        let started = Instant::now();
+        let mut builder = sm.get_snapshot_builder().await;
+        let (snapshot, build_wait) = longest_lock_wait(&store, builder.build_snapshot()).await;
+        let snapshot = snapshot.unwrap();
+        let build = started.elapsed();
+
+        let (_db_f, follower_store, mut follower) = open();
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        let mut received = follower.begin_receiving_snapshot().await.unwrap();
+        *received = *current.snapshot;
+        let started = Instant::now();
+        let (installed, install_wait) = longest_lock_wait(
+            &follower_store,
+            follower.install_snapshot(&snapshot.meta, received),
+        )
+        .await;
+        installed.unwrap();
+        let install = started.elapsed();
+        eprintln!(
+            "snapshot of {OBJECTS} objects of {VALUE_BYTES} bytes ({} MiB stored): build {build:?} \
+             (longest wait for the write lock {build_wait:?}), install {install:?} (longest wait \
+             {install_wait:?})",
+            LAST_SNAPSHOT_BYTES.load(Ordering::Relaxed) >> 20
+        );
+        let pairs = |s: &Store| -> Vec<(sled::IVec, sled::IVec)> {
+            s.state.iter().map(|item| item.unwrap()).collect()
+        };
+        assert_eq!(
+            pairs(&follower_store),
+            pairs(&store),
+            "the follower holds the leader's state"
+        );
+        assert_eq!(
+            follower.applied_state().await.unwrap().0,
+            Some(entry.log_id)
+        );
     }
 }

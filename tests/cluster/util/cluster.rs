@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::cli::{node_row, ok, run, wait_until};
 use super::node::{fresh_ip, Node};
-use crate::netns::Underlay;
+use crate::netns::{OneWay, Underlay};
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
@@ -173,6 +173,15 @@ impl Cluster {
             .cut(name);
     }
 
+    /// Drops one direction of host `name`'s traffic. Multi-host clusters only.
+    pub fn cut_one_way(&self, name: &str, way: OneWay) {
+        self.underlay
+            .as_ref()
+            .expect("cuts need init_on_hosts")
+            .cut_one_way(name, way);
+    }
+
+    /// Undoes `cut` or `cut_one_way`.
     pub fn heal(&self, name: &str) {
         self.underlay
             .as_ref()
