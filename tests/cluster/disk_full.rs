@@ -53,11 +53,7 @@ impl Drop for Tmpfs {
 }
 
 fn label_of(host: &str, key: &str) -> Option<String> {
-    let out = run(&["-H", host, "node", "inspect", "m1"]);
-    if !out.status.success() {
-        return None;
-    }
-    inspect(host, "m1")["Spec"]["Labels"][key]
+    try_inspect(host, "m1")?["Spec"]["Labels"][key]
         .as_str()
         .map(String::from)
 }

@@ -129,8 +129,8 @@ impl Underlay {
             OneWay::Outbound => ("output", "oifname"),
         };
         let rules = format!(
-            "table inet {CUT_TABLE} {{ chain drop {{ type filter hook {hook} priority 0; \
-             {match_dev} \"eth0\" drop; }} }}"
+            "table inet {CUT_TABLE} {{\n chain cut {{\n type filter hook {hook} priority 0\n \
+             {match_dev} \"eth0\" drop\n }}\n}}\n"
         );
         let mut nft = Command::new("ip")
             .args(["netns", "exec", &self.host_ns(name), "nft", "-f", "-"])

@@ -234,3 +234,75 @@ pub fn read_pairs(file: File) -> io::Result<impl Iterator<Item = io::Result<(Vec
         bincode::deserialize_from::<_, (Vec<u8>, Vec<u8>)>(&mut input).map_err(invalid)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+
+    fn meta(index: u64) -> Meta {
+        Meta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+            snapshot_id: format!("s{index}"),
+            ..Default::default()
+        }
+    }
+
+    fn pairs_of(file: File) -> Vec<(Vec<u8>, Vec<u8>)> {
+        read_pairs(file).unwrap().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_and_a_reopen_keeps_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let snapshots = Snapshots::open(&db, dir.path()).unwrap();
+        let newer = [(b"k".to_vec(), b"new".to_vec())];
+        let (path, _, _) = snapshots.write(&newer).unwrap();
+        assert!(snapshots.commit(&meta(9), &path).unwrap());
+        let (path, _, _) = snapshots.write(&[(b"k", b"old")]).unwrap();
+        assert!(
+            !snapshots.commit(&meta(5), &path).unwrap(),
+            "a late, older build"
+        );
+        // A transfer that never finished leaves a file behind.
+        snapshots.begin_receiving().unwrap();
+
+        let reopened = Snapshots::open(&db, dir.path()).unwrap();
+        let (current, file) = reopened.open_current().unwrap().unwrap();
+        assert_eq!(current, meta(9));
+        assert_eq!(pairs_of(file), newer.to_vec());
+        let files = fs::read_dir(dir.path().join(DIR)).unwrap().count();
+        assert_eq!(files, 1, "only the current snapshot's file is kept");
+    }
+
+    #[test]
+    fn a_snapshot_sled_held_whole_moves_to_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let pairs = vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), vec![7; 100]),
+        ];
+        #[derive(Serialize)]
+        struct Old<'a> {
+            meta: Meta,
+            data: &'a [u8],
+        }
+        let data = encode(&pairs).unwrap();
+        let old = encode(&Old {
+            meta: meta(3),
+            data: &data,
+        })
+        .unwrap();
+        db.open_tree("raft_snapshots")
+            .unwrap()
+            .insert(OLD_KEY, old)
+            .unwrap();
+        let snapshots = Snapshots::open(&db, dir.path()).unwrap();
+        let (current, file) = snapshots.open_current().unwrap().unwrap();
+        assert_eq!((current, pairs_of(file)), (meta(3), pairs));
+        assert!(snapshots.tree.get(OLD_KEY).unwrap().is_none());
+    }
+}

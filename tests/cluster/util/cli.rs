@@ -111,6 +111,13 @@ pub fn node_row(host: &str, hostname: &str) -> Option<Value> {
         .find(|r| r["Hostname"] == hostname)
 }
 
+/// `node inspect`, or None when the read is refused (during an election, say).
+pub fn try_inspect(host: &str, node: &str) -> Option<Value> {
+    let out = run(&["-H", host, "node", "inspect", node]);
+    let array: Value = serde_json::from_slice(&out.stdout).ok()?;
+    out.status.success().then(|| array[0].clone())
+}
+
 pub fn inspect(host: &str, node: &str) -> Value {
     let out = ok(&["-H", host, "node", "inspect", node]);
     let array: Value = serde_json::from_str(&out).expect("inspect prints JSON");
