@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use swarmr_proto::{
     ContainerSpec, CreateServiceRequest, GetServiceRequest, RemoveServiceRequest, Service,
-    ServiceSpec,
+    ServiceSpec, ServiceView,
 };
 use swarmr_worker::executor::{
     ContainerSpec as WorkerContainerSpec, DockerExecutor, Executor as _,
@@ -43,17 +43,18 @@ pub async fn create(c: &mut Client, spec: ServiceSpec) -> Result<Service> {
         .context("no service in the reply")
 }
 
-/// Running and desired replicas of a service.
-pub async fn counts(c: &mut Client, id: &str) -> Result<(u64, u64)> {
+/// The service as the manager shows it now.
+pub async fn view(c: &mut Client, id: &str) -> Result<ServiceView> {
     let request = GetServiceRequest {
         reference: id.to_string(),
     };
-    let view = c
-        .get_service(request)
-        .await
-        .context("get service")?
-        .into_inner();
-    let view = view.service.context("no service view")?;
+    let reply = c.get_service(request).await.context("get service")?;
+    reply.into_inner().service.context("no service view")
+}
+
+/// Running and desired replicas of a service.
+pub async fn counts(c: &mut Client, id: &str) -> Result<(u64, u64)> {
+    let view = view(c, id).await?;
     Ok((view.running, view.desired))
 }
 

@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use swarmr_proto::{
-    ContainerSpec, GetServiceRequest, ListTasksRequest, TaskState, UpdateConfig,
-    UpdateServiceRequest, UpdateState,
+    ContainerSpec, ListTasksRequest, TaskState, UpdateConfig, UpdateServiceRequest, UpdateState,
 };
 
 use crate::cluster::Client;
-use crate::converge::{create, remove, sleeper, until_running};
+use crate::converge::{create, remove, sleeper, until_running, view};
 
 /// Returns the seconds until every task was replaced, and until the update completed.
 pub async fn trial(c: &mut Client, name: &str, replicas: u64) -> Result<(f64, f64)> {
@@ -87,14 +86,7 @@ async fn fresh_running(c: &mut Client, id: &str, template: &Option<ContainerSpec
 }
 
 async fn update_state(c: &mut Client, id: &str) -> Result<Option<UpdateState>> {
-    let request = GetServiceRequest {
-        reference: id.to_string(),
-    };
-    let view = c
-        .get_service(request)
-        .await
-        .context("get service")?
-        .into_inner();
-    let service = view.service.and_then(|v| v.service);
+    let view = view(c, id).await?;
+    let service = view.service;
     Ok(service.and_then(|s| s.update_status).map(|s| s.state()))
 }
