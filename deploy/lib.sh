@@ -169,3 +169,9 @@ start_cluster() {
 sw() { "$BIN" -H "unix://$NODE_DIR/h1/swarmr.sock" "$@"; }
 
 node_ready() { sw node ls --format json | jq -e --arg h "$1" 'select(.Hostname == $h and .Status == "Ready")'; }
+
+# field KEY: the value of KEY=value among the space-separated words on stdin.
+field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# container_of SERVICE: one container of the service (through sw).
+container_of() { docker ps -q --filter "label=com.swarmr.service.id=$(sw service inspect "$1" | jq -r '.[0].ID')" | head -n 1; }

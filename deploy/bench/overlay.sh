@@ -166,7 +166,6 @@ vips_on() {
 two_vipweb_containers() { [ "$(endpoints vipweb | wc -l)" = 2 ]; }
 conn_load() { nsenter -t "$B_PID" -n "$LOAD" connect "$1:8080" "$2"; }
 vip_serves() { conn_load "$VIP" 1 | grep -q 'errors=0'; }
-field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # New TCP connections/s from the h2 bench task, through the VIP over straight to a task.
 conn_rate() {

@@ -31,10 +31,8 @@ P="pb$$"
 NODE_DIR="$RUN"
 NODE_ARGS=(--dns-upstream 127.0.0.1:5353)
 
-field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 load() { nsenter --net="/run/netns/${P}client" "$LOAD" "$@"; }
 serves() { load request "$1" 1 | grep -q 'errors=0'; }
-container_of() { docker ps -q --filter "label=com.swarmr.service.id=$(sw service inspect "$1" | jq -r '.[0].ID')" | head -n 1; }
 
 command -v nft >/dev/null || die "nft is not installed (deploy/prereqs.sh)"
 docker image inspect swarmr/busybox:latest >/dev/null 2>&1 || bash deploy/images/build.sh

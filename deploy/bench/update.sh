@@ -33,8 +33,6 @@ P="ub$$"
 NODE_DIR="$RUN"
 NODE_ARGS=(--dns-upstream 127.0.0.1:5353)
 
-field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
-container_of() { docker ps -q --filter "label=com.swarmr.service.id=$(sw service inspect "$1" | jq -r '.[0].ID')" | head -n 1; }
 load() { nsenter -t "$CLIENT_PID" -n "$LOAD" "$@"; }
 vip_serves() { load request "$VIP:80" 1 | grep -q 'errors=0'; }
 
