@@ -107,7 +107,10 @@ fn six_tasks_on_three_hosts_all_reach_each_other_then_scale_down_cleans_fdb() {
         .as_object()
         .map(|cs| cs.values().filter_map(|c| c["Node"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(peers, hosting, "Peers lists exactly the hosts running its tasks");
+    assert_eq!(
+        peers, hosting,
+        "Peers lists exactly the hosts running its tasks"
+    );
     assert_eq!(peers.len(), 3, "spread puts tasks on all three hosts");
     let vni = inspect[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
         .as_str()

@@ -154,6 +154,30 @@ pub async fn docker_floor(
     Ok(took)
 }
 
+/// The Docker floor of a rolling replacement: `replicas` containers in groups of `group`,
+/// each group created and started at once once the previous one runs (as an update with
+/// that parallelism does, without its health wait). The sum of the groups' times.
+pub async fn rolling_floor(
+    executor: &Arc<DockerExecutor>,
+    what: &Floor<'_>,
+    tag: &str,
+    replicas: u64,
+    group: u64,
+) -> Result<f64> {
+    let group = group.max(1);
+    let mut total = 0.0;
+    let mut done = 0;
+    while done < replicas {
+        let size = group.min(replicas - done);
+        total += docker_floor(executor, what, &format!("{tag}-{done}"), size).await?;
+        done += size;
+    }
+    println!(
+        "  {tag}: {replicas:3} containers in groups of {group} through Docker after {total:.3} s"
+    );
+    Ok(total)
+}
+
 pub fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     let n = times.len();

@@ -10,13 +10,15 @@
 //!    through the worker's executor (the same bollard calls), with no orchestration, so
 //!    the figures say how much of the time is swarmr's own.
 //! 2. One rolling update of 30 replicas (`--force`, parallelism 3, no delay): the time
-//!    until every slot runs a new task and until the update completes, beside the floor.
+//!    until every slot runs a new task and until the update completes, beside the rolling
+//!    floor (the same 30 containers started in 10 groups of 3, one group after another).
 //! 3. Worker w1's RSS with 10 tasks on it.
 //! 4. Worker w1 killed (-9) with tasks on it: until it is Down, and until its tasks run
 //!    on w2.
 //!
-//! `service_bench floor N IMAGE` prints only the floor for N containers of IMAGE with its
-//! own command (`floor_s=`), for `deploy/bench/update.sh`.
+//! `service_bench floor N IMAGE [GROUP]` prints only the floor for N containers of IMAGE
+//! with its own command (`floor_s=`), all at once or in groups of GROUP one after another
+//! (the floor of a rolling update), for `deploy/bench/update.sh`.
 //!
 //! Run through `deploy/bench/services.sh` (release build, root and Docker). Prints figures
 //! and ends with key=value lines; asserts nothing. The nodes and every container labelled
@@ -37,7 +39,7 @@ mod converge;
 mod failure;
 mod update;
 use common::client;
-use converge::{docker_floor, median, trial, Floor, SLEEPERS};
+use converge::{docker_floor, median, rolling_floor, trial, Floor, SLEEPERS};
 
 const IMAGE: &str = "swarmr/busybox:latest";
 /// Docker Swarm 20.10 here, `service create` until every replica runs (median).
@@ -116,7 +118,7 @@ async fn run(bin: &Path, executor: &Arc<DockerExecutor>) -> Result<Figures> {
     println!("== rolling update (--force, parallelism 3, no delay, stop-first, monitor 5 s)");
     let name = format!("bench-update-{}", std::process::id());
     let (replaced, completed) = update::trial(&mut c, &name, 30).await?;
-    let floor = docker_floor(executor, &SLEEPERS, "floor-update", 30).await?;
+    let floor = rolling_floor(executor, &SLEEPERS, "floor-update", 30, 3).await?;
     println!("update 30 replicas: replaced/floor {:.2}", replaced / floor);
     put(&mut figures, "update_30_replaced_s", replaced);
     put(&mut figures, "update_30_completed_s", completed);
@@ -152,17 +154,26 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match &args[..] {
         [] => {}
-        [mode, n, image] if mode == "floor" => {
+        [mode, n, image, group @ ..] if mode == "floor" && group.len() <= 1 => {
             let n = n.parse().context("floor N: N is a number of containers")?;
             let what = Floor {
                 image,
                 command: &[],
             };
-            let floor = docker_floor(&executor, &what, &format!("floor-{n}"), n).await?;
+            let tag = format!("floor-{n}");
+            let floor = match group.first() {
+                None => docker_floor(&executor, &what, &tag, n).await?,
+                Some(g) => {
+                    let g = g
+                        .parse()
+                        .context("floor N IMAGE GROUP: GROUP is a number")?;
+                    rolling_floor(&executor, &what, &tag, n, g).await?
+                }
+            };
             println!("floor_s={floor:.3}");
             return Ok(());
         }
-        _ => bail!("usage: service_bench [floor N IMAGE]"),
+        _ => bail!("usage: service_bench [floor N IMAGE [GROUP]]"),
     }
     for (key, value) in run(&bin, &executor).await? {
         println!("{key}={value}");
