@@ -35,7 +35,6 @@ NODE_DIR="$RUN"
 # No real resolver is ever asked: forwarding goes to a closed loopback port.
 NODE_ARGS=(--dns-upstream 127.0.0.1:5353)
 
-
 task_ip() { sw network inspect disc | jq -r '.[0].Containers[] | select(.Name | startswith("web.")) | .IPv4Address | split("/")[0]' | head -n 1; }
 resolves() { load dns "$GATEWAY" web 1 | grep -q 'errors=0'; }
 vip_serves() { load connect "$VIP:$PORT" 1 | grep -q 'errors=0'; }

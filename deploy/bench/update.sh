@@ -8,8 +8,8 @@
 # every INTERVAL_MS (default 50) through web's VIP, each on a new connection, for the
 # whole update. The update: a new image (`my-service:bench-v2`, the same httpd with one
 # more label), `--update-parallelism PARALLELISM` (default 3) `--update-delay 0s
-# --update-order ORDER` (default start-first) `--update-monitor 0s`, timed from the call until `service update` returns
-# with the update completed. Then, in the same run, the Docker floor: REPLICAS containers
+# --update-order ORDER` (default start-first) `--update-monitor 0s`, timed from the call
+# until `service update` returns with the update completed. Then, in the same run, the Docker floor: REPLICAS containers
 # of the same image created and started straight through the worker's executor in groups
 # of PARALLELISM, each group at once after the previous one runs (`cli/examples/
 # service_bench` floor mode). The floor has no health wait: each group of the update

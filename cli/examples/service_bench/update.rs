@@ -86,7 +86,6 @@ async fn fresh_running(c: &mut Client, id: &str, template: &Option<ContainerSpec
 }
 
 async fn update_state(c: &mut Client, id: &str) -> Result<Option<UpdateState>> {
-    let view = view(c, id).await?;
-    let service = view.service;
+    let service = view(c, id).await?.service;
     Ok(service.and_then(|s| s.update_status).map(|s| s.state()))
 }
