@@ -130,6 +130,8 @@ pub enum CaError {
 pub enum ManagerError {
     #[error("open the manager database (is another swarmr using this data dir?)")]
     OpenDb(#[source] sled::Error),
+    #[error("open the Raft log (is another swarmr using this data dir?)")]
+    OpenLog(#[source] std::io::Error),
     #[error("read the stored state")]
     Store(#[from] StoreError),
     #[error("storage")]

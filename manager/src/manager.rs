@@ -18,7 +18,7 @@ use crate::control::ControlService;
 use crate::core::{create_action, Core};
 use crate::dispatcher::{self, DispatcherService, Sessions};
 use crate::error::ManagerError;
-use crate::raft::log_store::LogStore;
+use crate::raft::log_store::{LogStore, WAL_DIR};
 use crate::raft::network::Network;
 use crate::raft::service::RaftService;
 use crate::raft::state_machine::StateMachine;
@@ -68,8 +68,13 @@ impl Manager {
     pub async fn open(config: &ManagerConfig) -> Result<Self, ManagerError> {
         let db = open_db(&config.data_dir)?;
         let store = Store::open(&db)?;
-        let log_store =
-            LogStore::open(&db, &config.data_dir.join(DB_DIR)).map_err(ManagerError::OpenDb)?;
+        let log_store = LogStore::open(
+            &db,
+            &config.data_dir.join(DB_DIR),
+            &config.data_dir.join(WAL_DIR),
+        )
+        .await
+        .map_err(ManagerError::OpenLog)?;
         let state_machine = StateMachine::open(&db, &config.data_dir, store.clone())
             .map_err(ManagerError::OpenDb)?;
         state_machine
@@ -210,6 +215,7 @@ impl Manager {
     pub async fn force_new_cluster(config: &ManagerConfig) -> Result<Self, ManagerError> {
         {
             let db = open_db(&config.data_dir)?;
+            // The trees of a log kept by an older version, and the snapshots.
             for tree in ["raft_log", "raft_meta", "raft_snapshots"] {
                 db.drop_tree(tree).map_err(ManagerError::OpenDb)?;
             }
@@ -219,6 +225,12 @@ impl Manager {
             }
             sraft::dedup::forget_all(&state).map_err(ManagerError::OpenDb)?;
             db.flush().map_err(ManagerError::OpenDb)?;
+        }
+        match std::fs::remove_dir_all(config.data_dir.join(WAL_DIR)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ManagerError::OpenLog(e))
+            }
+            _ => {}
         }
         let manager = Self::open(config).await?;
         manager.initialize_raft().await?;

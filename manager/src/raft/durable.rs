@@ -1,9 +1,9 @@
-//! Flushes that survive power loss. sled 0.34's `flush` writes its buffers with
+//! Flushes of sled that survive power loss. sled 0.34's `flush` writes its buffers with
 //! `sync_file_range(2)` (WAIT_BEFORE | WRITE | WAIT_AFTER), which writes the pages but
-//! neither the file's metadata nor the disk's volatile cache: an acknowledged append or a
-//! granted vote could vanish with the power. After every flush of the Raft log or vote we
-//! also `fsync` sled's data file; fsync on any descriptor of a file makes all of its
-//! written data and its metadata durable, which is what a Raft log must promise.
+//! neither the file's metadata nor the disk's volatile cache. Where the state machine must
+//! be durable (before the Raft log drops entries it could be rebuilt from), we also
+//! `fsync` sled's data file; fsync on any descriptor of a file makes all of its written
+//! data and its metadata durable.
 
 use std::fs::File;
 use std::path::Path;

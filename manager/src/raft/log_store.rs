@@ -1,37 +1,107 @@
-//! The Raft log in sled: tree `raft_log` keyed by big-endian index, tree `raft_meta` for the
-//! vote, the committed id and the last purged id. Every append and vote is flushed and
-//! fsynced ([`Durable`]) before it is acknowledged, so a write the CLI saw committed
-//! survives a crash and a power loss.
+//! The Raft log in [raft-log]'s chunked write-ahead log (`<data dir>/raft.wal/`): the
+//! entries, the vote and the committed id as records appended to chunk files, each record
+//! checksummed, a torn tail cut off on open. Its flush thread writes and `fdatasync`s every
+//! request queued meanwhile in one batch and then calls their callbacks in order: an
+//! append or a vote is acknowledged to openraft only once it is on disk, and many writers
+//! in flight cost one sync per batch.
 //!
-//! Group commit: `append` writes the entries and hands its completion callback to a flusher
-//! task, which runs one `flush` for every append queued meanwhile and then acknowledges them
-//! in order. Many writers in flight cost one fsync per round, not one each.
+//! The log used to be a sled tree, where each group commit flushed the whole sled database
+//! (the state machine's writes too): about six log-buffer writes and a `sync_file_range`
+//! each per committed write, half the cluster's CPU. The state machine stays in sled,
+//! flushed by sled in the background; a crash may lose its last applies, which openraft
+//! applies again from the log. So that the log still holds them, a purge first makes the
+//! state durable.
+//!
+//! [raft-log]: https://crates.io/crates/raft-log
 
 use std::fmt::Debug;
+use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
-
-use tokio::sync::mpsc;
+use raft_log::api::raft_log_writer::RaftLogWriter;
+use raft_log::codeq::{Decode, Encode};
+use raft_log::RaftLog;
+use tokio::sync::oneshot;
+use tracing::warn;
 
 use super::durable::Durable;
 use super::{decode, encode, NodeId, StorageError, TypeConfig};
 
-const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
-const LAST_PURGED: &str = "last_purged";
+mod migrate;
+
+/// Where the log lives, beside sled's directory.
+pub const WAL_DIR: &str = "raft.wal";
+
+type Wal = RaftLog<WalTypes>;
 
 #[derive(Clone)]
 pub struct LogStore {
-    log: sled::Tree,
-    meta: sled::Tree,
+    wal: Arc<Mutex<Wal>>,
+    /// The state machine's tree, made durable before a purge.
+    state: sled::Tree,
     durable: Durable,
-    flusher: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
 }
 
-fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+/// raft-log's view of openraft's types: ids and votes bincode-encoded, payloads kept as
+/// their bincode bytes until read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WalTypes;
+
+impl raft_log::Types for WalTypes {
+    type LogId = Bin<LogId<NodeId>>;
+    type LogPayload = Vec<u8>;
+    type Vote = Bin<Vote<NodeId>>;
+    type Callback = Flushed;
+    type UserData = ();
+
+    fn log_index(log_id: &Self::LogId) -> u64 {
+        log_id.0.index
+    }
+
+    fn payload_size(payload: &Self::LogPayload) -> u64 {
+        payload.len() as u64
+    }
+}
+
+/// A value stored bincode-encoded behind a length, ordered as the value is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bin<T>(pub T);
+
+impl<T: serde::Serialize> Encode for Bin<T> {
+    fn encode<W: io::Write>(&self, w: W) -> Result<usize, io::Error> {
+        encode(&self.0).map_err(io::Error::other)?.encode(w)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Decode for Bin<T> {
+    fn decode<R: io::Read>(r: R) -> Result<Self, io::Error> {
+        let bytes = Vec::<u8>::decode(r)?;
+        decode(&bytes)
+            .map(Bin)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Who hears that a write reached the disk: openraft, or a caller waiting here.
+pub enum Flushed {
+    Raft(LogFlushed<TypeConfig>),
+    Wait(oneshot::Sender<io::Result<()>>),
+}
+
+impl raft_log::Callback for Flushed {
+    fn send(self, res: Result<(), io::Error>) {
+        match self {
+            Flushed::Raft(callback) => callback.log_io_completed(res),
+            Flushed::Wait(tx) => {
+                let _ = tx.send(res);
+            }
+        }
+    }
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -42,52 +112,57 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_logs(AnyError::new(&e)).into()
 }
 
+fn vote_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_vote(AnyError::new(&e)).into()
+}
+
+/// raft-log's settings. Its defaults suit a large database (1 GiB chunks, a 64 MiB read
+/// buffer, a 1 GiB payload cache); ours are small entries and a small process.
+fn wal_config(dir: &Path) -> raft_log::Config {
+    let mut wal = raft_log::chunked_wal::Config::new(dir.to_string_lossy());
+    wal.read_buffer_size = Some(1 << 20);
+    wal.chunk_max_size = Some(64 << 20);
+    // No wait for more writes before a sync (the default is 1 ms): openraft hands over
+    // appends one at a time and waits on each round, so a wait only adds latency. Measured
+    // with `raft_bench`, 64 writers: 1,771 writes/s with none, 1,308 at 100 us, 579 at 1 ms.
+    wal.flush_batch_wait = Some(Duration::ZERO);
+    raft_log::Config {
+        wal,
+        log_cache_max_items: Some(10_000),
+        log_cache_capacity: Some(64 << 20),
+    }
+}
+
 impl LogStore {
-    /// Must be called inside a tokio runtime: it starts the flusher task, which ends when
-    /// the last clone of the store is dropped.
-    /// `db_dir` is the directory `db` was opened on.
-    pub fn open(db: &sled::Db, db_dir: &std::path::Path) -> Result<Self, sled::Error> {
-        let log = db.open_tree("raft_log")?;
-        let durable = Durable::open(db_dir)?;
-        let (flusher, pending) = mpsc::unbounded_channel();
-        tokio::spawn(flush_appends(log.clone(), durable.clone(), pending));
+    /// Opens the log under `wal_dir`, moving in a log an older version kept in `db`'s
+    /// trees. `db_dir` is the directory `db` was opened on.
+    pub async fn open(db: &sled::Db, db_dir: &Path, wal_dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(wal_dir)?;
+        let mut wal = Wal::open(Arc::new(wal_config(wal_dir)))?;
+        migrate::from_sled(db, &mut wal).await?;
         Ok(Self {
-            log,
-            meta: db.open_tree("raft_meta")?,
-            durable,
-            flusher,
+            wal: Arc::new(Mutex::new(wal)),
+            state: db.open_tree("state").map_err(io::Error::other)?,
+            durable: Durable::open(db_dir)?,
         })
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(read_err)? {
-            Some(bytes) => Ok(Some(decode(&bytes).map_err(read_err)?)),
-            None => Ok(None),
-        }
+    fn lock(&self) -> Result<MutexGuard<'_, Wal>, io::Error> {
+        self.wal
+            .lock()
+            .map_err(|_| io::Error::other("raft log lock poisoned"))
     }
 
-    async fn put_meta<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> Result<(), StorageError> {
-        let bytes = encode(value).map_err(write_err)?;
-        self.meta.insert(key, bytes).map_err(write_err)?;
-        self.durable.flush(&self.meta).await.map_err(write_err)?;
-        Ok(())
-    }
-
-    fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        match self.log.last().map_err(read_err)? {
-            Some((_, bytes)) => {
-                let entry: Entry<TypeConfig> = decode(&bytes).map_err(read_err)?;
-                Ok(Some(entry.log_id))
-            }
-            None => Ok(None),
+    /// Runs `write` on the log, then waits until it is on disk.
+    async fn write_synced(&self, write: impl FnOnce(&mut Wal) -> io::Result<()>) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut wal = self.lock()?;
+            write(&mut wal)?;
+            wal.flush(true, Some(Flushed::Wait(tx)))?;
         }
+        rx.await
+            .map_err(|_| io::Error::other("raft log flush thread stopped"))?
     }
 }
 
@@ -101,16 +176,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let iter = match range.end_bound() {
-            Bound::Included(&i) => self.log.range(index_key(start)..=index_key(i)),
-            Bound::Excluded(&i) => self.log.range(index_key(start)..index_key(i)),
-            Bound::Unbounded => self.log.range(index_key(start)..),
+        let end = match range.end_bound() {
+            Bound::Included(&i) => i.saturating_add(1),
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
         };
-        iter.map(|item| {
-            let (_, bytes) = item.map_err(read_err)?;
-            decode(&bytes).map_err(read_err)
-        })
-        .collect()
+        let records: Vec<_> = {
+            let wal = self.lock().map_err(read_err)?;
+            wal.read(start, end).collect()
+        };
+        records
+            .into_iter()
+            .map(|record| {
+                let (Bin(log_id), payload) = record.map_err(read_err)?;
+                Ok(Entry {
+                    log_id,
+                    payload: decode(&payload).map_err(read_err)?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -118,11 +202,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId<NodeId>> = self.get_meta(LAST_PURGED)?;
-        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
+        let wal = self.lock().map_err(read_err)?;
+        let state = wal.log_state();
         Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
+            last_purged_log_id: state.purged().map(|id| id.0),
+            last_log_id: state.last().map(|id| id.0),
         })
     }
 
@@ -131,29 +215,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.put_meta(VOTE, vote).await
+        let vote = Bin(*vote);
+        self.write_synced(|wal| wal.save_vote(vote).map(drop))
+            .await
+            .map_err(vote_err)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.get_meta(VOTE)
+        let wal = self.lock().map_err(read_err)?;
+        Ok(wal.log_state().vote().map(|vote| vote.0))
     }
 
-    /// Not flushed: the committed id is only a hint for a restart (openraft re-learns it
-    /// from the leader), and every vote or append flush makes it durable too. Flushing it
-    /// here cost one fsync per commit inside openraft's core loop, which stalled every
-    /// other write for that long. sled recovers a prefix of its writes, so a durable
-    /// committed id never points past entries lost in a crash.
+    /// Not synced: the committed id is only a hint for a restart (openraft re-learns it
+    /// from the leader); it reaches the disk with the next append or vote.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError> {
-        let bytes = encode(&committed).map_err(write_err)?;
-        self.meta.insert(COMMITTED, bytes).map_err(write_err)?;
+        let Some(committed) = committed else {
+            return Ok(());
+        };
+        let mut wal = self.lock().map_err(write_err)?;
+        // A hint that does not fit (raft-log refuses a committed id past its last entry)
+        // is dropped rather than stopping Raft.
+        if let Err(e) = wal.commit(Bin(committed)) {
+            warn!(%committed, error = %e, "raft log did not record the committed id");
+        }
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        Ok(self.get_meta::<Option<LogId<NodeId>>>(COMMITTED)?.flatten())
+        let wal = self.lock().map_err(read_err)?;
+        Ok(wal.log_state().committed().map(|id| id.0))
     }
 
     async fn append<I>(
@@ -165,64 +258,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            batch.insert(
-                &index_key(entry.log_id.index),
-                encode(&entry).map_err(write_err)?,
-            );
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        if let Err(mpsc::error::SendError(callback)) = self.flusher.send(callback) {
-            // The flusher is gone (shutting down): flush here rather than never acknowledge.
-            callback.log_io_completed(self.durable.flush(&self.log).await);
-        }
-        Ok(())
+        let records = entries
+            .into_iter()
+            .map(|entry| {
+                Ok((
+                    Bin(entry.log_id),
+                    encode(&entry.payload).map_err(write_err)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let mut wal = self.lock().map_err(write_err)?;
+        wal.append(records).map_err(write_err)?;
+        wal.flush(true, Some(Flushed::Raft(callback)))
+            .map_err(write_err)
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(index_key(log_id.index)..) {
-            let (key, _) = item.map_err(read_err)?;
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        self.durable.flush(&self.log).await.map_err(write_err)?;
-        Ok(())
+        self.write_synced(|wal| wal.truncate(log_id.index).map(drop))
+            .await
+            .map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        // Record the purge point first: a crash mid-purge then leaves no hole before it.
-        self.put_meta(LAST_PURGED, &log_id).await?;
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(..=index_key(log_id.index)) {
-            let (key, _) = item.map_err(read_err)?;
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        Ok(())
-    }
-}
-
-/// One fsync for every append queued since the last one, then their acknowledgements in
-/// the order the appends came.
-async fn flush_appends(
-    log: sled::Tree,
-    durable: Durable,
-    mut pending: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
-) {
-    while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
-        while let Ok(next) = pending.try_recv() {
-            batch.push(next);
-        }
-        let flushed = durable.flush(&log).await;
-        for callback in batch {
-            let result = flushed
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| std::io::Error::new(e.kind(), e.to_string()));
-            callback.log_io_completed(result);
-        }
+        // The state machine has applied past `log_id` (a snapshot covers it); once its
+        // state is durable, no crash can need the purged entries again.
+        self.durable.flush(&self.state).await.map_err(write_err)?;
+        let mut wal = self.lock().map_err(write_err)?;
+        wal.purge(Bin(log_id)).map_err(write_err)?;
+        wal.flush(true, None).map_err(write_err)
     }
 }
