@@ -15,6 +15,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use swarmr_proto::{Proposal, ProposalResult};
 
+use crate::store::Staged;
+
 const RESULT_PREFIX: &str = "~dedup/";
 const ORDER_PREFIX: &str = "~dedup-at/";
 /// Entries a proposal is remembered for: far more than the retries of one write span.
@@ -40,8 +42,12 @@ pub fn digest(proposal: &Proposal) -> String {
 }
 
 /// The result the proposal got when it was first applied, if it was.
-pub fn seen(state: &sled::Tree, digest: &str) -> Result<Option<ProposalResult>, sled::Error> {
-    let Some(bytes) = state.get(format!("{RESULT_PREFIX}{digest}"))? else {
+pub fn seen(
+    staged: &Staged,
+    state: &sled::Tree,
+    digest: &str,
+) -> Result<Option<ProposalResult>, sled::Error> {
+    let Some(bytes) = staged.get(state, format!("{RESULT_PREFIX}{digest}"))? else {
         return Ok(None);
     };
     ProposalResult::decode(bytes.as_ref())
@@ -53,28 +59,32 @@ fn order_key(index: u64) -> String {
     format!("{ORDER_PREFIX}{index:020}")
 }
 
-/// Adds to `batch` the record of the proposal applied at `index`, and drops the records
+/// Stages the record of the proposal applied at `index`, and drops the records
 /// that fell out of the window.
 pub fn record(
     state: &sled::Tree,
-    batch: &mut sled::Batch,
+    staged: &mut Staged,
     digest: &str,
     result: &ProposalResult,
     index: u64,
 ) -> Result<(), sled::Error> {
-    batch.insert(
+    staged.insert(
         format!("{RESULT_PREFIX}{digest}").as_bytes(),
         result.encode_to_vec(),
     );
-    batch.insert(order_key(index).as_bytes(), digest.as_bytes());
+    staged.insert(order_key(index).as_bytes(), digest.as_bytes());
     let Some(oldest_kept) = index.checked_sub(WINDOW) else {
         return Ok(());
     };
     for item in state.range(order_key(0)..order_key(oldest_kept)) {
         let (key, old_digest) = item?;
-        batch.remove(key);
+        // An earlier entry of the same apply call pruned it already.
+        if staged.removes(&key) {
+            continue;
+        }
+        staged.remove(&key);
         let old = String::from_utf8_lossy(&old_digest);
-        batch.remove(format!("{RESULT_PREFIX}{old}").as_bytes());
+        staged.remove(format!("{RESULT_PREFIX}{old}").as_bytes());
     }
     Ok(())
 }

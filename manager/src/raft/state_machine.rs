@@ -12,11 +12,11 @@ use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder,
     StorageIOError, StoredMembership,
 };
-use swarmr_proto::ProposalResult;
+use swarmr_proto::{ProposalResult, StoreAction};
 
 use super::snapshot_file::{self, Snapshots};
 use super::{decode, dedup, encode, NodeId, StorageError, TypeConfig};
-use crate::store::{apply, Index, Store, StoreEvent};
+use crate::store::{apply, Index, Staged, Store, StoreEvent};
 
 const LAST_APPLIED: &str = "~sm/last_applied";
 const MEMBERSHIP: &str = "~sm/membership";
@@ -70,7 +70,7 @@ impl StateMachine {
 
     /// Publishes the persisted applied index, so readers see the state they can trust.
     pub fn announce_applied(&self) -> Result<(), StorageError> {
-        // Stored as `Option<LogId>` (see `apply_entry`): decoding it as a bare `LogId`
+        // Stored as `Option<LogId>` (see `apply_entries`): decoding it as a bare `LogId`
         // read the option's tag as data and announced a far-away index, so a restarted
         // manager served reads before it had applied anything.
         let applied = self
@@ -81,76 +81,88 @@ impl StateMachine {
         Ok(())
     }
 
-    fn apply_entry(&self, entry: &Entry<TypeConfig>) -> Result<ProposalResult, StorageError> {
-        let index = entry.log_id.index;
+    /// Applies `entries` in order as one sled batch (see `store::staged`), then announces
+    /// each. A storage error applies none of them and stops Raft.
+    fn apply_entries(
+        &self,
+        entries: &[Entry<TypeConfig>],
+    ) -> Result<Vec<ProposalResult>, StorageError> {
+        let Some(last) = entries.last().map(|entry| entry.log_id) else {
+            return Ok(Vec::new());
+        };
         let mut claims = self
             .store
             .write_lock
             .lock()
             .map_err(|_| sm_write_err(std::io::Error::other("state machine lock poisoned")))?;
-        let (mut batch, result, actions) = match &entry.payload {
-            EntryPayload::Normal(proposal) => {
-                let digest = dedup::digest(proposal);
-                if let Some(first) = dedup::seen(&self.store.state, &digest).map_err(sm_read_err)? {
-                    return self.apply_again(entry.log_id, first);
-                }
-                let read_meta = |key: &str| self.store.read_meta(key);
-                let conflict = |kind, target: &_| self.store.find_conflict(&claims, kind, target);
-                let (mut batch, result, actions) =
-                    match apply::plan(index, proposal, &read_meta, &conflict)
-                        .map_err(sm_read_err)?
-                    {
-                        Ok(planned) => (planned.batch, applied(index), planned.actions),
-                        Err(refusal) => {
-                            let result = ProposalResult {
-                                error: refusal.reason,
-                                index,
-                                refusal: refusal.kind.into(),
-                            };
-                            (sled::Batch::default(), result, Vec::new())
-                        }
-                    };
-                dedup::record(&self.store.state, &mut batch, &digest, &result, index)
-                    .map_err(sm_write_err)?;
-                (batch, result, actions)
-            }
-            EntryPayload::Membership(membership) => {
-                let stored = Membership::new(Some(entry.log_id), membership.clone());
-                let mut batch = sled::Batch::default();
-                batch.insert(MEMBERSHIP, encode(&stored).map_err(sm_write_err)?);
-                (batch, applied(index), Vec::new())
-            }
-            EntryPayload::Blank => (sled::Batch::default(), applied(index), Vec::new()),
-        };
-        batch.insert(
-            LAST_APPLIED,
-            encode(&Some(entry.log_id)).map_err(sm_write_err)?,
-        );
-        self.store.state.apply_batch(batch).map_err(sm_write_err)?;
-        claims.apply(&actions);
+        let mut staged = Staged::default();
+        let mut done = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (result, actions) = self.stage(&mut claims, &mut staged, entry)?;
+            // Later entries of this call check their conflicts against these claims.
+            claims.apply(&actions);
+            done.push((entry.log_id.index, result, actions));
+        }
+        staged.insert(LAST_APPLIED, encode(&Some(last)).map_err(sm_write_err)?);
         self.store
-            .publish(index, StoreEvent::Applied { index, actions });
-        Ok(result)
+            .state
+            .apply_batch(staged.into_batch())
+            .map_err(sm_write_err)?;
+        Ok(done
+            .into_iter()
+            .map(|(index, result, actions)| {
+                self.store
+                    .publish(index, StoreEvent::Applied { index, actions });
+                result
+            })
+            .collect())
     }
 
-    /// A proposal applied before (see `dedup`): only the applied index moves; the caller
-    /// gets the first result. Runs under the write lock `apply_entry` holds.
-    fn apply_again(
+    /// Stages one entry's writes; returns its result and the actions it applied. A
+    /// proposal applied before (see `dedup`) writes nothing and gets its first result.
+    fn stage(
         &self,
-        log_id: LogId<NodeId>,
-        first: ProposalResult,
-    ) -> Result<ProposalResult, StorageError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(LAST_APPLIED, encode(&Some(log_id)).map_err(sm_write_err)?);
-        self.store.state.apply_batch(batch).map_err(sm_write_err)?;
-        self.store.publish(
-            log_id.index,
-            StoreEvent::Applied {
-                index: log_id.index,
-                actions: Vec::new(),
-            },
-        );
-        Ok(first)
+        claims: &mut Index,
+        staged: &mut Staged,
+        entry: &Entry<TypeConfig>,
+    ) -> Result<(ProposalResult, Vec<StoreAction>), StorageError> {
+        let index = entry.log_id.index;
+        let proposal = match &entry.payload {
+            EntryPayload::Normal(proposal) => proposal,
+            EntryPayload::Membership(membership) => {
+                let stored = Membership::new(Some(entry.log_id), membership.clone());
+                staged.insert(MEMBERSHIP, encode(&stored).map_err(sm_write_err)?);
+                return Ok((applied(index), Vec::new()));
+            }
+            EntryPayload::Blank => return Ok((applied(index), Vec::new())),
+        };
+        let state = &self.store.state;
+        let digest = dedup::digest(proposal);
+        if let Some(first) = dedup::seen(staged, state, &digest).map_err(sm_read_err)? {
+            return Ok((first, Vec::new()));
+        }
+        let planned = {
+            let read_meta = |key: &str| self.store.read_meta(staged, key);
+            let conflict =
+                |kind, target: &_| self.store.find_conflict(staged, claims, kind, target);
+            apply::plan(index, proposal, &read_meta, &conflict).map_err(sm_read_err)?
+        };
+        let (result, actions) = match planned {
+            Ok(planned) => {
+                staged.extend(planned.writes);
+                (applied(index), planned.actions)
+            }
+            Err(refusal) => {
+                let result = ProposalResult {
+                    error: refusal.reason,
+                    index,
+                    refusal: refusal.kind.into(),
+                };
+                (result, Vec::new())
+            }
+        };
+        dedup::record(state, staged, &digest, &result, index).map_err(sm_write_err)?;
+        Ok((result, actions))
     }
 
     /// The whole state tree at one point of the apply order. Taken under the write lock,
@@ -254,10 +266,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        entries
-            .into_iter()
-            .map(|entry| self.apply_entry(&entry))
-            .collect()
+        let entries: Vec<_> = entries.into_iter().collect();
+        self.apply_entries(&entries)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -308,6 +318,14 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
     use swarmr_proto::{Network, NetworkSpec, Proposal};
 
+    fn apply_one(
+        sm: &StateMachine,
+        entry: &Entry<TypeConfig>,
+    ) -> Result<ProposalResult, StorageError> {
+        let mut results = sm.apply_entries(std::slice::from_ref(entry))?;
+        Ok(results.remove(0))
+    }
+
     fn entry(index: u64, proposal: &Proposal) -> Entry<TypeConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
@@ -333,10 +351,10 @@ mod tests {
             actions: vec![crate::core::create_action(network)],
             proposed_at: 1,
         };
-        let first = sm.apply_entry(&entry(5, &proposal)).unwrap();
+        let first = apply_one(&sm, &entry(5, &proposal)).unwrap();
         assert_eq!((first.error.as_str(), first.index), ("", 5));
         // The follower lost the answer and proposed the same write again.
-        let again = sm.apply_entry(&entry(6, &proposal)).unwrap();
+        let again = apply_one(&sm, &entry(6, &proposal)).unwrap();
         assert_eq!(
             again, first,
             "the retry gets the first result, not 'already exists'"
@@ -348,8 +366,54 @@ mod tests {
             proposed_at: 2,
             ..proposal
         };
-        let rejected = sm.apply_entry(&entry(7, &other)).unwrap();
+        let rejected = apply_one(&sm, &entry(7, &other)).unwrap();
         assert!(rejected.error.contains("already exists"), "{rejected:?}");
+    }
+
+    #[test]
+    fn entries_applied_in_one_call_see_each_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
+        let network = |id: &str| Network {
+            id: id.into(),
+            spec: Some(NetworkSpec {
+                name: "web".into(),
+                ..Default::default()
+            }),
+            vni: 4097,
+            ..Default::default()
+        };
+        let propose = |action, at| Proposal {
+            actions: vec![action],
+            proposed_at: at,
+        };
+        let create = propose(crate::core::create_action(network("n1")), 1);
+        let mut renamed = network("n1");
+        renamed.vni = 4098;
+        let entries = [
+            entry(5, &create),
+            // The same write committed twice, both in this call.
+            entry(6, &create),
+            entry(7, &propose(crate::core::update_action(renamed, 5), 2)),
+            entry(8, &propose(crate::core::create_action(network("n2")), 3)),
+        ];
+        let results = sm.apply_entries(&entries).unwrap();
+        let errors: Vec<&str> = results.iter().map(|r| r.error.as_str()).collect();
+        assert_eq!(&errors[..3], ["", "", ""], "{results:?}");
+        assert_eq!(results[1], results[0], "the retry gets the first result");
+        assert!(
+            errors[3].contains("already"),
+            "same name as n1: {results:?}"
+        );
+        let stored: Network = store.get("n1").unwrap().unwrap();
+        assert_eq!(
+            (stored.vni, stored.meta.map(|m| m.version)),
+            (4098, Some(7))
+        );
+        assert!(store.get::<Network>("n2").unwrap().is_none());
+        assert_eq!(store.applied_now(), 8);
     }
 
     #[test]
@@ -362,7 +426,7 @@ mod tests {
             actions: Vec::new(),
             proposed_at: 1,
         };
-        sm.apply_entry(&entry(42, &proposal)).unwrap();
+        apply_one(&sm, &entry(42, &proposal)).unwrap();
         let reopened = Store::open(&db).unwrap();
         StateMachine::open(&db, dir.path(), reopened.clone())
             .unwrap()
@@ -387,15 +451,19 @@ mod tests {
         };
         let total = dedup::WINDOW + 10;
         for i in 1..=total {
-            sm.apply_entry(&entry(i, &empty(i as i64))).unwrap();
+            apply_one(&sm, &entry(i, &empty(i as i64))).unwrap();
         }
         let records = store.state.scan_prefix("~dedup/").count() as u64;
         assert!(records <= dedup::WINDOW + 1, "{records} records kept");
         // The oldest is forgotten, a recent one remembered.
         let oldest = dedup::digest(&empty(1));
         let recent = dedup::digest(&empty(total as i64));
-        assert!(dedup::seen(&store.state, &oldest).unwrap().is_none());
-        assert!(dedup::seen(&store.state, &recent).unwrap().is_some());
+        assert!(dedup::seen(&Staged::default(), &store.state, &oldest)
+            .unwrap()
+            .is_none());
+        assert!(dedup::seen(&Staged::default(), &store.state, &recent)
+            .unwrap()
+            .is_some());
         dedup::forget_all(&store.state).unwrap();
         assert_eq!(store.state.scan_prefix("~dedup").count(), 0);
     }
@@ -465,7 +533,7 @@ mod snapshot_tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), 7),
             payload: EntryPayload::Normal(proposal),
         };
-        sm.apply_entry(&entry).unwrap();
+        sm.apply_entries(std::slice::from_ref(&entry)).unwrap();
         let started = Instant::now();
         let mut builder = sm.get_snapshot_builder().await;
         let (snapshot, build_wait) = longest_lock_wait(&store, builder.build_snapshot()).await;

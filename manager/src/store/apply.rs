@@ -1,6 +1,6 @@
 //! Applying one committed proposal: every action is checked against the current state first,
-//! then all writes go to sled in one atomic batch. A rejected proposal writes nothing; its
-//! result carries the [`Refusal`] back to whoever proposed it.
+//! then its writes are staged for the one atomic sled batch of its apply call. A rejected
+//! proposal writes nothing; its result carries the [`Refusal`] back to whoever proposed it.
 
 use std::collections::HashMap;
 
@@ -8,6 +8,7 @@ use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Meta, Proposal, RefusalKind, StoreAction};
 
 use super::object::{key_of, stamp_and_encode, view};
+use super::staged::Staged;
 
 /// Why a proposal wrote nothing: the message for the user and the kind the proposer
 /// decides on (a stale read is retried by `Core::update`; a VNI or subnet another network
@@ -33,7 +34,7 @@ impl Refusal {
 
 /// The writes a proposal makes, or why it was rejected.
 pub struct Planned {
-    pub batch: sled::Batch,
+    pub writes: Staged,
     pub actions: Vec<StoreAction>,
 }
 
@@ -49,7 +50,7 @@ pub fn plan(
     read_meta: &MetaReader<'_>,
     conflict: &ConflictCheck<'_>,
 ) -> Result<Result<Planned, Refusal>, sled::Error> {
-    let mut batch = sled::Batch::default();
+    let mut writes = Staged::default();
     // Objects written earlier in this same proposal, so later actions see them.
     let mut pending: HashMap<String, Option<Meta>> = HashMap::new();
     let mut stamped = Vec::with_capacity(proposal.actions.len());
@@ -84,7 +85,7 @@ pub fn plan(
                 if let Some(refusal) = conflict(kind, target)? {
                     return Ok(Err(refusal));
                 }
-                batch.remove(key.as_bytes());
+                writes.remove(key.as_bytes());
                 pending.insert(key, None);
             }
             (Kind::Create | Kind::Update, current) => {
@@ -103,14 +104,14 @@ pub fn plan(
                     .target
                     .as_mut()
                     .ok_or(sled::Error::Unsupported("action target vanished".into()))?;
-                batch.insert(key.as_bytes(), stamp_and_encode(target, meta));
+                writes.insert(key.as_bytes(), stamp_and_encode(target, meta));
                 pending.insert(key, Some(meta));
             }
         }
         stamped.push(action);
     }
     Ok(Ok(Planned {
-        batch,
+        writes,
         actions: stamped,
     }))
 }

@@ -10,6 +10,7 @@ pub mod conflicts;
 pub mod index;
 pub mod object;
 pub mod references;
+pub mod staged;
 #[cfg(test)]
 mod tests_index;
 
@@ -24,6 +25,7 @@ use tokio::sync::{broadcast, watch};
 pub use apply::Refusal;
 pub use index::Index;
 pub use object::Object;
+pub use staged::Staged;
 
 use crate::error::StoreError;
 
@@ -138,25 +140,32 @@ impl Store {
             .is_ok_and(|r| r.is_ok())
     }
 
-    pub(crate) fn read_meta(&self, key: &str) -> Result<Option<Meta>, sled::Error> {
-        Ok(self
-            .state
-            .get(key.as_bytes())?
+    /// The stored object's `Meta`, as it is with `staged` applied.
+    pub(crate) fn read_meta(
+        &self,
+        staged: &Staged,
+        key: &str,
+    ) -> Result<Option<Meta>, sled::Error> {
+        Ok(staged
+            .get(&self.state, key.as_bytes())?
             .and_then(|bytes| ObjectHeader::decode(bytes.as_ref()).ok())
             .and_then(|header| header.meta.or(Some(Meta::default()))))
     }
 
     /// Why the target may not be stored (or, for a delete, removed), if so: the first
     /// object of its kind, in key order, that claims what it claims. `index` is the
-    /// index of the current state, held under the write lock.
+    /// index of the current state, held under the write lock; `staged`, the writes of the
+    /// entries before this one in the same apply call.
     pub(crate) fn find_conflict(
         &self,
+        staged: &Staged,
         index: &Index,
         kind: Kind,
         target: &Target,
     ) -> Result<Option<Refusal>, sled::Error> {
         fn check<T: Object>(
-            store: &Store,
+            state: &Staged,
+            tree: &sled::Tree,
             index: &Index,
             obj: &T,
             target: &Target,
@@ -165,7 +174,7 @@ impl Store {
                 if id == obj.id() {
                     continue;
                 }
-                let Some(bytes) = store.state.get(object::key_of(T::KIND, &id))? else {
+                let Some(bytes) = state.get(tree, object::key_of(T::KIND, &id))? else {
                     continue;
                 };
                 let Ok(other) = T::decode(bytes.as_ref()) else {
@@ -182,20 +191,30 @@ impl Store {
             spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()
         };
         match (kind, target) {
-            (Kind::Delete, Target::Secret(s)) => {
-                references::in_use(self, index, FileKind::Secret, &s.id, &name(&s.spec))
-            }
-            (Kind::Delete, Target::Config(c)) => {
-                references::in_use(self, index, FileKind::Config, &c.id, &name(&c.spec))
-            }
+            (Kind::Delete, Target::Secret(s)) => references::in_use(
+                staged,
+                &self.state,
+                index,
+                FileKind::Secret,
+                &s.id,
+                &name(&s.spec),
+            ),
+            (Kind::Delete, Target::Config(c)) => references::in_use(
+                staged,
+                &self.state,
+                index,
+                FileKind::Config,
+                &c.id,
+                &name(&c.spec),
+            ),
             (Kind::Delete, _) => Ok(None),
-            (_, Target::Network(n)) => check(self, index, n, target),
-            (_, Target::Service(s)) => match check(self, index, s, target)? {
+            (_, Target::Network(n)) => check(staged, &self.state, index, n, target),
+            (_, Target::Service(s)) => match check(staged, &self.state, index, s, target)? {
                 Some(refusal) => Ok(Some(refusal)),
-                None => references::missing(self, s),
+                None => references::missing(staged, &self.state, s),
             },
-            (_, Target::Secret(s)) => check(self, index, s, target),
-            (_, Target::Config(c)) => check(self, index, c, target),
+            (_, Target::Secret(s)) => check(staged, &self.state, index, s, target),
+            (_, Target::Config(c)) => check(staged, &self.state, index, c, target),
             (_, Target::Node(_) | Target::Cluster(_) | Target::Task(_)) => Ok(None),
         }
     }

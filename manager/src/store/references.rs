@@ -8,7 +8,7 @@ use swarmr_proto::{ContainerSpec, SecretReference, SecretSpec, Service, ServiceS
 
 use super::apply::Refusal;
 use super::object::{key_of, Object};
-use super::{Index, Store};
+use super::{Index, Staged};
 
 /// Secrets or configs: which references of a container spec point at the kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,7 +57,8 @@ pub fn service_uses(service: &Service, kind: FileKind, id: &str) -> bool {
 
 /// Why the object cannot be removed: the services that use it, if any, in key order.
 pub fn in_use(
-    store: &Store,
+    staged: &Staged,
+    state: &sled::Tree,
     index: &Index,
     kind: FileKind,
     id: &str,
@@ -66,7 +67,7 @@ pub fn in_use(
     let mut users = Vec::new();
     for service_id in index.users(kind, id) {
         let key = key_of(Service::KIND, service_id);
-        let Some(bytes) = store.state.get(key.as_bytes())? else {
+        let Some(bytes) = staged.get(state, key.as_bytes())? else {
             continue;
         };
         let Ok(service) = Service::decode(bytes.as_ref()) else {
@@ -88,14 +89,18 @@ pub fn in_use_message(kind: FileKind, name: &str, users: &[String]) -> String {
 }
 
 /// Why the service cannot be stored: a secret or config it references is gone.
-pub fn missing(store: &Store, service: &Service) -> Result<Option<Refusal>, sled::Error> {
+pub fn missing(
+    staged: &Staged,
+    state: &sled::Tree,
+    service: &Service,
+) -> Result<Option<Refusal>, sled::Error> {
     let Some(container) = service.spec.as_ref().and_then(|s| s.container.as_ref()) else {
         return Ok(None);
     };
     for kind in [FileKind::Secret, FileKind::Config] {
         for reference in kind.refs(container) {
             let key = key_of(kind.kind(), &reference.id);
-            if !store.state.contains_key(key.as_bytes())? {
+            if !staged.contains_key(state, key.as_bytes())? {
                 let kind = kind.kind();
                 let reason = format!(
                     "{kind} {} not found: see `swarmr {kind} ls`",
@@ -114,7 +119,7 @@ mod tests {
     use swarmr_proto::store_action::{Kind, Target};
     use swarmr_proto::{Secret, SecretReference, SecretSpec, Service, ServiceSpec};
 
-    use super::super::{Index, Store};
+    use super::super::{Index, Staged, Store};
 
     fn service(id: &str, secret: &str) -> Service {
         let container = swarmr_proto::ContainerSpec {
@@ -156,7 +161,12 @@ mod tests {
         put("service/a", service("a", "s1").encode_to_vec());
         let index = Index::build(&store.state).unwrap();
         let delete = store
-            .find_conflict(&index, Kind::Delete, &Target::Secret(secret("s1")))
+            .find_conflict(
+                &Staged::default(),
+                &index,
+                Kind::Delete,
+                &Target::Secret(secret("s1")),
+            )
             .unwrap()
             .map(|r| r.reason);
         assert_eq!(
@@ -167,17 +177,32 @@ mod tests {
             "{delete:?}"
         );
         let missing = store
-            .find_conflict(&index, Kind::Create, &Target::Service(service("b", "s2")))
+            .find_conflict(
+                &Staged::default(),
+                &index,
+                Kind::Create,
+                &Target::Service(service("b", "s2")),
+            )
             .unwrap();
         assert!(missing.is_some_and(|r| r.reason.contains("secret name-s2 not found")));
         let fine = store
-            .find_conflict(&index, Kind::Update, &Target::Service(service("a", "s1")))
+            .find_conflict(
+                &Staged::default(),
+                &index,
+                Kind::Update,
+                &Target::Service(service("a", "s1")),
+            )
             .unwrap();
         assert_eq!(fine, None);
         let mut other = secret("s1");
         other.id = "s9".into();
         let clash = store
-            .find_conflict(&index, Kind::Create, &Target::Secret(other))
+            .find_conflict(
+                &Staged::default(),
+                &index,
+                Kind::Create,
+                &Target::Secret(other),
+            )
             .unwrap();
         assert!(clash.is_some_and(|r| r.reason.contains("already in use by secret s1")));
     }

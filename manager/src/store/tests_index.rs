@@ -11,7 +11,7 @@ use swarmr_proto::{
 
 use super::object::{key_of, view};
 use super::references::{service_uses, FileKind};
-use super::{Index, Object, Refusal, Store};
+use super::{Index, Object, Refusal, Staged, Store};
 
 /// The scan every apply ran before the index: decode every object of the kind.
 fn scan_conflict(store: &Store, kind: Kind, target: &Target) -> Option<Refusal> {
@@ -42,9 +42,8 @@ fn scan_conflict(store: &Store, kind: Kind, target: &Target) -> Option<Refusal> 
         (Kind::Delete, Target::Config(c)) => in_use(store, FileKind::Config, &c.id, &name(&c.spec)),
         (Kind::Delete, _) => None,
         (_, Target::Network(n)) => check(store, n),
-        (_, Target::Service(s)) => {
-            check(store, s).or_else(|| super::references::missing(store, s).unwrap())
-        }
+        (_, Target::Service(s)) => check(store, s)
+            .or_else(|| super::references::missing(&Staged::default(), &store.state, s).unwrap()),
         (_, Target::Secret(s)) => check(store, s),
         (_, Target::Config(c)) => check(store, c),
         _ => None,
@@ -205,9 +204,9 @@ proptest! {
         for (kind, query) in &queries {
             let kind = [Kind::Create, Kind::Update, Kind::Delete][usize::from(*kind)];
             let scanned = scan_conflict(&store, kind, query);
-            let indexed = store.find_conflict(&index, kind, query).unwrap();
+            let indexed = store.find_conflict(&Staged::default(), &index, kind, query).unwrap();
             prop_assert_eq!(&indexed, &scanned, "incremental index, {:?} {:?}", kind, query);
-            let from_build = store.find_conflict(&rebuilt, kind, query).unwrap();
+            let from_build = store.find_conflict(&Staged::default(), &rebuilt, kind, query).unwrap();
             prop_assert_eq!(&from_build, &scanned, "rebuilt index");
         }
     }
