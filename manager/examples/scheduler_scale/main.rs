@@ -39,6 +39,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 mod sim;
 
+// The allocator the `swarmr` daemon runs on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
