@@ -40,4 +40,4 @@ pub mod secrets;
 pub mod standing;
 pub mod store;
 
-pub use manager::{ClusterParams, Manager, ManagerConfig};
+pub use manager::{ClusterParams, Manager, ManagerConfig, STATE_DIRS};

@@ -64,6 +64,10 @@ pub struct Manager {
 
 const DB_DIR: &str = "raft.db";
 
+/// What a manager keeps of the cluster in its data dir: sled's database and the Raft log.
+/// A node that leaves, or stops being a manager, removes them.
+pub const STATE_DIRS: [&str; 2] = [DB_DIR, WAL_DIR];
+
 impl Manager {
     pub async fn open(config: &ManagerConfig) -> Result<Self, ManagerError> {
         let db = open_db(&config.data_dir)?;

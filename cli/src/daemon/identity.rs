@@ -60,17 +60,21 @@ pub fn wipe(data_dir: &Path) -> anyhow::Result<()> {
             _ => {}
         }
     }
-    remove_raft_db(data_dir)
+    remove_raft_state(data_dir)
 }
 
-pub fn remove_raft_db(data_dir: &Path) -> anyhow::Result<()> {
-    let db = data_dir.join("raft.db");
-    match std::fs::remove_dir_all(&db) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("remove {}", db.display()))
+/// Removes the manager's Raft state (its sled database and its Raft log).
+pub fn remove_raft_state(data_dir: &Path) -> anyhow::Result<()> {
+    for name in swarmr_manager::STATE_DIRS {
+        let dir = data_dir.join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("remove {}", dir.display()))
+            }
+            _ => {}
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// The role as the file has always spelled it: "manager" or "worker".
@@ -90,5 +94,26 @@ mod role_name {
                 "unknown role {other:?} (manager or worker)"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaving_removes_the_raft_log_with_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["raft.db", "raft.wal"] {
+            std::fs::create_dir_all(dir.path().join(name).join("inner")).unwrap();
+        }
+        remove_raft_state(dir.path()).unwrap();
+        assert!(!dir.path().join("raft.db").exists());
+        assert!(
+            !dir.path().join("raft.wal").exists(),
+            "a stale log would come back with a later manager role"
+        );
+        // Nothing to remove is fine.
+        remove_raft_state(dir.path()).unwrap();
     }
 }

@@ -76,7 +76,7 @@ pub async fn run_node(
             Outcome::Removed(message) => return Err(anyhow!(message)),
             Outcome::SwitchRole(role, raft_id) => {
                 if role == NodeRole::Worker {
-                    identity::remove_raft_db(&settings.data_dir)?;
+                    identity::remove_raft_state(&settings.data_dir)?;
                 } else {
                     boot = Boot::JoinedManager;
                 }
