@@ -95,8 +95,10 @@ pub struct NodeArgs {
     /// Node name shown in `node ls` (default: the system hostname).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Raft entries between snapshots; the log before a snapshot is purged.
-    #[arg(long, default_value_t = 1000, hide = true)]
+    /// Raft entries between snapshots; the log before a snapshot is purged. Docker's
+    /// default: a snapshot walks the whole state, and every 1,000 entries cost a quarter of
+    /// the committed writes at 10,000 networks.
+    #[arg(long, default_value_t = 10_000, hide = true)]
     pub snapshot_interval: u64,
     /// Resolvers the embedded DNS forwards non-cluster names to (IP or IP:PORT, repeatable
     /// or comma-separated; default: the nameservers of this host's /etc/resolv.conf).
