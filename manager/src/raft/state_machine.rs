@@ -318,6 +318,28 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
     use swarmr_proto::{Network, NetworkSpec, Proposal};
 
+    /// A state machine on a temporary sled database, with its snapshot dir.
+    pub(super) fn open() -> (tempfile::TempDir, sled::Db, Store, StateMachine) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
+        (dir, db, store, sm)
+    }
+
+    /// A network named "web".
+    fn web_network(id: &str, vni: u32) -> Network {
+        Network {
+            id: id.into(),
+            spec: Some(NetworkSpec {
+                name: "web".into(),
+                ..Default::default()
+            }),
+            vni,
+            ..Default::default()
+        }
+    }
+
     fn apply_one(
         sm: &StateMachine,
         entry: &Entry<TypeConfig>,
@@ -335,20 +357,9 @@ mod tests {
 
     #[test]
     fn a_write_committed_twice_is_applied_once_and_reported_as_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
-        let network = Network {
-            id: "n1".into(),
-            spec: Some(NetworkSpec {
-                name: "web".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let (_dir, _db, store, sm) = open();
         let proposal = Proposal {
-            actions: vec![crate::core::create_action(network)],
+            actions: vec![crate::core::create_action(web_network("n1", 0))],
             proposed_at: 1,
         };
         let first = apply_one(&sm, &entry(5, &proposal)).unwrap();
@@ -372,32 +383,22 @@ mod tests {
 
     #[test]
     fn entries_applied_in_one_call_see_each_others_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
-        let network = |id: &str| Network {
-            id: id.into(),
-            spec: Some(NetworkSpec {
-                name: "web".into(),
-                ..Default::default()
-            }),
-            vni: 4097,
-            ..Default::default()
-        };
+        let (_dir, _db, store, sm) = open();
         let propose = |action, at| Proposal {
             actions: vec![action],
             proposed_at: at,
         };
-        let create = propose(crate::core::create_action(network("n1")), 1);
-        let mut renamed = network("n1");
-        renamed.vni = 4098;
+        let create = propose(crate::core::create_action(web_network("n1", 4097)), 1);
+        let renamed = web_network("n1", 4098);
         let entries = [
             entry(5, &create),
             // The same write committed twice, both in this call.
             entry(6, &create),
             entry(7, &propose(crate::core::update_action(renamed, 5), 2)),
-            entry(8, &propose(crate::core::create_action(network("n2")), 3)),
+            entry(
+                8,
+                &propose(crate::core::create_action(web_network("n2", 4097)), 3),
+            ),
         ];
         let results = sm.apply_entries(&entries).unwrap();
         let errors: Vec<&str> = results.iter().map(|r| r.error.as_str()).collect();
@@ -418,10 +419,7 @@ mod tests {
 
     #[test]
     fn a_reopened_state_machine_announces_the_index_it_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
+        let (dir, db, _store, sm) = open();
         let proposal = Proposal {
             actions: Vec::new(),
             proposed_at: 1,
@@ -441,10 +439,7 @@ mod tests {
 
     #[test]
     fn proposal_records_are_pruned_past_the_window() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
+        let (_dir, _db, store, sm) = open();
         let empty = |at| Proposal {
             actions: Vec::new(),
             proposed_at: at,
@@ -483,14 +478,6 @@ mod snapshot_tests {
     const OBJECTS: usize = 20_000;
     const VALUE_BYTES: usize = 2048;
 
-    fn open() -> (tempfile::TempDir, Store, StateMachine) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let store = Store::open(&db).unwrap();
-        let sm = StateMachine::open(&db, dir.path(), store.clone()).unwrap();
-        (dir, store, sm)
-    }
-
     /// Runs `work` while another thread takes the write lock in a loop, as readers and
     /// subscriptions do; returns the longest wait for it.
     async fn longest_lock_wait<T>(
@@ -520,7 +507,7 @@ mod snapshot_tests {
     /// asserts only that the follower ends with the leader's state.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_snapshot_of_a_large_state_installs_the_same_state() {
-        let (_db, store, mut sm) = open();
+        let (_dir, _db, store, mut sm) = super::tests::open();
         for i in 0..OBJECTS {
             let value = vec![(i % 251) as u8; VALUE_BYTES];
             store.state.insert(format!("task/{i:06}"), value).unwrap();
@@ -540,7 +527,7 @@ mod snapshot_tests {
         let snapshot = snapshot.unwrap();
         let build = started.elapsed();
 
-        let (_db_f, follower_store, mut follower) = open();
+        let (_dir_f, _db_f, follower_store, mut follower) = super::tests::open();
         let current = sm.get_current_snapshot().await.unwrap().unwrap();
         let mut received = follower.begin_receiving_snapshot().await.unwrap();
         *received = *current.snapshot;
