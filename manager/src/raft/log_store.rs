@@ -133,6 +133,18 @@ fn wal_config(dir: &Path) -> raft_log::Config {
     }
 }
 
+/// Asks the flush thread to sync everything written to `wal` so far; the future resolves
+/// once it is on disk. The future holds no borrow of `wal`, so a lock on it can be dropped
+/// before waiting.
+fn sync(wal: &mut Wal) -> io::Result<impl std::future::Future<Output = io::Result<()>>> {
+    let (tx, rx) = oneshot::channel();
+    wal.flush(true, Some(Flushed::Wait(tx)))?;
+    Ok(async move {
+        rx.await
+            .map_err(|_| io::Error::other("raft log flush thread stopped"))?
+    })
+}
+
 impl LogStore {
     /// Opens the log under `wal_dir`, moving in a log an older version kept in `db`'s
     /// trees. `db_dir` is the directory `db` was opened on.
@@ -155,14 +167,12 @@ impl LogStore {
 
     /// Runs `write` on the log, then waits until it is on disk.
     async fn write_synced(&self, write: impl FnOnce(&mut Wal) -> io::Result<()>) -> io::Result<()> {
-        let (tx, rx) = oneshot::channel();
-        {
+        let synced = {
             let mut wal = self.lock()?;
             write(&mut wal)?;
-            wal.flush(true, Some(Flushed::Wait(tx)))?;
-        }
-        rx.await
-            .map_err(|_| io::Error::other("raft log flush thread stopped"))?
+            sync(&mut wal)?
+        };
+        synced.await
     }
 }
 

@@ -7,9 +7,8 @@ use std::io;
 
 use openraft::{Entry, LogId, Vote};
 use raft_log::api::raft_log_writer::RaftLogWriter;
-use tokio::sync::oneshot;
 
-use super::{Bin, Flushed, Wal};
+use super::{Bin, Wal};
 use crate::raft::{decode, encode, NodeId, TypeConfig};
 
 pub(super) const OLD_LOG: &str = "raft_log";
@@ -30,11 +29,16 @@ fn meta<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &str) -> io::Res
 }
 
 pub(super) async fn from_sled(db: &sled::Db, wal: &mut Wal) -> io::Result<()> {
-    let log = db.open_tree(OLD_LOG).map_err(io::Error::other)?;
-    let old_meta = db.open_tree(OLD_META).map_err(io::Error::other)?;
-    if log.is_empty() && old_meta.is_empty() {
+    // `open_tree` would create the trees: look first, so a new data dir never has them.
+    let names = db.tree_names();
+    if ![OLD_LOG, OLD_META]
+        .iter()
+        .any(|old| names.iter().any(|name| name == old.as_bytes()))
+    {
         return Ok(());
     }
+    let log = db.open_tree(OLD_LOG).map_err(io::Error::other)?;
+    let old_meta = db.open_tree(OLD_META).map_err(io::Error::other)?;
     let state = wal.log_state();
     let wal_is_new = state.vote().is_none() && state.last().is_none() && state.purged().is_none();
     if wal_is_new {
@@ -69,10 +73,7 @@ async fn copy(log: &sled::Tree, old_meta: &sled::Tree, wal: &mut Wal) -> io::Res
         // Only a hint (see `save_committed`).
         let _ = wal.commit(Bin(committed));
     }
-    let (tx, rx) = oneshot::channel();
-    wal.flush(true, Some(Flushed::Wait(tx)))?;
-    rx.await
-        .map_err(|_| io::Error::other("raft log flush thread stopped"))?
+    super::sync(wal)?.await
 }
 
 #[cfg(test)]
@@ -134,5 +135,18 @@ mod tests {
             .unwrap();
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id, Some(entry(9).log_id));
+    }
+
+    #[tokio::test]
+    async fn a_new_data_dir_gets_no_old_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        LogStore::open(&db, &dir.path().join("db"), &dir.path().join("wal"))
+            .await
+            .unwrap();
+        let names = db.tree_names();
+        for old in [OLD_LOG, OLD_META] {
+            assert!(!names.iter().any(|name| name == old.as_bytes()), "{old}");
+        }
     }
 }
