@@ -40,4 +40,5 @@ pub mod secrets;
 pub mod standing;
 pub mod store;
 
-pub use manager::{ClusterParams, Manager, ManagerConfig, STATE_DIRS};
+pub use manager::remove_state;
+pub use manager::{ClusterParams, Manager, ManagerConfig};

@@ -64,9 +64,21 @@ pub struct Manager {
 
 const DB_DIR: &str = "raft.db";
 
-/// What a manager keeps of the cluster in its data dir: sled's database and the Raft log.
-/// A node that leaves, or stops being a manager, removes them.
-pub const STATE_DIRS: [&str; 2] = [DB_DIR, WAL_DIR];
+/// Removes what a manager keeps of the cluster in `data_dir`: sled's database and the Raft
+/// log. A node that leaves, or stops being a manager, calls it; nothing there is fine.
+pub fn remove_state(data_dir: &Path) -> std::io::Result<()> {
+    for dir in [DB_DIR, WAL_DIR] {
+        remove_dir_if_present(&data_dir.join(dir))?;
+    }
+    Ok(())
+}
+
+fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
 
 impl Manager {
     pub async fn open(config: &ManagerConfig) -> Result<Self, ManagerError> {
@@ -230,12 +242,7 @@ impl Manager {
             sraft::dedup::forget_all(&state).map_err(ManagerError::OpenDb)?;
             db.flush().map_err(ManagerError::OpenDb)?;
         }
-        match std::fs::remove_dir_all(config.data_dir.join(WAL_DIR)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(ManagerError::OpenLog(e))
-            }
-            _ => {}
-        }
+        remove_dir_if_present(&config.data_dir.join(WAL_DIR)).map_err(ManagerError::OpenLog)?;
         let manager = Self::open(config).await?;
         manager.initialize_raft().await?;
         let nodes: Vec<Node> = manager.core.store().list()?;

@@ -65,16 +65,8 @@ pub fn wipe(data_dir: &Path) -> anyhow::Result<()> {
 
 /// Removes the manager's Raft state (its sled database and its Raft log).
 pub fn remove_raft_state(data_dir: &Path) -> anyhow::Result<()> {
-    for name in swarmr_manager::STATE_DIRS {
-        let dir = data_dir.join(name);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("remove {}", dir.display()))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    swarmr_manager::remove_state(data_dir)
+        .with_context(|| format!("remove the Raft state from {}", data_dir.display()))
 }
 
 /// The role as the file has always spelled it: "manager" or "worker".
