@@ -246,7 +246,6 @@ fn load_matches_applied_changes() {
         .temporary(true)
         .open()
         .expect("temporary db");
-    let store = Store::open(&db).expect("store");
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let actions: Vec<StoreAction> = (0..60)
         .map(|_| {
@@ -258,16 +257,16 @@ fn load_matches_applied_changes() {
     view.apply(&actions);
     let mut objects = Objects::default();
     actions.iter().for_each(|a| objects.apply(a));
-    fn put<T: Object>(store: &Store, obj: &T) {
+    // Written to the tree before the store opens, as a restart finds them.
+    let state = db.open_tree("state").expect("state tree");
+    fn put<T: Object>(state: &sled::Tree, obj: &T) {
         let key = key_of(T::KIND, obj.id());
-        store
-            .state
-            .insert(key, obj.encode_to_vec())
-            .expect("insert");
+        state.insert(key, obj.encode_to_vec()).expect("insert");
     }
-    objects.tasks.values().for_each(|t| put(&store, t));
-    objects.networks.values().for_each(|n| put(&store, n));
-    objects.nodes.values().for_each(|n| put(&store, n));
+    objects.tasks.values().for_each(|t| put(&state, t));
+    objects.networks.values().for_each(|n| put(&state, n));
+    objects.nodes.values().for_each(|n| put(&state, n));
+    let store = Store::open(&db).expect("store");
     let loaded = View::load(&store).expect("load");
     for node_id in NODES {
         assert_eq!(indexed(&loaded, node_id), indexed(&view, node_id));

@@ -16,7 +16,7 @@ use swarmr_proto::{ProposalResult, StoreAction};
 
 use super::snapshot_file::{self, Snapshots};
 use super::{decode, dedup, encode, NodeId, StorageError, TypeConfig};
-use crate::store::{apply, Index, Staged, Store, StoreEvent};
+use crate::store::{apply, Index, Staged, Store, StoreEvent, TaskCache};
 
 const LAST_APPLIED: &str = "~sm/last_applied";
 const MEMBERSHIP: &str = "~sm/membership";
@@ -108,6 +108,10 @@ impl StateMachine {
             .state
             .apply_batch(staged.into_batch())
             .map_err(sm_write_err)?;
+        {
+            let mut cache = self.store.cache.write().unwrap_or_else(|p| p.into_inner());
+            done.iter().for_each(|(_, _, actions)| cache.apply(actions));
+        }
         Ok(done
             .into_iter()
             .map(|(index, result, actions)| {
@@ -246,6 +250,8 @@ impl StateMachine {
             .map_err(|_| snap_err(std::io::Error::other("state machine lock poisoned")))?;
         self.store.state.apply_batch(batch).map_err(snap_err)?;
         *guard = Index::build(&self.store.state).map_err(snap_err)?;
+        let cache = TaskCache::build(&self.store.state).map_err(snap_err)?;
+        *self.store.cache.write().unwrap_or_else(|p| p.into_inner()) = cache;
         Ok(())
     }
 }

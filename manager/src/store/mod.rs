@@ -6,6 +6,7 @@
 //! machine's own bookkeeping under `~sm/`. One tree means one atomic batch per proposal.
 
 pub mod apply;
+pub mod cache;
 pub mod conflicts;
 pub mod index;
 pub mod object;
@@ -14,7 +15,7 @@ pub mod staged;
 #[cfg(test)]
 mod tests_index;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prost::Message;
@@ -23,6 +24,7 @@ use swarmr_proto::{Cluster, Meta, ObjectHeader, StoreAction};
 use tokio::sync::{broadcast, watch};
 
 pub use apply::Refusal;
+pub use cache::TaskCache;
 pub use index::Index;
 pub use object::Object;
 pub use staged::Staged;
@@ -49,6 +51,8 @@ pub struct Store {
     /// snapshot never mixes two entries. It guards the index of what objects claim, which
     /// changes with every applied entry.
     pub(crate) write_lock: Arc<Mutex<Index>>,
+    /// Written only under `write_lock`, with the entry it reflects.
+    pub(crate) cache: Arc<RwLock<TaskCache>>,
 }
 
 impl Store {
@@ -56,11 +60,13 @@ impl Store {
         let state = db.open_tree("state").map_err(StoreError::Open)?;
         let (events, _) = broadcast::channel(4096);
         let index = Index::build(&state).map_err(StoreError::Read)?;
+        let cache = TaskCache::build(&state).map_err(StoreError::Read)?;
         Ok(Self {
             state,
             events,
             applied: Arc::new(watch::channel(0).0),
             write_lock: Arc::new(Mutex::new(index)),
+            cache: Arc::new(RwLock::new(cache)),
         })
     }
 
@@ -90,6 +96,11 @@ impl Store {
     }
 
     pub fn list<T: Object>(&self) -> Result<Vec<T>, StoreError> {
+        // Taken under the lock, copied after it, so an apply waits only for the walk.
+        let shared = T::from_cache(&self.cache.read().unwrap_or_else(|p| p.into_inner()));
+        if let Some(shared) = shared {
+            return Ok(shared.iter().map(|obj| T::clone(obj)).collect());
+        }
         let prefix = format!("{}/", T::KIND);
         self.state
             .scan_prefix(prefix.as_bytes())

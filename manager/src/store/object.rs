@@ -1,10 +1,13 @@
 //! What the store needs to know about each kind of object: its key and its `Meta`.
 
+use std::sync::Arc;
+
 use swarmr_proto::{
     store_action::Target, Cluster, Config, Meta, Network, Node, Secret, Service, Task,
 };
 
 use super::apply::Refusal;
+use super::cache::TaskCache;
 
 /// A kind of object kept in the store, encoded as protobuf under `<KIND>/<id>`.
 pub trait Object: prost::Message + Default + Clone {
@@ -25,6 +28,11 @@ pub trait Object: prost::Message + Default + Clone {
     /// Why `self` cannot be stored beside `other` (a name or address both claim), if so.
     /// Checked when the entry is applied, so racing requests cannot both win.
     fn conflict_with(&self, _other: &Self) -> Option<Refusal> {
+        None
+    }
+
+    /// Every object of the kind from the store's decoded cache, if it keeps this kind.
+    fn from_cache(_cache: &TaskCache) -> Option<Vec<Arc<Self>>> {
         None
     }
 }
@@ -69,7 +77,11 @@ impl_object!(Service, "service", Service, {
         crate::store::conflicts::service(self, other)
     }
 });
-impl_object!(Task, "task", Task);
+impl_object!(Task, "task", Task, {
+    fn from_cache(cache: &TaskCache) -> Option<Vec<Arc<Self>>> {
+        cache.shared()
+    }
+});
 impl_object!(Secret, "secret", Secret, {
     fn conflict_with(&self, other: &Self) -> Option<Refusal> {
         crate::store::references::same_name("secret", &self.spec, &other.spec, &other.id)
