@@ -1,6 +1,7 @@
 //! One allocation pass. See the module docs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
@@ -24,7 +25,7 @@ fn holds_address(task: &Task) -> bool {
 /// The network's pool with every address in use reserved and the stored cursor.
 fn pool_of(
     network: &Network,
-    tasks: &[Task],
+    tasks: &[Arc<Task>],
     services: &[Service],
     nodes: &[Node],
 ) -> Option<AddressPool> {
@@ -60,7 +61,7 @@ fn pool_of(
 struct Pools<'a> {
     /// Loads a network by id.
     load: &'a (dyn Fn(&str) -> Option<Network> + Sync),
-    tasks: &'a [Task],
+    tasks: &'a [Arc<Task>],
     services: &'a [Service],
     nodes: &'a [Node],
     networks: BTreeMap<String, Network>,
@@ -202,7 +203,7 @@ fn allocate_ingress_addrs(
 
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
-    let tasks: Vec<Task> = store.list()?;
+    let tasks = store.list_shared::<Task>()?;
     let services: Vec<Service> = store.list()?;
     let nodes: Vec<Node> = store.list()?;
     let ingress_id = store.with_index(|index| index.ingress_network().cloned());

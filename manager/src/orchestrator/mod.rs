@@ -52,6 +52,7 @@ mod tests_global;
 #[cfg(test)]
 mod tests_update;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use swarmr_proto::{NetworkAttachment, Node, Service, Task, TaskState, TaskStatus, UpdateStatus};
@@ -95,7 +96,7 @@ pub struct Plan {
 /// Decides the task changes for every service. See the module docs for the rules.
 pub fn plan(
     services: &[Service],
-    tasks: &[Task],
+    tasks: &[impl Borrow<Task>],
     nodes: &[Node],
     now_millis: i64,
     new_id: &mut dyn FnMut() -> String,
@@ -106,13 +107,13 @@ pub fn plan(
 /// [`plan`], plus when to plan again for a pending restart delay.
 pub fn plan_with_wakeup(
     services: &[Service],
-    tasks: &[Task],
+    tasks: &[impl Borrow<Task>],
     nodes: &[Node],
     now_millis: i64,
     new_id: &mut dyn FnMut() -> String,
 ) -> Plan {
     let mut by_service: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
-    for task in tasks {
+    for task in tasks.iter().map(Borrow::borrow) {
         by_service.entry(&task.service_id).or_default().push(task);
     }
     let mut ctx = Ctx::new(nodes, now_millis, new_id);

@@ -31,13 +31,13 @@ pub fn roll_back(mut service: Service, status: UpdateStatus) -> Service {
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
     let services: Vec<Service> = store.list()?;
-    let tasks: Vec<Task> = store.list()?;
+    let tasks = store.list_shared::<Task>()?;
     let nodes: Vec<Node> = store.list()?;
     let now = now_millis();
     let plan = plan_with_wakeup(&services, &tasks, &nodes, now, &mut ca::new_id);
     if !plan.changes.is_empty() {
         let index: std::collections::HashMap<&str, &Task> =
-            tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+            tasks.iter().map(|t| (t.id.as_str(), t.as_ref())).collect();
         let by_id = |id: &str| index.get(id).map(|t| (*t).clone());
         let service_of = |id: &str| services.iter().find(|s| s.id == id).cloned();
         let actions = plan

@@ -43,6 +43,7 @@ pub mod run;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use swarmr_proto::{Node, Service, Task, TaskState};
@@ -63,11 +64,12 @@ pub enum Decision {
 }
 
 /// Decides where every schedulable task goes. See the module docs for the rules.
-pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decision> {
+pub fn plan(nodes: &[Node], tasks: &[impl Borrow<Task>], services: &[Service]) -> Vec<Decision> {
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut pinned: Vec<(&Service, &Task)> = Vec::new();
     let mut groups: BTreeMap<&str, (&Service, Vec<&Task>)> = BTreeMap::new();
-    for task in tasks.iter().filter(|t| is_schedulable(t)) {
+    let tasks: Vec<&Task> = tasks.iter().map(Borrow::borrow).collect();
+    for &task in tasks.iter().filter(|t| is_schedulable(t)) {
         let Some(&service) = by_id.get(task.service_id.as_str()) else {
             continue;
         };
@@ -88,7 +90,7 @@ pub fn plan(nodes: &[Node], tasks: &[Task], services: &[Service]) -> Vec<Decisio
         .map(|s| (s.id.as_str(), host_ports(s)))
         .filter(|(_, ports)| !ports.is_empty())
         .collect();
-    let mut set = NodeSet::build(nodes, tasks, &ports);
+    let mut set = NodeSet::build(nodes, &tasks, &ports);
     let mut pipelines: HashMap<&str, Result<Pipeline, String>> = HashMap::new();
     let mut out = Vec::new();
     for (service, task) in pinned {

@@ -126,7 +126,7 @@ pub struct NodeSet<'a> {
 impl<'a> NodeSet<'a> {
     pub fn build(
         nodes: &'a [Node],
-        tasks: &'a [Task],
+        tasks: &[&'a Task],
         ports: &HashMap<&str, Vec<HostPort>>,
     ) -> NodeSet<'a> {
         let infos: Vec<NodeInfo<'a>> = nodes.iter().map(NodeInfo::new).collect();

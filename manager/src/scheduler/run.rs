@@ -12,7 +12,7 @@ use crate::store::Object;
 pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     let store = core.store();
     let nodes: Vec<Node> = store.list()?;
-    let tasks: Vec<Task> = store.list()?;
+    let tasks = store.list_shared::<Task>()?;
     let services: Vec<Service> = store.list()?;
     let decisions = plan(&nodes, &tasks, &services);
     if decisions.is_empty() {
@@ -20,7 +20,7 @@ pub async fn reconcile(core: Core) -> Result<Action, ProposeError> {
     }
     let now = now_millis();
     let by_id: std::collections::HashMap<&str, &Task> =
-        tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+        tasks.iter().map(|t| (t.id.as_str(), t.as_ref())).collect();
     let actions = decisions
         .into_iter()
         .filter_map(|decision| {
