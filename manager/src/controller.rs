@@ -6,11 +6,16 @@
 use std::future::Future;
 use std::time::Duration;
 
+use swarmr_proto::store_action::{Kind, Target};
+use swarmr_proto::TaskState;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::core::Core;
 use crate::error::ProposeError;
+use crate::store::object::kind_of;
+use crate::store::StoreEvent;
 
 /// What a reconcile pass asks for next.
 pub enum Action {
@@ -44,8 +49,36 @@ pub fn error_policy(controller: &str, err: &ProposeError) -> Duration {
     }
 }
 
+/// The allocator's and the scheduler's steps: the orchestrator's and the allocator's
+/// decisions do not depend on a live task being PENDING or ASSIGNED.
+pub const PLACING: &[TaskState] = &[TaskState::Pending, TaskState::Assigned];
+/// The scheduler's own step; it must see the allocator's, which it places.
+pub const PLACED: &[TaskState] = &[TaskState::Assigned];
+
+/// Whether `event` can change a controller's decisions: not when all it holds is tasks
+/// moved into one of the `ignored` states, still desired RUNNING (the pipeline's own
+/// steps, see [`run`]). Everything else counts, a lost or reset feed included.
+pub fn concerns(event: &StoreEvent, ignored: &[TaskState]) -> bool {
+    let StoreEvent::Applied { actions, .. } = event else {
+        return true;
+    };
+    actions.iter().any(|action| match &action.target {
+        Some(Target::Task(task)) => {
+            kind_of(action) != Kind::Update
+                || task.desired_state() > TaskState::Running
+                || !ignored.contains(&task.current_state())
+        }
+        _ => true,
+    })
+}
+
+/// Runs `reconcile` on the store changes it [`concerns`]: 10,000 tasks allocated and then
+/// placed woke every controller for each commit, and each pass read all of them. A pass
+/// that an ignored change would have changed (a node lost at the moment its task was
+/// placed) runs at the next resync instead.
 pub async fn run<F, Fut>(
     name: &'static str,
+    ignored: &'static [TaskState],
     core: Core,
     mut reconcile: F,
     shutdown: impl Future<Output = ()>,
@@ -55,33 +88,37 @@ pub async fn run<F, Fut>(
 {
     tokio::pin!(shutdown);
     let mut events = core.store().subscribe();
-    let mut wait = Duration::ZERO;
+    // A deadline, not a delay: ignored changes must not push a requeue back.
+    let mut due = Instant::now();
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             event = events.recv() => {
-                if matches!(event, Err(RecvError::Closed)) {
-                    return;
+                match event {
+                    Err(RecvError::Closed) => return,
+                    Ok(event) if !concerns(&event, ignored) => continue,
+                    _ => {}
                 }
                 // Let a burst of commits land, then act once for all of them.
                 tokio::time::sleep(DEBOUNCE).await;
                 while events.try_recv().is_ok() {}
             }
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(due) => {}
         }
         if !core.is_settled_leader() {
-            wait = RESYNC;
+            due = Instant::now() + RESYNC;
             continue;
         }
         let span = tracing::debug_span!("reconcile", controller = name);
         let started = std::time::Instant::now();
         let outcome = reconcile(core.clone()).instrument(span).await;
         crate::observe::METRICS.reconciled(name, started.elapsed(), outcome.is_err());
-        wait = match outcome {
-            Ok(Action::Requeue(after)) => after.min(RESYNC),
-            Ok(Action::AwaitChange) => RESYNC,
-            Err(e) => error_policy(name, &e),
-        };
+        due = Instant::now()
+            + match outcome {
+                Ok(Action::Requeue(after)) => after.min(RESYNC),
+                Ok(Action::AwaitChange) => RESYNC,
+                Err(e) => error_policy(name, &e),
+            };
     }
 }
 
@@ -96,5 +133,48 @@ mod tests {
         assert_eq!(error_policy("orchestrator", &ProposeError::Deposed), RESYNC);
         let refused = ProposeError::Rejected("network n1 not found".into());
         assert_eq!(error_policy("allocator", &refused), RETRY);
+    }
+
+    fn task(state: TaskState, desired: TaskState) -> swarmr_proto::Task {
+        let mut task = swarmr_proto::Task::default();
+        task.status
+            .get_or_insert_with(Default::default)
+            .set_state(state);
+        task.set_desired_state(desired);
+        task
+    }
+
+    fn applied(actions: Vec<swarmr_proto::StoreAction>) -> StoreEvent {
+        StoreEvent::Applied { index: 1, actions }
+    }
+
+    #[test]
+    fn only_the_pipelines_own_steps_leave_a_controller_asleep() {
+        use crate::core::{create_action, update_action};
+        use TaskState::{Assigned, Failed, Pending, Running, Shutdown};
+        let placed = applied(vec![
+            update_action(task(Pending, Running), 1),
+            update_action(task(Assigned, Running), 1),
+        ]);
+        assert!(!concerns(&placed, PLACING));
+        assert!(
+            concerns(&placed, PLACED),
+            "the scheduler places PENDING tasks"
+        );
+        let assigned = applied(vec![update_action(task(Assigned, Running), 1)]);
+        assert!(!concerns(&assigned, PLACED));
+
+        let failed = applied(vec![
+            update_action(task(Assigned, Running), 1),
+            update_action(task(Failed, Running), 1),
+        ]);
+        assert!(concerns(&failed, PLACING));
+        let stopping = applied(vec![update_action(task(Assigned, Shutdown), 1)]);
+        assert!(concerns(&stopping, PLACING));
+        let created = applied(vec![create_action(task(Pending, Running))]);
+        assert!(concerns(&created, PLACING));
+        let node = applied(vec![update_action(swarmr_proto::Node::default(), 1)]);
+        assert!(concerns(&node, PLACING));
+        assert!(concerns(&StoreEvent::Reset { index: 1 }, PLACING));
     }
 }

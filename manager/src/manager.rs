@@ -302,12 +302,25 @@ impl Manager {
             crate::roles::run_roles(core(), stopped()),
             controller::run(
                 "orchestrator",
+                controller::PLACING,
                 core(),
                 orchestrator::run::reconcile,
                 stopped()
             ),
-            controller::run("allocator", core(), allocator::run::reconcile, stopped()),
-            controller::run("scheduler", core(), scheduler::run::reconcile, stopped()),
+            controller::run(
+                "allocator",
+                controller::PLACING,
+                core(),
+                allocator::run::reconcile,
+                stopped()
+            ),
+            controller::run(
+                "scheduler",
+                controller::PLACED,
+                core(),
+                scheduler::run::reconcile,
+                stopped()
+            ),
             crate::secrets::fetch::keep_data_key(core(), self.keys.clone(), stopped()),
             crate::observe::watch_raft(self.core.clone(), stopped()),
         );
