@@ -14,7 +14,6 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::core::Core;
 use crate::error::ProposeError;
-use crate::store::object::kind_of;
 use crate::store::StoreEvent;
 
 /// What a reconcile pass asks for next.
@@ -64,7 +63,7 @@ pub fn concerns(event: &StoreEvent, ignored: &[TaskState]) -> bool {
     };
     actions.iter().any(|action| match &action.target {
         Some(Target::Task(task)) => {
-            kind_of(action) != Kind::Update
+            action.kind() != Kind::Update
                 || task.desired_state() > TaskState::Running
                 || !ignored.contains(&task.current_state())
         }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Meta, Proposal, RefusalKind, StoreAction};
 
-use super::object::{key_of, kind_of, stamp_and_encode, view};
+use super::object::{key_of, stamp_and_encode, view};
 use super::staged::Staged;
 
 /// Why a proposal wrote nothing: the message for the user and the kind the proposer
@@ -65,7 +65,8 @@ pub fn plan(
             None => read_meta(&key)?,
         };
         let what = format!("{} {}", target_view.kind, target_view.id);
-        let kind = kind_of(action);
+        // An unknown kind (from a newer peer) reads as a create: refused if the object exists.
+        let kind = action.kind();
         if let Some(current) = &current {
             let expected = action.expected_version;
             if kind != Kind::Create && expected != 0 && current.version != expected {

@@ -11,7 +11,7 @@ use prost::Message;
 use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{StoreAction, Task};
 
-use super::object::{kind_of, Object};
+use super::object::Object;
 
 #[derive(Default, Debug)]
 pub struct TaskCache {
@@ -44,7 +44,7 @@ impl TaskCache {
             let Some(Target::Task(task)) = &action.target else {
                 continue;
             };
-            match kind_of(action) {
+            match action.kind() {
                 Kind::Delete => self.tasks.remove(&task.id),
                 Kind::Create | Kind::Update => {
                     self.tasks.insert(task.id.clone(), Arc::new(task.clone()))

@@ -16,7 +16,7 @@ use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Config, Network, Secret, SecretSpec, Service, StoreAction};
 
 use super::conflicts::{block_of, mask, Block};
-use super::object::{key_of, kind_of, view, Object};
+use super::object::{key_of, view, Object};
 use super::references::FileKind;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,7 +122,7 @@ impl Index {
             let Some(target) = &action.target else {
                 continue;
             };
-            match kind_of(action) {
+            match action.kind() {
                 Kind::Delete => {
                     let v = view(target);
                     self.remove(&key_of(v.kind, v.id));

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use swarmr_proto::store_action::{Kind, Target};
-use swarmr_proto::{Cluster, Config, Meta, Network, Node, Secret, Service, StoreAction, Task};
+use swarmr_proto::{
+    store_action::Target, Cluster, Config, Meta, Network, Node, Secret, Service, Task,
+};
 
 use super::apply::Refusal;
 use super::cache::TaskCache;
@@ -116,12 +117,6 @@ pub fn view(target: &Target) -> TargetView<'_> {
         Target::Secret(o) => of(o),
         Target::Config(o) => of(o),
     }
-}
-
-/// What an action does; an unknown kind (from a newer peer) reads as a create, so the
-/// apply step refuses it if the object exists rather than overwriting it.
-pub fn kind_of(action: &StoreAction) -> Kind {
-    Kind::try_from(action.kind).unwrap_or(Kind::Create)
 }
 
 /// Sets the target's meta and returns its protobuf encoding.
