@@ -111,10 +111,12 @@ pub struct NodeArgs {
     /// ports (for several nodes sharing one namespace, as the loopback tests do).
     #[arg(long)]
     pub no_host_rules: bool,
-    /// How VIPs are balanced: `auto` uses the BPF socket load balancer where it loads
-    /// (no NAT, no connection tracking in task containers), else nftables NAT rules.
+    /// How VIPs are balanced: `auto` = BPF at the socket where it loads, else nftables NAT.
     #[arg(long, env = "SWARMR_VIP_BALANCER", default_value = "auto", value_parser = ["auto", "nftables"])]
     pub vip_balancer: String,
+    /// How sandboxes forward: `auto` = unicast past the bridge by tc BPF where it loads.
+    #[arg(long, env = "SWARMR_OVERLAY_FORWARDING", default_value = "auto", value_parser = ["auto", "bridge"])]
+    pub overlay_forwarding: String,
     #[command(flatten)]
     pub extra: crate::docker_api_args::NodeExtraArgs,
     #[command(flatten)]

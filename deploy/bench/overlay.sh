@@ -25,8 +25,9 @@
 #      Swarm: 0.3-0.4 s) and (c) a ping from the task on host 2 gets an answer.
 # Ends with one key=value line per figure (ratios against the underlay of the same run):
 # overlay_tcp_ratio_bare, overlay_tcp_ratio_vip, overlay_tcp_ratio_jumbo (MTU 9000, VIPs
-# on), overlay_rtt_ratio (MTU 1500, VIPs on), vip_over_direct_conn_rate, vip_balancer.
-# SWARMR_VIP_BALANCER=nftables measures the fallback.
+# on), overlay_rtt_ratio (MTU 1500, VIPs on), vip_over_direct_conn_rate, vip_balancer,
+# overlay_forwarding. SWARMR_VIP_BALANCER=nftables measures the VIP fallback and
+# SWARMR_OVERLAY_FORWARDING=bridge the sandboxes without their BPF fast path.
 # Needs root, Docker, iperf3, busybox-static and the kernel's VXLAN (deploy/prereqs.sh).
 # Traffic stays inside the namespaces this script creates. Everything it creates is
 # removed on exit (also on failure); leftovers of a run that was killed are swept at start.
@@ -161,6 +162,8 @@ vips_on() {
     wait_for 30 "the VIP serves from the h2 bench task" vip_serves
     BALANCER="$(sw network check | awk '$1 == "h2" && ($2 == "bpf" || $2 == "nftables") { print $2 }')"
     echo "  VIPs on: vipweb $VIP (2 tasks on h1); h2 balances VIPs with: ${BALANCER:-unknown}"
+    FORWARDING="$(sw network check | awk -F '  +' '$1 == "h2" && NF >= 3 { split($3, w, " "); print w[1] }')"
+    echo "  h2's sandboxes forward with: ${FORWARDING:-unknown} (bpf: past the bridge; bridge: through it)"
 }
 
 two_vipweb_containers() { [ "$(endpoints vipweb | wc -l)" = 2 ]; }
@@ -332,3 +335,4 @@ echo "overlay_tcp_ratio_jumbo=${JUMBO:-n/a}"
 echo "overlay_rtt_ratio=${RTT_RATIO:-n/a}"
 echo "vip_over_direct_conn_rate=${CONN_RATIO:-n/a}"
 echo "vip_balancer=${BALANCER:-unknown}"
+echo "overlay_forwarding=${FORWARDING:-unknown}"

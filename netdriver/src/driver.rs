@@ -5,6 +5,7 @@ use tracing::Instrument;
 use crate::apply::apply;
 use crate::change::{Scope, Step};
 use crate::error::{error_chain, Error};
+use crate::fastpath::FastPath;
 use crate::netlink::Netlink;
 use crate::observe::observe;
 use crate::plan::plan;
@@ -33,19 +34,41 @@ impl ReconcileReport {
     }
 }
 
+/// One difference `network check` reports: network id, `missing`/`stale`/`wrong`, what.
+pub type FastPathDifference = (String, &'static str, String);
+
 /// The overlay driver of one node. All kernel state goes through `reconcile`.
 pub struct Driver<N: Netlink> {
     nl: N,
-    /// Never two reconciles at once.
-    lock: tokio::sync::Mutex<()>,
+    /// Never two reconciles at once; the fast path, when there is one, is theirs.
+    lock: tokio::sync::Mutex<Option<FastPath>>,
+    /// How sandboxes forward frames, for `network check` and logs.
+    forwarding: String,
 }
 
 impl<N: Netlink> Driver<N> {
+    /// A driver whose sandboxes forward through their bridge only.
     pub fn new(nl: N) -> Self {
+        Self::with_fast_path(nl, Err("no fast path".into()))
+    }
+
+    /// A driver that also keeps each sandbox's BPF fast path (see [`crate::fastpath`]),
+    /// or, given why there is none, forwards through the bridges only.
+    pub fn with_fast_path(nl: N, fast: Result<FastPath, String>) -> Self {
+        let forwarding = match &fast {
+            Ok(_) => "bpf (tc ingress redirect past each sandbox's bridge)".to_string(),
+            Err(why) => format!("bridge ({why})"),
+        };
         Self {
             nl,
-            lock: tokio::sync::Mutex::new(()),
+            lock: tokio::sync::Mutex::new(fast.ok()),
+            forwarding,
         }
+    }
+
+    /// How sandboxes forward frames: `bpf (...)` or `bridge (why)`.
+    pub fn forwarding(&self) -> &str {
+        &self.forwarding
     }
 
     /// The netlink implementation (e.g. to inspect a fake in tests).
@@ -58,10 +81,13 @@ impl<N: Netlink> Driver<N> {
     /// cannot be read (e.g. no link holds the underlay address); everything
     /// else is reported per endpoint, network or stale sandbox.
     pub async fn reconcile(&self, desired: &HostDesired) -> Result<ReconcileReport, Error> {
-        let _guard = self.lock.lock().await;
+        let mut fast = self.lock.lock().await;
         let span = tracing::info_span!("netdriver.reconcile", node.id = %desired.node_short_id);
         let started = std::time::Instant::now();
-        let result = self.reconcile_locked(desired).instrument(span).await;
+        let result = self
+            .reconcile_locked(desired, fast.as_mut())
+            .instrument(span)
+            .await;
         if let Ok(report) = &result {
             let failures = report.failed_endpoints.len()
                 + report.failed_networks.len()
@@ -82,7 +108,24 @@ impl<N: Netlink> Driver<N> {
         Ok(plan(desired, &actual))
     }
 
-    async fn reconcile_locked(&self, desired: &HostDesired) -> Result<ReconcileReport, Error> {
+    /// What the fast path's sync would change now (nothing without a fast path).
+    pub async fn check_fast_path(&self, desired: &HostDesired) -> Vec<FastPathDifference> {
+        let mut fast = self.lock.lock().await;
+        let Some(fast) = fast.as_mut() else {
+            return Vec::new();
+        };
+        let changes = fast.check(desired).await;
+        let differences = changes.into_iter().map(|(network_id, change, hops)| {
+            (network_id, change.difference(&hops), change.to_string())
+        });
+        differences.collect()
+    }
+
+    async fn reconcile_locked(
+        &self,
+        desired: &HostDesired,
+        fast: Option<&mut FastPath>,
+    ) -> Result<ReconcileReport, Error> {
         let (actual, observe_failures) = observe(&self.nl, desired).await?;
         let steps = plan(desired, &actual);
         let applied = apply(&self.nl, &steps).await;
@@ -90,6 +133,17 @@ impl<N: Netlink> Driver<N> {
             changes: applied.done,
             ..ReconcileReport::default()
         };
+        if let Some(fast) = fast {
+            let (done, failed) = fast.sync(desired).await;
+            report.changes.extend(done);
+            for (network_id, error) in failed {
+                tracing::warn!(
+                    network.id = %network_id,
+                    error = %error_chain(&error),
+                    "overlay fast path not in place: the network's frames take its sandbox bridge"
+                );
+            }
+        }
         for (scope, reason) in observe_failures.into_iter().chain(applied.failed) {
             record_failure(desired, &mut report, scope, reason);
         }

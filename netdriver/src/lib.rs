@@ -64,12 +64,15 @@
 //! - `kernel`: [`KernelNetlink`], namespaces and rtnetlink.
 //! - `fake`: [`fake::FakeNetlink`], an in-memory kernel for tests without root.
 //! - `socklb`: VIPs balanced at the socket by cgroup BPF programs (`bpf/socklb.c`).
+//! - `fastpath`: unicast frames forwarded past each sandbox's bridge by a tc BPF
+//!   program (`bpf/l2fwd.c`); the bridge stays for broadcasts and as the fallback.
 
 pub mod apply;
 pub mod change;
 mod driver;
 pub mod error;
 pub mod fake;
+pub mod fastpath;
 mod kernel;
 pub mod metrics;
 pub mod netlink;
@@ -83,7 +86,7 @@ mod tests;
 
 pub use apply::apply;
 pub use change::{Change, Difference, Scope, Step};
-pub use driver::{Driver, ReconcileReport};
+pub use driver::{Driver, FastPathDifference, ReconcileReport};
 pub use error::{error_chain, Cause, Error};
 pub use kernel::{KernelNetlink, NETNS_DIR};
 pub use netlink::{Netlink, Ns};

@@ -10,6 +10,7 @@ mod dockerapi_requests;
 mod dockerapi_secrets;
 mod errors;
 mod failover;
+mod fast_path;
 mod faults;
 mod health;
 mod linearizable;

@@ -96,6 +96,7 @@ impl<E: Executor> Logs for LogsService<E> {
             None => reply.error = "overlay networking is off on this node (no netlink)".into(),
             Some(check) => {
                 reply.vip_balancer = check.vip_balancer();
+                reply.overlay_forwarding = check.overlay_forwarding();
                 match check.check().await {
                     Ok(differences) => reply.differences = differences,
                     Err(error) => reply.error = error,

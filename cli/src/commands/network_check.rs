@@ -36,12 +36,19 @@ fn rows(nodes: &[CheckNetworkReply]) -> Vec<Vec<String>> {
     rows
 }
 
-/// How each node that answered balances VIPs: node, `bpf (...)` or `nftables (...)`.
+/// How each node that answered balances VIPs (`bpf (...)` or `nftables (...)`) and
+/// forwards overlay frames (`bpf (...)` or `bridge (...)`).
 fn balancer_rows(nodes: &[CheckNetworkReply]) -> Vec<Vec<String>> {
     nodes
         .iter()
         .filter(|n| !n.vip_balancer.is_empty())
-        .map(|n| vec![n.hostname.clone(), n.vip_balancer.clone()])
+        .map(|n| {
+            let forwarding = match n.overlay_forwarding.as_str() {
+                "" => "-".to_string(),
+                how => how.to_string(),
+            };
+            vec![n.hostname.clone(), n.vip_balancer.clone(), forwarding]
+        })
         .collect()
 }
 
@@ -68,7 +75,10 @@ pub async fn check(host: &str, format: &str) -> anyhow::Result<()> {
     }
     let balancers = balancer_rows(&nodes);
     if format != "json" && !balancers.is_empty() {
-        print!("{}", output::table(&["NODE", "VIP BALANCER"], &balancers));
+        print!(
+            "{}",
+            output::table(&["NODE", "VIP BALANCER", "OVERLAY FORWARDING"], &balancers)
+        );
     }
     let unchecked = nodes.iter().filter(|n| !n.error.is_empty()).count();
     let differing = nodes.iter().filter(|n| !n.differences.is_empty()).count();
@@ -98,6 +108,7 @@ mod tests {
             CheckNetworkReply {
                 hostname: "h1".into(),
                 vip_balancer: "bpf (socket load balancer on cgroup /sys/fs/cgroup)".into(),
+                overlay_forwarding: "bridge (--overlay-forwarding bridge)".into(),
                 ..Default::default()
             },
             CheckNetworkReply {
@@ -110,6 +121,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0][0], "h1");
         assert!(got[0][1].starts_with("bpf"));
+        assert!(got[0][2].starts_with("bridge"));
     }
 
     #[test]

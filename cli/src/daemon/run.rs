@@ -44,7 +44,7 @@ pub async fn run_node(
 ) -> anyhow::Result<()> {
     identity.save(&settings.data_dir)?;
     let tls = certs::load(&settings.data_dir)?;
-    let host = Host::connect().await?;
+    let host = Host::connect(settings.overlay_fast_path).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -130,14 +130,14 @@ pub struct Host {
 }
 
 impl Host {
-    async fn connect() -> anyhow::Result<Self> {
+    async fn connect(overlay_fast_path: bool) -> anyhow::Result<Self> {
         let executor = DockerExecutor::connect().await.map_err(|e| {
             anyhow!(
                 "cannot reach the Docker engine ({}): start dockerd, or check /var/run/docker.sock",
                 e.report()
             )
         })?;
-        let overlay = match overlay::kernel_driver() {
+        let overlay = match overlay::kernel_driver(overlay_fast_path) {
             Ok(driver) => Some(Arc::new(driver)),
             Err(e) => {
                 warn!(error = %e, "overlay networking is off: netlink is not available (run as root)");

@@ -20,6 +20,8 @@ pub struct Settings {
     /// Egress and published ports in the node namespace.
     pub host_net: swarmr_worker::network::mesh::HostNet,
     pub vip_mode: VipMode,
+    /// Forward overlay frames past the sandbox bridge by BPF where it loads.
+    pub overlay_fast_path: bool,
     /// Where the Docker API listens on TCP (with mutual TLS), if anywhere.
     pub docker_api_addr: Option<SocketAddr>,
     /// The monitoring port (`--http-addr`), if any.
@@ -89,6 +91,7 @@ impl Settings {
                 "nftables" => VipMode::Nftables,
                 _ => VipMode::Auto,
             },
+            overlay_fast_path: args.overlay_forwarding != "bridge",
             docker_api_addr: args.extra.docker_api_addr,
             http_addr: args.observe.http_addr,
             resources: args.extra.resources.clone(),

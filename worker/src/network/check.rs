@@ -18,11 +18,13 @@ pub trait NetworkCheck: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, Result<Vec<NetworkDifference>, String>>;
     /// How VIPs are balanced here (`bpf (...)` or `nftables (...)`).
     fn vip_balancer(&self) -> String;
+    /// How the overlay's sandboxes forward frames (`bpf (...)` or `bridge (...)`).
+    fn overlay_forwarding(&self) -> String;
 }
 
 /// This node's check: the overlay (sandboxes, devices, entries, endpoints, the egress
-/// bridge), the VIP maps (BPF) and the node namespace's published-port rules and return
-/// routes.
+/// bridge), the fast path's attachments and map, the VIP maps (BPF) and the node
+/// namespace's published-port rules and return routes.
 pub struct Checker {
     pub overlay: Arc<Overlay>,
     pub vips: Arc<VipBalancer>,
@@ -49,6 +51,14 @@ impl NetworkCheck for Checker {
                     detail: step.to_string(),
                 })
                 .collect();
+            let fast = self.overlay.check_fast_path().await;
+            differences.extend(fast.into_iter().map(|(network_id, kind, detail)| {
+                NetworkDifference {
+                    network_id,
+                    kind: kind.to_string(),
+                    detail,
+                }
+            }));
             let message = self.sessions.borrow().clone();
             if let Some(message) = message {
                 let vips = self.vips.check(&message).await;
@@ -68,5 +78,9 @@ impl NetworkCheck for Checker {
 
     fn vip_balancer(&self) -> String {
         self.vips.describe().to_string()
+    }
+
+    fn overlay_forwarding(&self) -> String {
+        self.overlay.forwarding().to_string()
     }
 }

@@ -5,14 +5,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use swarmr_netdriver::fastpath::FastPath;
 use swarmr_netdriver::{
-    mac_for_ip, Driver, HostDesired, Ipv4Net, KernelNetlink, LocalEndpoint, NetworkDesired,
-    RemoteEndpoint,
+    error_chain, mac_for_ip, Driver, FastPathDifference, HostDesired, Ipv4Net, KernelNetlink,
+    LocalEndpoint, NetworkDesired, RemoteEndpoint, NETNS_DIR,
 };
 use swarmr_proto::convert::now_millis;
 use swarmr_proto::{SessionMessage, Task, TaskState, TaskStatus, TaskStatusUpdate};
@@ -30,9 +32,17 @@ const RESYNC: Duration = Duration::from_secs(5);
 /// The kernel-backed overlay driver of this node.
 pub type OverlayDriver = Driver<KernelNetlink>;
 
-/// Opens netlink in the calling thread's network namespace: the node's own (the underlay).
-pub fn kernel_driver() -> Result<OverlayDriver, swarmr_netdriver::Error> {
-    Ok(Driver::new(KernelNetlink::new()?))
+/// Opens netlink in the calling thread's network namespace: the node's own (the underlay);
+/// with `fast_path`, sandboxes forward past their bridge by BPF where it loads.
+pub fn kernel_driver(fast_path: bool) -> Result<OverlayDriver, swarmr_netdriver::Error> {
+    let fast = match fast_path {
+        false => Err("--overlay-forwarding bridge".into()),
+        true => FastPath::probe(Path::new(NETNS_DIR))
+            .map_err(|e| format!("the BPF fast path cannot load: {}", error_chain(&e))),
+    };
+    let driver = Driver::with_fast_path(KernelNetlink::new()?, fast);
+    info!(overlay_forwarding = %driver.forwarding(), "overlay forwarding");
+    Ok(driver)
 }
 
 /// Removes every sandbox of this node (it is leaving the cluster).
@@ -243,6 +253,20 @@ impl Overlay {
             Some(desired) => self.driver.check(&desired).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// What the fast path would change now (nothing before the first session message).
+    pub async fn check_fast_path(&self) -> Vec<FastPathDifference> {
+        let _guard = self.reconciling.lock().await;
+        match self.desired() {
+            Some(desired) => self.driver.check_fast_path(&desired).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// How the sandboxes forward: `bpf (...)` or `bridge (why)`.
+    pub fn forwarding(&self) -> &str {
+        self.driver.forwarding()
     }
 
     /// Runs until shutdown. Sandboxes outlive it: traffic keeps flowing while the node
