@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::ops::{perform, OpCtx, OpEvent, OpMsg, Work};
-use super::plan::{advances, known_state, plan, Action, OpKind, View};
+use super::plan::{advances, known_state, only_echoes, plan, Action, OpKind, View};
 use super::task::{failure, stop_grace};
 use super::{AgentConfig, NetworkAttach};
 use crate::error::AgentError;
@@ -115,12 +115,14 @@ impl<E: Executor> Runner<E> {
                     match changed {
                         Ok(()) => {
                             if let Some(message) = sessions.borrow_and_update().clone() {
-                                self.set_session(message);
+                                dirty |= self.set_session(message);
                             }
                         }
-                        Err(_) => sessions_open = false,
+                        Err(_) => {
+                            sessions_open = false;
+                            dirty = true;
+                        }
                     }
-                    dirty = true;
                 }
                 Some(msg) = op_rx.recv() => dirty |= self.on_op(msg).await,
                 event = events.next() => match on_event(event) {
@@ -148,13 +150,14 @@ impl<E: Executor> Runner<E> {
         info!("task agent stopped");
     }
 
-    /// Takes a session message's tasks as the desired state.
-    fn set_session(&mut self, mut message: SessionMessage) {
+    /// Takes a session message's tasks as the desired state; false when it changes
+    /// nothing the plan reads (`only_echoes`, and the same nameservers).
+    fn set_session(&mut self, mut message: SessionMessage) -> bool {
         self.files.update(
             std::mem::take(&mut message.secrets),
             std::mem::take(&mut message.configs),
         );
-        self.nameservers = self
+        let nameservers = self
             .network
             .as_ref()
             .map(|n| n.nameservers(&message))
@@ -164,9 +167,13 @@ impl<E: Executor> Runner<E> {
             .into_iter()
             .map(|task| (task.id.clone(), task))
             .collect();
+        let changed = nameservers != self.nameservers
+            || !only_echoes(self.tasks.as_ref(), &tasks, &self.reported);
+        self.nameservers = nameservers;
         self.reported.retain(|id, _| tasks.contains_key(id));
-        debug!(tasks = tasks.len(), "session message");
+        debug!(tasks = tasks.len(), changed, "session message");
         self.tasks = Some(tasks);
+        changed
     }
 
     /// Handles an operation's message; true if a reconcile should follow.

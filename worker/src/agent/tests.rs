@@ -9,7 +9,7 @@ use swarmr_proto::{
 };
 use tokio::sync::{mpsc, watch};
 
-use super::plan::{advances, plan, Action, OpKind, View};
+use super::plan::{advances, only_echoes, plan, Action, OpKind, View};
 use super::task::container_name;
 use super::Agent;
 use crate::executor::{ContainerSpec, ContainerState, ContainerStatus, Executor, MemoryExecutor};
@@ -395,6 +395,38 @@ struct Harness {
     sessions: watch::Sender<Option<SessionMessage>>,
     reports: mpsc::Receiver<TaskStatusUpdate>,
     _shutdown: watch::Sender<bool>,
+}
+
+#[test]
+fn a_message_that_only_echoes_our_reports_needs_no_reconcile() {
+    let by_id = |tasks: Vec<Task>| -> BTreeMap<String, Task> {
+        tasks.into_iter().map(|t| (t.id.clone(), t)).collect()
+    };
+    let running = TaskState::Running;
+    let current = by_id(vec![task("t1", running, TaskState::Assigned)]);
+    let reported = HashMap::from([("t1".to_string(), TaskState::Running)]);
+    let echo = by_id(vec![task("t1", running, TaskState::Running)]);
+    assert!(
+        only_echoes(Some(&current), &echo, &reported),
+        "our RUNNING came back"
+    );
+    let starting = by_id(vec![task("t1", running, TaskState::Starting)]);
+    assert!(
+        only_echoes(Some(&current), &starting, &reported),
+        "an older report came back"
+    );
+
+    let failed_by_manager = by_id(vec![task("t1", running, TaskState::Failed)]);
+    assert!(!only_echoes(Some(&current), &failed_by_manager, &reported));
+    let shut_down = by_id(vec![task("t1", TaskState::Shutdown, TaskState::Running)]);
+    assert!(!only_echoes(Some(&current), &shut_down, &reported));
+    let mut more = echo.clone();
+    more.insert("t2".into(), task("t2", running, TaskState::Assigned));
+    assert!(!only_echoes(Some(&current), &more, &reported));
+    assert!(
+        !only_echoes(None, &echo, &reported),
+        "the first message always counts"
+    );
 }
 
 fn harness(exec: Arc<MemoryExecutor>) -> Harness {
