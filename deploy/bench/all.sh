@@ -14,7 +14,7 @@ PARTS="${PARTS:-overlay raft services discovery publish update}"
 OUT="${OUT:-/tmp/swarmr-bench-all.$$}"
 # The figures the README's table is made of, in its order.
 KEYS="overlay_tcp_ratio_bare overlay_tcp_ratio_vip overlay_tcp_ratio_jumbo overlay_rtt_ratio
-vip_over_direct_conn_rate vip_balancer writes_per_s_1 write_p99_ms_1 writes_per_s_64
+vip_over_direct_conn_rate vip_balancer overlay_forwarding writes_per_s_1 write_p99_ms_1 writes_per_s_64
 write_p99_ms_64 writes_per_s_64_at_10k failover_p50_s failover_max_s node_down_s
 rescheduled_s converge_3_s converge_3_over_floor converge_30_s converge_30_floor_s
 converge_30_over_floor converge_100_s converge_100_floor_s converge_100_over_floor
