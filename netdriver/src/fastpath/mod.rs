@@ -22,7 +22,7 @@ use aya::programs::{ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfError, Pod};
 use nix::sched::{setns, CloneFlags};
 
-use crate::error::Cause;
+use crate::error::{error_chain, Cause};
 use crate::kernel::on_thread;
 use crate::types::{names, HostDesired, NetworkDesired};
 pub use plan::{diff, FastChange, NextHop, Wanted};
@@ -177,6 +177,8 @@ fn program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, FastPathError> {
 pub struct FastPath {
     netns_dir: PathBuf,
     sandboxes: HashMap<String, Sandbox>,
+    /// The failure last returned per network id, so a lasting one is returned once.
+    failing: HashMap<String, String>,
 }
 
 /// One network whose fast path could not be made to match, and why: its frames keep
@@ -191,12 +193,21 @@ impl FastPath {
         Ok(FastPath {
             netns_dir: netns_dir.to_path_buf(),
             sandboxes: HashMap::new(),
+            failing: HashMap::new(),
         })
     }
 
     /// Makes every desired sandbox's fast path match `desired` and drops those of
-    /// sandboxes no longer desired. Returns the changes made and the networks that failed.
+    /// sandboxes no longer desired. Returns the changes made and the networks that failed,
+    /// each failure once until it changes or the network's fast path is in place again.
     pub async fn sync(&mut self, desired: &HostDesired) -> (Vec<String>, Vec<Failure>) {
+        let (done, failed) = self.sync_all(desired).await;
+        let (fresh, failing) = new_failures(&self.failing, failed);
+        self.failing = failing;
+        (done, fresh)
+    }
+
+    async fn sync_all(&mut self, desired: &HostDesired) -> (Vec<String>, Vec<Failure>) {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let mut kept = HashMap::new();
@@ -253,6 +264,23 @@ impl FastPath {
     }
 }
 
+/// The failures not returned last time in the same words, and what fails now by network.
+fn new_failures(
+    before: &HashMap<String, String>,
+    failed: Vec<Failure>,
+) -> (Vec<Failure>, HashMap<String, String>) {
+    let mut fresh = Vec::new();
+    let mut now = HashMap::new();
+    for (network_id, error) in failed {
+        let text = error_chain(&error);
+        if before.get(&network_id) != Some(&text) {
+            fresh.push((network_id.clone(), error));
+        }
+        now.insert(network_id, text);
+    }
+    (fresh, now)
+}
+
 /// Plans (and with `apply`, makes) one sandbox's changes on a thread inside its namespace.
 /// The sandbox comes back unless its thread died.
 async fn in_sandbox(
@@ -287,5 +315,30 @@ async fn in_sandbox(
     match ran {
         Ok((sandbox, result)) => (Some(sandbox), result),
         Err(cause) => (None, Err(enter_failed(&path, cause))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(network: &str) -> Failure {
+        (
+            network.to_string(),
+            FastPathError::Map(MapError::KeyNotFound),
+        )
+    }
+
+    #[test]
+    fn a_lasting_failure_is_returned_once_and_again_after_it_cleared() {
+        let (fresh, failing) = new_failures(&HashMap::new(), vec![failure("n1")]);
+        assert_eq!(fresh.len(), 1);
+        let (fresh, failing) = new_failures(&failing, vec![failure("n1"), failure("n2")]);
+        let ids: Vec<&str> = fresh.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["n2"], "only the new one");
+        let (_, cleared) = new_failures(&failing, vec![failure("n2")]);
+        let (fresh, _) = new_failures(&cleared, vec![failure("n1"), failure("n2")]);
+        let ids: Vec<&str> = fresh.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["n1"], "n1 failed again after it was in place");
     }
 }
