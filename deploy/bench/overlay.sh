@@ -160,9 +160,11 @@ vips_on() {
     VIP="$(sw service inspect vipweb | jq -r '.[0].Endpoint.VirtualIPs[0].Addr | split("/")[0]')"
     VIP_TASK_IP="$(endpoints vipweb | awk 'NR == 1 { print $3 }')"
     wait_for 30 "the VIP serves from the h2 bench task" vip_serves
-    BALANCER="$(sw network check | awk '$1 == "h2" && ($2 == "bpf" || $2 == "nftables") { print $2 }')"
+    local check
+    check="$(sw network check)"
+    BALANCER="$(awk '$1 == "h2" && ($2 == "bpf" || $2 == "nftables") { print $2 }' <<<"$check")"
     echo "  VIPs on: vipweb $VIP (2 tasks on h1); h2 balances VIPs with: ${BALANCER:-unknown}"
-    FORWARDING="$(sw network check | awk -F '  +' '$1 == "h2" && NF >= 3 { split($3, w, " "); print w[1] }')"
+    FORWARDING="$(awk -F '  +' '$1 == "h2" && NF >= 3 { split($3, w, " "); print w[1] }' <<<"$check")"
     echo "  h2's sandboxes forward with: ${FORWARDING:-unknown} (bpf: past the bridge; bridge: through it)"
 }
 

@@ -5,7 +5,7 @@ use tracing::Instrument;
 use crate::apply::apply;
 use crate::change::{Scope, Step};
 use crate::error::{error_chain, Error};
-use crate::fastpath::FastPath;
+use crate::fastpath::{FastPath, FastPathDifference};
 use crate::netlink::Netlink;
 use crate::observe::observe;
 use crate::plan::plan;
@@ -33,9 +33,6 @@ impl ReconcileReport {
             && self.failed_cleanups.is_empty()
     }
 }
-
-/// One difference `network check` reports: network id, `missing`/`stale`/`wrong`, what.
-pub type FastPathDifference = (String, &'static str, String);
 
 /// The overlay driver of one node. All kernel state goes through `reconcile`.
 pub struct Driver<N: Netlink> {
@@ -111,14 +108,10 @@ impl<N: Netlink> Driver<N> {
     /// What the fast path's sync would change now (nothing without a fast path).
     pub async fn check_fast_path(&self, desired: &HostDesired) -> Vec<FastPathDifference> {
         let mut fast = self.lock.lock().await;
-        let Some(fast) = fast.as_mut() else {
-            return Vec::new();
-        };
-        let changes = fast.check(desired).await;
-        let differences = changes.into_iter().map(|(network_id, change, hops)| {
-            (network_id, change.difference(&hops), change.to_string())
-        });
-        differences.collect()
+        match fast.as_mut() {
+            Some(fast) => fast.check(desired).await,
+            None => Vec::new(),
+        }
     }
 
     async fn reconcile_locked(

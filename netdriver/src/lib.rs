@@ -86,8 +86,9 @@ mod tests;
 
 pub use apply::apply;
 pub use change::{Change, Difference, Scope, Step};
-pub use driver::{Driver, FastPathDifference, ReconcileReport};
+pub use driver::{Driver, ReconcileReport};
 pub use error::{error_chain, Cause, Error};
+pub use fastpath::FastPathDifference;
 pub use kernel::{KernelNetlink, NETNS_DIR};
 pub use netlink::{Netlink, Ns};
 pub use observe::observe;

@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::check::check;
+use crate::overlay::pings;
 use crate::util::*;
 
 /// Two hosts and a task on each on network `fast`; the manager's address, the h2 task's
@@ -62,13 +63,6 @@ fn task_per_host(manager: &str) -> Option<(String, String)> {
     let (h2_container, _) = on("h2")?;
     let (_, m1_ip) = on("m1")?;
     Some((h2_container, m1_ip))
-}
-
-fn pings(container: &str, ip: &str) -> bool {
-    Command::new("docker")
-        .args(["exec", container, "ping", "-c", "1", "-W", "1", ip])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Disables `vxlan0`'s port on the sandbox's bridge: nothing the bridge forwards crosses

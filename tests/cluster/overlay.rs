@@ -31,7 +31,8 @@ fn endpoints(host: &str, network: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn pings(container: &str, ip: &str) -> bool {
+/// One ping from inside `container` to `ip` is answered within a second.
+pub(crate) fn pings(container: &str, ip: &str) -> bool {
     Command::new("docker")
         .args(["exec", container, "ping", "-c", "1", "-W", "1", ip])
         .output()

@@ -24,6 +24,7 @@ use nix::sched::{setns, CloneFlags};
 
 use crate::error::{error_chain, Cause};
 use crate::kernel::on_thread;
+use crate::socklb::gone_is_done;
 use crate::types::{names, HostDesired, NetworkDesired};
 pub use plan::{diff, FastChange, NextHop, Wanted};
 
@@ -143,10 +144,9 @@ impl Sandbox {
                     .insert(key(mac), value, 0)
                     .map_err(FastPathError::Map)?;
             }
-            FastChange::DelHop(mac) => match self.map_mut()?.remove(&key(mac)) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(FastPathError::Map(e)),
-            },
+            FastChange::DelHop(mac) => {
+                gone_is_done(self.map_mut()?.remove(&key(mac))).map_err(FastPathError::Map)?;
+            }
         }
         Ok(())
     }
@@ -181,6 +181,9 @@ pub struct FastPath {
     failing: HashMap<String, String>,
 }
 
+/// One difference `network check` reports: network id, `missing`/`stale`/`wrong`, what.
+pub type FastPathDifference = (String, &'static str, String);
+
 /// One network whose fast path could not be made to match, and why: its frames keep
 /// (some or all) going through the bridge.
 pub type Failure = (String, FastPathError);
@@ -213,8 +216,8 @@ impl FastPath {
         let mut kept = HashMap::new();
         for network in &desired.networks {
             let name = names::sandbox(&desired.node_short_id, network.vni);
-            let sandbox = match self.sandboxes.remove(&name).map(Ok) {
-                Some(s) => s,
+            let sandbox = match self.sandboxes.remove(&name) {
+                Some(s) => Ok(s),
                 None => Sandbox::load(),
             };
             let sandbox = match sandbox {
@@ -227,7 +230,7 @@ impl FastPath {
             let path = self.netns_dir.join(&name);
             let (sandbox, result) = in_sandbox(path, sandbox, network.clone(), true).await;
             match result {
-                Ok(changes) => done.extend(changes.iter().map(ToString::to_string)),
+                Ok((changes, _)) => done.extend(changes.iter().map(ToString::to_string)),
                 Err(e) => failed.push((network.network_id.clone(), e)),
             }
             if let Some(sandbox) = sandbox {
@@ -239,11 +242,8 @@ impl FastPath {
         (done, failed)
     }
 
-    /// What `sync` would change now, per network id, with the map as it is before.
-    pub async fn check(
-        &mut self,
-        desired: &HostDesired,
-    ) -> Vec<(String, FastChange, BTreeMap<[u8; 6], NextHop>)> {
+    /// What `sync` would change now, as `network check` reports it.
+    pub async fn check(&mut self, desired: &HostDesired) -> Vec<FastPathDifference> {
         let mut out = Vec::new();
         for network in &desired.networks {
             let name = names::sandbox(&desired.node_short_id, network.vni);
@@ -253,10 +253,11 @@ impl FastPath {
             let path = self.netns_dir.join(&name);
             let (sandbox, result) = in_sandbox(path, sandbox, network.clone(), false).await;
             if let Some(sandbox) = sandbox {
-                let hops = sandbox.hops().unwrap_or_default();
-                for change in result.unwrap_or_default() {
-                    out.push((network.network_id.clone(), change, hops.clone()));
-                }
+                let (changes, hops) = result.unwrap_or_default();
+                out.extend(changes.iter().map(|change| {
+                    let kind = change.difference(&hops);
+                    (network.network_id.clone(), kind, change.to_string())
+                }));
                 self.sandboxes.insert(name, sandbox);
             }
         }
@@ -281,6 +282,9 @@ fn new_failures(
     (fresh, now)
 }
 
+/// One sandbox's changes and its map as it was before them.
+type Planned = (Vec<FastChange>, BTreeMap<[u8; 6], NextHop>);
+
 /// Plans (and with `apply`, makes) one sandbox's changes on a thread inside its namespace.
 /// The sandbox comes back unless its thread died.
 async fn in_sandbox(
@@ -288,7 +292,7 @@ async fn in_sandbox(
     mut sandbox: Sandbox,
     network: NetworkDesired,
     apply: bool,
-) -> (Option<Sandbox>, Result<Vec<FastChange>, FastPathError>) {
+) -> (Option<Sandbox>, Result<Planned, FastPathError>) {
     let enter_failed = |path: &Path, source: Cause| FastPathError::Enter {
         path: path.to_path_buf(),
         source,
@@ -301,13 +305,14 @@ async fn in_sandbox(
                 .map_err(|e| enter_failed(&thread_path, e.into()))?;
             let wanted = plan::wanted(&network, |name| nix::net::if_::if_nametoindex(name).ok());
             let devices: BTreeSet<u32> = sandbox.links.keys().copied().collect();
-            let changes = diff(&devices, &sandbox.hops()?, &wanted);
+            let hops = sandbox.hops()?;
+            let changes = diff(&devices, &hops, &wanted);
             if apply {
                 for change in &changes {
                     sandbox.apply(change)?;
                 }
             }
-            Ok(changes)
+            Ok((changes, hops))
         })();
         (sandbox, result)
     })

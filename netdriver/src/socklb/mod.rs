@@ -219,7 +219,8 @@ impl SockLb {
     }
 }
 
-fn gone_is_done(result: Result<(), MapError>) -> Result<(), MapError> {
+/// A removal of what is not there is done (also used by the overlay fast path's map).
+pub(crate) fn gone_is_done(result: Result<(), MapError>) -> Result<(), MapError> {
     match result {
         Err(MapError::KeyNotFound) => Ok(()),
         other => other,
