@@ -208,6 +208,9 @@ impl Drop for Cluster {
         let mut node_ids = Vec::new();
         for node in self.nodes.iter_mut() {
             node.kill();
+            if std::thread::panicking() {
+                print_log_tail(node);
+            }
             let identity =
                 std::fs::read_to_string(node.data_dir.join("node.json")).unwrap_or_default();
             if let Ok(value) = serde_json::from_str::<Value>(&identity) {
@@ -250,6 +253,18 @@ impl Drop for Cluster {
             let _ = Command::new("umount").arg(&dir).output();
             let _ = std::fs::remove_dir(&dir);
         }
+    }
+}
+
+/// The end of a node's log, for a failed test's output (CI keeps nothing else), without
+/// openraft's own lines: a lost peer fills a log with its retries.
+fn print_log_tail(node: &Node) {
+    const LINES: usize = 400;
+    let log = node.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("openraft")).collect();
+    eprintln!("--- last {LINES} lines of {}'s log ---", node.name);
+    for line in &lines[lines.len().saturating_sub(LINES)..] {
+        eprintln!("{line}");
     }
 }
 

@@ -112,7 +112,12 @@ impl Node {
     pub fn restart(&mut self) {
         self.respawn();
         let socket = self.data_dir.join("swarmr.sock");
-        wait_until(&format!("{} socket", self.name), || socket.exists());
+        let mut exited = false;
+        wait_until(&format!("{} socket", self.name), || {
+            exited = !self.is_running();
+            exited || socket.exists()
+        });
+        assert!(!exited, "{} exited on restart", self.name);
     }
 
     /// Starts the node's command again with `extra` flags for this run only.
