@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, one after another, for the README's table: overlay, raft,
 # services (with the scheduler at scale), discovery, publish and update. Run it on a quiet
-# machine (it prints the load average before each part). Each part's full output goes to
+# machine. Before each part it waits (SETTLE_MAX seconds at most, default 240) until the
+# CPUs are 90% idle over 2 s: Docker goes on removing a part's containers after the part
+# has ended, and the next part measured that at a load average of 10-20. It prints the
+# wait and the load average before each part. Each part's full output goes to
 # OUT (default /tmp/swarmr-bench-all.<pid>); a part that fails is named and the rest run
 # on. Ends with the machine, the date, and one key=value line per figure (n/a where a part
 # did not print it); exits non-zero if a part failed.
@@ -27,11 +30,33 @@ mkdir -p "$OUT"
 echo "building the release binaries and benchmark examples"
 cargo build --release -q -p swarmr-cli --bin swarmr --examples || exit 1
 cargo build --release -q -p swarmr-manager --example scheduler_scale || exit 1
+
+# The percentage of CPU time spent idle over the next 2 s (I/O wait counts as busy).
+idle_percent() {
+    local before after
+    before="$(head -n 1 /proc/stat)"
+    sleep 2
+    after="$(head -n 1 /proc/stat)"
+    awk -v a="$before" -v b="$after" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 2; i <= n; i++) total += y[i] - x[i]
+        print (total > 0 ? int(100 * (y[5] - x[5]) / total) : 100) }'
+}
+
+# Waits until the machine is quiet (or SETTLE_MAX has passed); prints how long that took.
+settle() {
+    local t0 idle
+    t0=$(date +%s)
+    until idle="$(idle_percent)"; [ "$idle" -ge 90 ] || (( $(date +%s) - t0 >= ${SETTLE_MAX:-240} )); do :; done
+    echo "$(( $(date +%s) - t0 )) s to settle, ${idle}% idle"
+}
+
 failed=""
 started=$(date +%s)
 for part in $PARTS; do
     [ -f "deploy/bench/$part.sh" ] || { echo "no such part: $part" >&2; failed="$failed $part"; continue; }
-    echo "== $part (load average $(cut -d' ' -f1-3 /proc/loadavg)), output in $OUT/$part.log"
+    quiet="$(settle)"
+    echo "== $part ($quiet, load average $(cut -d' ' -f1-3 /proc/loadavg)), output in $OUT/$part.log"
     t0=$(date +%s)
     if bash "deploy/bench/$part.sh" >"$OUT/$part.log" 2>&1; then
         echo "   done in $(( $(date +%s) - t0 )) s"
