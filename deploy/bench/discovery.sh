@@ -70,17 +70,19 @@ out="$(load dns "$GATEWAY" web "$QUERIES")"
 echo "  DNS, $QUERIES A queries for web, one at a time over UDP, from the client container:"
 echo "    $(field qps <<<"$out") queries/s, p50 $(field p50_ms <<<"$out") ms, p99 $(field p99_ms <<<"$out") ms, errors $(field errors <<<"$out")  (Docker Swarm here: ~0.05 ms, p99 0.1-0.3 ms)"
 
-vips="" directs=""
+vips="" directs="" failed=0
 for _ in $(seq "$REPEATS"); do
-    vips="$vips $(load connect "$VIP:$PORT" "$CONNS" | field cps)"
-    directs="$directs $(load connect "$TASK_IP:$PORT" "$CONNS" | field cps)"
+    out="$(load connect "$VIP:$PORT" "$CONNS")"
+    vips="$vips $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
+    out="$(load connect "$TASK_IP:$PORT" "$CONNS")"
+    directs="$directs $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
 done
 vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
 dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
 echo "  TCP connections/s, $CONNS per run x $REPEATS, client on h1 -> web on h2:"
 echo "    through the VIP:     median $vm  (runs:$vips)"
 echo "    straight to the task: median $dm  (runs:$directs)"
-awk -v v="$vm" -v d="$dm" 'BEGIN { printf "    VIP/direct: %.2f\n", v / d }'
+awk -v v="$vm" -v d="$dm" -v f="$failed" 'BEGIN { printf "    VIP/direct: %.2f  (%d connections failed)\n", v / d, f }'
 echo "dns_qps=$(field qps <<<"$out")"
 echo "dns_p50_ms=$(field p50_ms <<<"$out")"
 echo "dns_p99_ms=$(field p99_ms <<<"$out")"

@@ -174,10 +174,12 @@ vip_serves() { conn_load "$VIP" 1 | grep -q 'errors=0'; }
 
 # New TCP connections/s from the h2 bench task, through the VIP over straight to a task.
 conn_rate() {
-    local i vips="" directs="" vm dm
+    local i out vips="" directs="" failed=0 vm dm
     for i in $(seq "$REPEATS"); do
-        vips="$vips $(conn_load "$VIP" "$CONNS" | field cps)"
-        directs="$directs $(conn_load "$VIP_TASK_IP" "$CONNS" | field cps)"
+        out="$(conn_load "$VIP" "$CONNS")"
+        vips="$vips $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
+        out="$(conn_load "$VIP_TASK_IP" "$CONNS")"
+        directs="$directs $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
     done
     vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
     dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
@@ -185,7 +187,7 @@ conn_rate() {
     echo "  TCP connections/s, $CONNS per run x $REPEATS, h2 bench task -> vipweb on h1:"
     echo "    through the VIP:      median $vm  (runs:$vips)"
     echo "    straight to the task: median $dm  (runs:$directs)"
-    echo "    VIP/direct: $CONN_RATIO"
+    echo "    VIP/direct: $CONN_RATIO  ($failed connections failed)"
 }
 
 # avg RTT (ms) of busybox ping in namespace args $1 to $2
