@@ -2,9 +2,9 @@
 # Every benchmark in one run, one after another, for the README's table: overlay, raft,
 # services (with the scheduler at scale), discovery, publish and update. Run it on a quiet
 # machine. Before each part it waits (SETTLE_MAX seconds at most, default 240) until the
-# CPUs are 90% idle over 2 s: Docker goes on removing a part's containers after the part
-# has ended, and the next part measured that at a load average of 10-20. It prints the
-# wait and the load average before each part. Each part's full output goes to
+# CPUs are 90% idle over 2 s, and prints that wait and the load average. The load average
+# trails the services part by minutes (10-20 when discovery starts): the idle share is
+# what says whether the machine is quiet. Each part's full output goes to
 # OUT (default /tmp/swarmr-bench-all.<pid>); a part that fails is named and the rest run
 # on. Ends with the machine, the date, and one key=value line per figure (n/a where a part
 # did not print it); exits non-zero if a part failed.
