@@ -72,10 +72,10 @@ echo "    $(field qps <<<"$out") queries/s, p50 $(field p50_ms <<<"$out") ms, p9
 
 vips="" directs="" failed=0
 for _ in $(seq "$REPEATS"); do
-    out="$(load connect "$VIP:$PORT" "$CONNS")"
-    vips="$vips $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
-    out="$(load connect "$TASK_IP:$PORT" "$CONNS")"
-    directs="$directs $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
+    run="$(load connect "$VIP:$PORT" "$CONNS")"
+    vips="$vips $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
+    run="$(load connect "$TASK_IP:$PORT" "$CONNS")"
+    directs="$directs $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
 done
 vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
 dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"

@@ -174,12 +174,12 @@ vip_serves() { conn_load "$VIP" 1 | grep -q 'errors=0'; }
 
 # New TCP connections/s from the h2 bench task, through the VIP over straight to a task.
 conn_rate() {
-    local i out vips="" directs="" failed=0 vm dm
+    local i run vips="" directs="" failed=0 vm dm
     for i in $(seq "$REPEATS"); do
-        out="$(conn_load "$VIP" "$CONNS")"
-        vips="$vips $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
-        out="$(conn_load "$VIP_TASK_IP" "$CONNS")"
-        directs="$directs $(field cps <<<"$out")" failed=$((failed + $(field errors <<<"$out")))
+        run="$(conn_load "$VIP" "$CONNS")"
+        vips="$vips $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
+        run="$(conn_load "$VIP_TASK_IP" "$CONNS")"
+        directs="$directs $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
     done
     vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
     dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
