@@ -9,7 +9,8 @@
 //! - `listen PORT`: accepts and closes connections until killed, so the connection rate
 //!   measures the network path, not a forking server's accept loop.
 //! - `request IP:PORT COUNT`: COUNT HTTP/1.0 requests one after another, each on a new
-//!   connection; prints `rps=<n> p50_ms=<n> p99_ms=<n> errors=<n>`.
+//!   connection that the client resets once it has the answer; prints `rps=<n>
+//!   p50_ms=<n> p99_ms=<n> errors=<n>`.
 //! - `serve PORT`: answers each request with a short HTTP response, one thread, until
 //!   killed.
 //! - `poll IP:PORT INTERVAL_MS STOPFILE`: one HTTP/1.0 request every INTERVAL_MS, each on
@@ -126,21 +127,25 @@ fn timed(
     (latencies, errors, start.elapsed().as_secs_f64())
 }
 
-/// Each connection ends with a reset (SO_LINGER 0), so no side keeps it in TIME_WAIT: an
-/// orderly close left every connection's port in TIME_WAIT on the client, and past
-/// ~15,000 of them to one address each `connect` searched the port range for a free
-/// port (~1.5 ms), whatever the path; waiting for the server to close first moved them
-/// to the server, which then set the pace.
-fn connect(target: &str, count: u32) {
+/// A new connection that ends with a reset (SO_LINGER 0) when dropped, so no side keeps
+/// it in TIME_WAIT. An orderly close left each connection's port in TIME_WAIT on the
+/// client, and past ~15,000 of them to one address every `connect` searched the port
+/// range for a free one (~1.5 ms), whatever the path; letting the server close first
+/// moved them to the server, which then set the pace. Runs fell 3-5x from the first to
+/// the last either way.
+fn connect_resetting(target: &SocketAddr) -> std::io::Result<TcpStream> {
     use nix::sys::socket::{setsockopt, sockopt::Linger};
+    let stream = TcpStream::connect_timeout(target, TIMEOUT)?;
     let reset_on_close = nix::libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    let (latencies, errors, elapsed) = timed(target, count, |t| {
-        let stream = TcpStream::connect_timeout(t, TIMEOUT)?;
-        setsockopt(&stream, Linger, &reset_on_close).map_err(std::io::Error::from)
-    });
+    setsockopt(&stream, Linger, &reset_on_close)?;
+    Ok(stream)
+}
+
+fn connect(target: &str, count: u32) {
+    let (latencies, errors, elapsed) = timed(target, count, |t| connect_resetting(t).map(drop));
     println!(
         "cps={:.0} p99_ms={:.3} errors={errors}",
         latencies.len() as f64 / elapsed,
@@ -174,7 +179,7 @@ fn listen(port: u16) {
 /// One request on a new connection: connect, send, read the whole answer.
 fn one_request(target: &SocketAddr) -> std::io::Result<()> {
     use std::io::{Read, Write};
-    let mut stream = TcpStream::connect_timeout(target, TIMEOUT)?;
+    let mut stream = connect_resetting(target)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
     let mut answer = Vec::new();
