@@ -248,6 +248,7 @@ impl FastPath {
         for network in &desired.networks {
             let name = names::sandbox(&desired.node_short_id, network.vni);
             let Some(sandbox) = self.sandboxes.remove(&name) else {
+                out.push(self.not_loaded(network, &name));
                 continue;
             };
             let path = self.netns_dir.join(&name);
@@ -262,6 +263,20 @@ impl FastPath {
             }
         }
         out
+    }
+
+    /// A desired sandbox without its program: every frame of the network goes through
+    /// the bridge, which `network check` must say (with the last sync's reason, if any).
+    fn not_loaded(&self, network: &NetworkDesired, sandbox: &str) -> FastPathDifference {
+        let why = self
+            .failing
+            .get(&network.network_id)
+            .map_or("not loaded yet".to_string(), |e| format!("failed: {e}"));
+        (
+            network.network_id.clone(),
+            "missing",
+            format!("fast path: load the program in {sandbox} ({why})"),
+        )
     }
 }
 
@@ -332,6 +347,46 @@ mod tests {
             network.to_string(),
             FastPathError::Map(MapError::KeyNotFound),
         )
+    }
+
+    #[tokio::test]
+    async fn check_reports_a_desired_sandbox_without_its_program() {
+        let network = |id: &str, vni| NetworkDesired {
+            network_id: id.to_string(),
+            vni,
+            subnet: "10.0.0.0/24".parse().unwrap(),
+            gateway: "10.0.0.1".parse().unwrap(),
+            mtu: None,
+            local_endpoints: Vec::new(),
+            remote_endpoints: Vec::new(),
+        };
+        let desired = HostDesired {
+            node_short_id: "node1".into(),
+            underlay_addr: "192.0.2.1".parse().unwrap(),
+            networks: vec![network("n1", 4096), network("n2", 4097)],
+            egress: None,
+        };
+        let mut fast_path = FastPath {
+            netns_dir: PathBuf::from("/nonexistent"),
+            sandboxes: HashMap::new(),
+            failing: HashMap::from([("n2".to_string(), "the verifier said no".to_string())]),
+        };
+        let differences = fast_path.check(&desired).await;
+        let kinds: Vec<(&str, &str)> = differences
+            .iter()
+            .map(|(id, kind, _)| (id.as_str(), *kind))
+            .collect();
+        assert_eq!(kinds, [("n1", "missing"), ("n2", "missing")]);
+        assert!(
+            differences[0].2.contains("not loaded yet"),
+            "{:?}",
+            differences[0]
+        );
+        assert!(
+            differences[1].2.contains("the verifier said no"),
+            "{:?}",
+            differences[1]
+        );
     }
 
     #[test]
