@@ -214,12 +214,15 @@ fn membership_changes_during_a_cut_never_freeze_writes() {
         names.sort();
         names
     };
-    wait_until("every manager holds the same state", || {
-        hosts.iter().all(|h| {
-            let same_labels =
-                try_inspect(h, "m1").is_some_and(|n| n["Spec"]["Labels"]["after"] == "promote");
-            same_labels && managers(h) == ["m1", "m2", "m3", "w4"]
-        })
+    wait_until_explained("every manager holds the same state", || {
+        for h in &hosts {
+            let label = try_inspect(h, "m1").map(|n| n["Spec"]["Labels"]["after"].clone());
+            let seen = managers(h);
+            if label != Some("promote".into()) || seen != ["m1", "m2", "m3", "w4"] {
+                return Err(format!("{h}: label after={label:?}, managers {seen:?}"));
+            }
+        }
+        Ok(())
     });
     assert!(run_owned(&label(&m1, "after=heal")).status.success());
 }

@@ -126,12 +126,23 @@ pub fn inspect(host: &str, node: &str) -> Value {
 
 /// Polls `check` until it holds; panics after 60 s. Waits, never timing assertions.
 pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    wait_until_explained(what, || check().then_some(()).ok_or_else(String::new));
+}
+
+/// Like [`wait_until`], with `check` saying what it saw when it does not hold yet: the
+/// last of those is in the panic, so a failure in CI tells which part never held.
+pub fn wait_until_explained(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
     while Instant::now() < deadline {
-        if check() {
-            return;
+        match check() {
+            Ok(()) => return,
+            Err(last) => seen = last,
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out waiting for: {what}");
+    if seen.is_empty() {
+        panic!("timed out waiting for: {what}");
+    }
+    panic!("timed out waiting for: {what}; last seen: {seen}");
 }
