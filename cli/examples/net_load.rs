@@ -131,8 +131,7 @@ fn timed(
 /// it in TIME_WAIT. An orderly close left each connection's port in TIME_WAIT on the
 /// client, and past ~15,000 of them to one address every `connect` searched the port
 /// range for a free one (~1.5 ms), whatever the path; letting the server close first
-/// moved them to the server, which then set the pace. Runs fell 3-5x from the first to
-/// the last either way.
+/// moved them to the server, which then set the pace.
 fn connect_resetting(target: &SocketAddr) -> std::io::Result<TcpStream> {
     use nix::sys::socket::{setsockopt, sockopt::Linger};
     let stream = TcpStream::connect_timeout(target, TIMEOUT)?;
