@@ -175,3 +175,48 @@ field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # container_of SERVICE: one container of the service (through sw).
 container_of() { docker ps -q --filter "label=com.swarmr.service.id=$(sw service inspect "$1" | jq -r '.[0].ID')" | head -n 1; }
+
+# ---------------------------------------------------------------- measurements
+
+# iperf3 single stream, client in namespace args $1 to server in namespace args $2 at $3;
+# prints Gbit/s received.
+iperf_gbps() {
+    local client_ns="$1" server_ns="$2" addr="$3" srv out _try
+    # shellcheck disable=SC2086
+    nsenter $server_ns iperf3 -s -1 -p 5201 </dev/null >/dev/null 2>&1 &
+    srv=$!
+    echo "$srv iperf3" >>"$RUN/pids"
+    for _try in $(seq 30); do
+        sleep 0.2
+        # shellcheck disable=SC2086
+        if out="$(nsenter $client_ns iperf3 -c "$addr" -p 5201 -t "$IPERF_SECONDS" -J 2>/dev/null)"; then
+            break
+        fi
+        out=""
+    done
+    wait "$srv" 2>/dev/null || true
+    [ -n "$out" ] || die "iperf3 to $addr failed"
+    jq -r '.end.sum_received.bits_per_second / 1e9 * 1000 | round / 1000' <<<"$out"
+}
+
+# conn_rate WHAT VIP_TARGET DIRECT_TARGET: REPEATS interleaved runs of CONNS new TCP
+# connections (`net_load connect` through the caller's `conn_load TARGET COUNT`), through
+# the VIP and straight to a task; prints each way's median and runs and their ratio with
+# the connections that failed (a timed-out connection counts only there), and sets
+# CONN_RATIO.
+conn_rate() {
+    local what="$1" vip="$2" direct="$3" i run vips="" directs="" failed=0 vm dm
+    for i in $(seq "$REPEATS"); do
+        run="$(conn_load "$vip" "$CONNS")"
+        vips="$vips $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
+        run="$(conn_load "$direct" "$CONNS")"
+        directs="$directs $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
+    done
+    vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
+    dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
+    CONN_RATIO="$(awk -v v="$vm" -v d="$dm" 'BEGIN { printf "%.2f", v / d }')"
+    echo "  TCP connections/s, $CONNS per run x $REPEATS, $what:"
+    echo "    through the VIP:      median $vm  (runs:$vips)"
+    echo "    straight to the task: median $dm  (runs:$directs)"
+    echo "    VIP/direct: $CONN_RATIO  ($failed connections failed)"
+}

@@ -37,8 +37,9 @@ NODE_ARGS=(--dns-upstream 127.0.0.1:5353)
 
 task_ip() { sw network inspect disc | jq -r '.[0].Containers[] | select(.Name | startswith("web.")) | .IPv4Address | split("/")[0]' | head -n 1; }
 resolves() { load dns "$GATEWAY" web 1 | grep -q 'errors=0'; }
-vip_serves() { load connect "$VIP:$PORT" 1 | grep -q 'errors=0'; }
 load() { nsenter -t "$CLIENT_PID" -n "$LOAD" "$@"; }
+conn_load() { load connect "$1:$PORT" "$2"; }
+vip_serves() { conn_load "$VIP" 1 | grep -q 'errors=0'; }
 
 command -v nft >/dev/null || die "nft is not installed (deploy/prereqs.sh)"
 docker image inspect my-service:latest >/dev/null 2>&1 || bash deploy/images/build.sh
@@ -70,20 +71,8 @@ out="$(load dns "$GATEWAY" web "$QUERIES")"
 echo "  DNS, $QUERIES A queries for web, one at a time over UDP, from the client container:"
 echo "    $(field qps <<<"$out") queries/s, p50 $(field p50_ms <<<"$out") ms, p99 $(field p99_ms <<<"$out") ms, errors $(field errors <<<"$out")  (Docker Swarm here: ~0.05 ms, p99 0.1-0.3 ms)"
 
-vips="" directs="" failed=0
-for _ in $(seq "$REPEATS"); do
-    run="$(load connect "$VIP:$PORT" "$CONNS")"
-    vips="$vips $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
-    run="$(load connect "$TASK_IP:$PORT" "$CONNS")"
-    directs="$directs $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
-done
-vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
-dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
-echo "  TCP connections/s, $CONNS per run x $REPEATS, client on h1 -> web on h2:"
-echo "    through the VIP:     median $vm  (runs:$vips)"
-echo "    straight to the task: median $dm  (runs:$directs)"
-awk -v v="$vm" -v d="$dm" -v f="$failed" 'BEGIN { printf "    VIP/direct: %.2f  (%d connections failed)\n", v / d, f }'
+conn_rate "client on h1 -> web on h2" "$VIP" "$TASK_IP"
 echo "dns_qps=$(field qps <<<"$out")"
 echo "dns_p50_ms=$(field p50_ms <<<"$out")"
 echo "dns_p99_ms=$(field p99_ms <<<"$out")"
-awk -v v="$vm" -v d="$dm" 'BEGIN { printf "discovery_vip_over_direct_conn_rate=%.2f\n", v / d }'
+echo "discovery_vip_over_direct_conn_rate=$CONN_RATIO"

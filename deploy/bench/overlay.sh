@@ -106,27 +106,6 @@ build_cluster() {
 
 # ---------------------------------------------------------------- measurements
 
-# iperf3 single stream, client in namespace args $1 to server in namespace args $2 at $3;
-# prints Gbit/s received.
-iperf_gbps() {
-    local client_ns="$1" server_ns="$2" addr="$3" srv out _try
-    # shellcheck disable=SC2086
-    nsenter $server_ns iperf3 -s -1 -p 5201 </dev/null >/dev/null 2>&1 &
-    srv=$!
-    echo "$srv iperf3" >>"$RUN/pids"
-    for _try in $(seq 30); do
-        sleep 0.2
-        # shellcheck disable=SC2086
-        if out="$(nsenter $client_ns iperf3 -c "$addr" -p 5201 -t "$IPERF_SECONDS" -J 2>/dev/null)"; then
-            break
-        fi
-        out=""
-    done
-    wait "$srv" 2>/dev/null || true
-    [ -n "$out" ] || die "iperf3 to $addr failed"
-    jq -r '.end.sum_received.bits_per_second / 1e9 * 1000 | round / 1000' <<<"$out"
-}
-
 throughput() {
     local i ov un ovs="" uns="" ovm unm
     for i in $(seq "$REPEATS"); do
@@ -171,24 +150,6 @@ vips_on() {
 two_vipweb_containers() { [ "$(endpoints vipweb | wc -l)" = 2 ]; }
 conn_load() { nsenter -t "$B_PID" -n "$LOAD" connect "$1:8080" "$2"; }
 vip_serves() { conn_load "$VIP" 1 | grep -q 'errors=0'; }
-
-# New TCP connections/s from the h2 bench task, through the VIP over straight to a task.
-conn_rate() {
-    local i run vips="" directs="" failed=0 vm dm
-    for i in $(seq "$REPEATS"); do
-        run="$(conn_load "$VIP" "$CONNS")"
-        vips="$vips $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
-        run="$(conn_load "$VIP_TASK_IP" "$CONNS")"
-        directs="$directs $(field cps <<<"$run")" failed=$((failed + $(field errors <<<"$run")))
-    done
-    vm="$(tr ' ' '\n' <<<"$vips" | grep . | median 1)"
-    dm="$(tr ' ' '\n' <<<"$directs" | grep . | median 1)"
-    CONN_RATIO="$(awk -v v="$vm" -v d="$dm" 'BEGIN { printf "%.2f", v / d }')"
-    echo "  TCP connections/s, $CONNS per run x $REPEATS, h2 bench task -> vipweb on h1:"
-    echo "    through the VIP:      median $vm  (runs:$vips)"
-    echo "    straight to the task: median $dm  (runs:$directs)"
-    echo "    VIP/direct: $CONN_RATIO  ($failed connections failed)"
-}
 
 # avg RTT (ms) of busybox ping in namespace args $1 to $2
 rtt_avg() {
@@ -326,7 +287,7 @@ for mtu in $MTUS; do
     if [ "$round" = 1 ]; then
         VIP_RATIO="$RATIO"
         rtt
-        conn_rate
+        conn_rate "h2 bench task -> vipweb on h1" "$VIP" "$VIP_TASK_IP"
         [ "$TRIALS" = 0 ] || propagation
     else
         JUMBO="$RATIO"

@@ -57,26 +57,17 @@ wire() {
     done
 }
 
-# gbps CLIENT_NS SERVER_NS ADDR: one iperf3 single stream, received Gbit/s.
-gbps() {
-    ip netns exec "$2" iperf3 -s -1 -p 5201 </dev/null >/dev/null 2>&1 &
-    echo "$! iperf3" >>"$RUN/pids"
-    sleep 0.3
-    ip netns exec "$1" iperf3 -c "$3" -p 5201 -t "$IPERF_SECONDS" -J \
-        | jq -r '.end.sum_received.bits_per_second / 1e9' || die "iperf3 to $3 failed"
-    wait
-}
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 for round in $(seq "$ROUNDS"); do
-    underlay="$(gbps "${P}h1" "${P}h2" 192.0.2.2)"
+    underlay="$(iperf_gbps "--net=/run/netns/${P}h1" "--net=/run/netns/${P}h2" 192.0.2.2)"
     line="round $round: underlay $(printf %.1f "$underlay") Gbit/s"
     for mode in veth macvlan; do
         wire "$mode"
-        overlay="$(gbps "${P}c1" "${P}c2" 10.9.0.2)"
-        echo "$(ratio "$overlay" "$underlay")" >>"$RUN/$mode"
-        line+=", $mode $(ratio "$overlay" "$underlay")"
+        overlay="$(iperf_gbps "--net=/run/netns/${P}c1" "--net=/run/netns/${P}c2" 10.9.0.2)"
+        share="$(ratio "$overlay" "$underlay")"
+        echo "$share" >>"$RUN/$mode"
+        line+=", $mode $share"
     done
     echo "$line"
 done
