@@ -48,11 +48,30 @@ pub fn error_policy(controller: &str, err: &ProposeError) -> Duration {
     }
 }
 
-/// The allocator's and the scheduler's steps: the orchestrator's and the allocator's
-/// decisions do not depend on a live task being PENDING or ASSIGNED.
+/// The orchestrator sleeps through the allocator's and the scheduler's steps: its
+/// decisions do not depend on a live task being PENDING or ASSIGNED. (The workers' own
+/// steps up to RUNNING wake it: its updater waits for RUNNING.)
 pub const PLACING: &[TaskState] = &[TaskState::Pending, TaskState::Assigned];
-/// The scheduler's own step; it must see the allocator's, which it places.
-pub const PLACED: &[TaskState] = &[TaskState::Assigned];
+/// The allocator sleeps through every step after its own up to RUNNING: a live task
+/// keeps its addresses whatever its step.
+pub const AFTER_ALLOCATION: &[TaskState] = &[
+    TaskState::Pending,
+    TaskState::Assigned,
+    TaskState::Accepted,
+    TaskState::Preparing,
+    TaskState::Starting,
+    TaskState::Running,
+];
+/// The scheduler sleeps through every step after its own up to RUNNING: a placed live
+/// task counts on its node, and uses its resources there, whatever its step. It must
+/// see the allocator's step, which it places.
+pub const AFTER_PLACEMENT: &[TaskState] = &[
+    TaskState::Assigned,
+    TaskState::Accepted,
+    TaskState::Preparing,
+    TaskState::Starting,
+    TaskState::Running,
+];
 
 /// Whether `event` can change a controller's decisions: not when all it holds is tasks
 /// moved into one of the `ignored` states, still desired RUNNING (the pipeline's own
@@ -150,24 +169,36 @@ mod tests {
     #[test]
     fn only_the_pipelines_own_steps_leave_a_controller_asleep() {
         use crate::core::{create_action, update_action};
-        use TaskState::{Assigned, Failed, Pending, Running, Shutdown};
+        use TaskState::{Assigned, Failed, Pending, Running, Shutdown, Starting};
         let placed = applied(vec![
             update_action(task(Pending, Running), 1),
             update_action(task(Assigned, Running), 1),
         ]);
         assert!(!concerns(&placed, PLACING));
+        assert!(!concerns(&placed, AFTER_ALLOCATION));
         assert!(
-            concerns(&placed, PLACED),
+            concerns(&placed, AFTER_PLACEMENT),
             "the scheduler places PENDING tasks"
         );
         let assigned = applied(vec![update_action(task(Assigned, Running), 1)]);
-        assert!(!concerns(&assigned, PLACED));
+        assert!(!concerns(&assigned, AFTER_PLACEMENT));
+        // The workers' reports up to RUNNING: only the orchestrator's updater waits on them.
+        for state in [Starting, Running] {
+            let reported = applied(vec![update_action(task(state, Running), 1)]);
+            assert!(concerns(&reported, PLACING), "{state:?}");
+            assert!(!concerns(&reported, AFTER_ALLOCATION), "{state:?}");
+            assert!(!concerns(&reported, AFTER_PLACEMENT), "{state:?}");
+        }
 
         let failed = applied(vec![
             update_action(task(Assigned, Running), 1),
             update_action(task(Failed, Running), 1),
         ]);
         assert!(concerns(&failed, PLACING));
+        assert!(
+            concerns(&failed, AFTER_PLACEMENT),
+            "a failed task frees its node"
+        );
         let stopping = applied(vec![update_action(task(Assigned, Shutdown), 1)]);
         assert!(concerns(&stopping, PLACING));
         let created = applied(vec![create_action(task(Pending, Running))]);

@@ -309,14 +309,14 @@ impl Manager {
             ),
             controller::run(
                 "allocator",
-                controller::PLACING,
+                controller::AFTER_ALLOCATION,
                 core(),
                 allocator::run::reconcile,
                 stopped()
             ),
             controller::run(
                 "scheduler",
-                controller::PLACED,
+                controller::AFTER_PLACEMENT,
                 core(),
                 scheduler::run::reconcile,
                 stopped()

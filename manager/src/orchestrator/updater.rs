@@ -165,17 +165,28 @@ pub(crate) fn handover<'a>(
     if service.spec.is_none() {
         return false;
     }
-    let alive: Vec<&Task> = tasks
-        .iter()
-        .copied()
-        .filter(|t| wants_running(t) && !t.current_state().is_terminal())
-        .collect();
-    let (fresh, stale): (Vec<&Task>, Vec<&Task>) =
-        alive.iter().partition(|t| is_fresh(ctx, service, t));
-    let ([new], false) = (fresh.as_slice(), stale.is_empty()) else {
+    // Every slot of every service passes here on every pass: count, do not collect.
+    let alive = || {
+        tasks
+            .iter()
+            .copied()
+            .filter(|t| wants_running(t) && !t.current_state().is_terminal())
+    };
+    let (mut fresh, mut stale) = (None, 0);
+    for task in alive() {
+        if is_fresh(ctx, service, task) {
+            if fresh.replace(task).is_some() {
+                return false;
+            }
+        } else {
+            stale += 1;
+        }
+    }
+    let (Some(new), true) = (fresh, stale > 0) else {
         return false;
     };
     if new.current_state() == TaskState::Running {
+        let stale: Vec<&Task> = alive().filter(|t| !is_fresh(ctx, service, t)).collect();
         stale.iter().for_each(|t| ctx.shutdown(t));
         board.running_since.push(since(new));
     } else {

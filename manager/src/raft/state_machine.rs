@@ -85,7 +85,7 @@ impl StateMachine {
     /// each. A storage error applies none of them and stops Raft.
     fn apply_entries(
         &self,
-        entries: &[Entry<TypeConfig>],
+        entries: Vec<Entry<TypeConfig>>,
     ) -> Result<Vec<ProposalResult>, StorageError> {
         let Some(last) = entries.last().map(|entry| entry.log_id) else {
             return Ok(Vec::new());
@@ -98,10 +98,11 @@ impl StateMachine {
         let mut staged = Staged::default();
         let mut done = Vec::with_capacity(entries.len());
         for entry in entries {
+            let index = entry.log_id.index;
             let (result, actions) = self.stage(&mut claims, &mut staged, entry)?;
             // Later entries of this call check their conflicts against these claims.
             claims.apply(&actions);
-            done.push((entry.log_id.index, result, actions));
+            done.push((index, result, actions));
         }
         staged.insert(LAST_APPLIED, encode(&Some(last)).map_err(sm_write_err)?);
         self.store
@@ -128,10 +129,10 @@ impl StateMachine {
         &self,
         claims: &mut Index,
         staged: &mut Staged,
-        entry: &Entry<TypeConfig>,
+        entry: Entry<TypeConfig>,
     ) -> Result<(ProposalResult, Vec<StoreAction>), StorageError> {
         let index = entry.log_id.index;
-        let proposal = match &entry.payload {
+        let proposal = match entry.payload {
             EntryPayload::Normal(proposal) => proposal,
             EntryPayload::Membership(membership) => {
                 let stored = Membership::new(Some(entry.log_id), membership.clone());
@@ -141,7 +142,7 @@ impl StateMachine {
             EntryPayload::Blank => return Ok((applied(index), Vec::new())),
         };
         let state = &self.store.state;
-        let digest = dedup::digest(proposal);
+        let digest = dedup::digest(&proposal);
         if let Some(first) = dedup::seen(staged, state, &digest).map_err(sm_read_err)? {
             return Ok((first, Vec::new()));
         }
@@ -272,8 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<_> = entries.into_iter().collect();
-        self.apply_entries(&entries)
+        self.apply_entries(entries.into_iter().collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -350,7 +350,7 @@ mod tests {
         sm: &StateMachine,
         entry: &Entry<TypeConfig>,
     ) -> Result<ProposalResult, StorageError> {
-        let mut results = sm.apply_entries(std::slice::from_ref(entry))?;
+        let mut results = sm.apply_entries(vec![entry.clone()])?;
         Ok(results.remove(0))
     }
 
@@ -406,7 +406,7 @@ mod tests {
                 &propose(crate::core::create_action(web_network("n2", 4097)), 3),
             ),
         ];
-        let results = sm.apply_entries(&entries).unwrap();
+        let results = sm.apply_entries(entries.to_vec()).unwrap();
         let errors: Vec<&str> = results.iter().map(|r| r.error.as_str()).collect();
         assert_eq!(&errors[..3], ["", "", ""], "{results:?}");
         assert_eq!(results[1], results[0], "the retry gets the first result");
@@ -526,7 +526,7 @@ mod snapshot_tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), 7),
             payload: EntryPayload::Normal(proposal),
         };
-        sm.apply_entries(std::slice::from_ref(&entry)).unwrap();
+        sm.apply_entries(vec![entry.clone()]).unwrap();
         let started = Instant::now();
         let mut builder = sm.get_snapshot_builder().await;
         let (snapshot, build_wait) = longest_lock_wait(&store, builder.build_snapshot()).await;

@@ -46,7 +46,7 @@ pub type ConflictCheck<'a> = dyn Fn(Kind, &Target) -> Result<Option<Refusal>, sl
 
 pub fn plan(
     index: u64,
-    proposal: &Proposal,
+    proposal: Proposal,
     read_meta: &MetaReader<'_>,
     conflict: &ConflictCheck<'_>,
 ) -> Result<Result<Planned, Refusal>, sled::Error> {
@@ -54,7 +54,7 @@ pub fn plan(
     // Objects written earlier in this same proposal, so later actions see them.
     let mut pending: HashMap<String, Option<Meta>> = HashMap::new();
     let mut stamped = Vec::with_capacity(proposal.actions.len());
-    for action in &proposal.actions {
+    for mut action in proposal.actions {
         let Some(target) = &action.target else {
             return Ok(Err(Refusal::invalid("action without a target")));
         };
@@ -64,23 +64,26 @@ pub fn plan(
             Some(meta) => *meta,
             None => read_meta(&key)?,
         };
-        let what = format!("{} {}", target_view.kind, target_view.id);
+        let what = || format!("{} {}", target_view.kind, target_view.id);
         // An unknown kind (from a newer peer) reads as a create: refused if the object exists.
         let kind = action.kind();
         if let Some(current) = &current {
             let expected = action.expected_version;
             if kind != Kind::Create && expected != 0 && current.version != expected {
-                let reason =
-                    format!("{what} changed while this request was being decided; try again");
+                let reason = format!(
+                    "{} changed while this request was being decided; try again",
+                    what()
+                );
                 return Ok(Err(Refusal::new(RefusalKind::Stale, reason)));
             }
         }
-        let mut action = action.clone();
         match (kind, current) {
             (Kind::Create, Some(_)) => {
-                return Ok(Err(Refusal::invalid(format!("{what} already exists"))))
+                return Ok(Err(Refusal::invalid(format!("{} already exists", what()))))
             }
-            (Kind::Update, None) => return Ok(Err(Refusal::invalid(format!("{what} not found")))),
+            (Kind::Update, None) => {
+                return Ok(Err(Refusal::invalid(format!("{} not found", what()))))
+            }
             (Kind::Delete, None) => {}
             (Kind::Delete, Some(_)) => {
                 if let Some(refusal) = conflict(kind, target)? {
@@ -143,7 +146,7 @@ mod tests {
             }))
         };
         let no_conflict = |_: Kind, _: &Target| Ok(None);
-        plan(9, &proposal, &read_meta, &no_conflict).expect("no store error")
+        plan(9, proposal, &read_meta, &no_conflict).expect("no store error")
     }
 
     #[test]
