@@ -7,6 +7,7 @@
 //! those sessions wake. Pure data: the feed that keeps it current is `feed.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
 
 use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{Network, Node, NodeRole, Service, StoreAction, Task};
@@ -61,14 +62,22 @@ pub struct View {
     services: BTreeMap<String, Service>,
     /// Ordered by id, as the store lists them, so the manager list keeps its order.
     nodes: BTreeMap<String, Node>,
+    /// The ids of the manager nodes, in that order: every message lists them, and a
+    /// walk of every node for each of a thousand messages cost more than the rest.
+    managers: BTreeSet<String>,
+    /// The cluster object's, which every message would otherwise decode (0: the default).
+    heartbeat_period_ms: u64,
 }
 
 impl View {
     /// Reads the whole state; the caller makes sure no change lands in between (see feed).
     pub fn load(store: &Store) -> Result<Self, StoreError> {
-        let mut view = View::default();
+        let mut view = View {
+            heartbeat_period_ms: store.cluster()?.map_or(0, |c| c.heartbeat_period_ms),
+            ..View::default()
+        };
         for node in store.list::<Node>()? {
-            view.nodes.insert(node.id.clone(), node);
+            view.apply_node(&node, false);
         }
         for network in store.list::<Network>()? {
             view.networks.insert(network.id.clone(), network);
@@ -102,7 +111,14 @@ impl View {
                     affected.merge(self.apply_service(service, delete));
                 }
                 // The heartbeat period is in every message.
-                Some(Target::Cluster(_)) => affected = Affected::Everyone,
+                Some(Target::Cluster(cluster)) => {
+                    self.heartbeat_period_ms = if delete {
+                        0
+                    } else {
+                        cluster.heartbeat_period_ms
+                    };
+                    affected = Affected::Everyone;
+                }
                 // Read from the store when a message is built; a new value comes with the
                 // new tasks its rolling update makes.
                 Some(Target::Secret(_) | Target::Config(_)) | None => {}
@@ -172,6 +188,11 @@ impl View {
             self.nodes.insert(node.id.clone(), node.clone())
         };
         let is_manager = |n: &Node| n.role() == NodeRole::Manager;
+        if !delete && is_manager(node) {
+            self.managers.insert(node.id.clone());
+        } else {
+            self.managers.remove(&node.id);
+        }
         if old.as_ref().is_some_and(is_manager) || (!delete && is_manager(node)) {
             return Affected::Everyone;
         }
@@ -299,6 +320,15 @@ impl View {
 
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
+    }
+
+    /// The manager nodes, ordered by id.
+    pub fn managers(&self) -> impl Iterator<Item = &Node> {
+        self.managers.iter().filter_map(|id| self.nodes.get(id))
+    }
+
+    pub fn heartbeat_period(&self) -> Duration {
+        super::period_of(self.heartbeat_period_ms)
     }
 
     pub fn node_is_down(&self, id: &str) -> bool {

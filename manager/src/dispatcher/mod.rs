@@ -113,13 +113,16 @@ pub const LEADER_METADATA: &str = "x-swarmr-leader";
 
 /// The heartbeat period the cluster was configured with.
 pub fn heartbeat_period(core: &Core) -> Duration {
-    core.store()
-        .cluster()
-        .ok()
-        .flatten()
-        .map(|c| c.heartbeat_period_ms)
-        .filter(|ms| *ms > 0)
-        .map_or(DEFAULT_HEARTBEAT, Duration::from_millis)
+    let cluster = core.store().cluster().ok().flatten();
+    period_of(cluster.map_or(0, |c| c.heartbeat_period_ms))
+}
+
+/// The heartbeat period a cluster object's `heartbeat_period_ms` sets (0: the default).
+pub fn period_of(heartbeat_period_ms: u64) -> Duration {
+    match heartbeat_period_ms {
+        0 => DEFAULT_HEARTBEAT,
+        ms => Duration::from_millis(ms),
+    }
 }
 
 #[tonic::async_trait]

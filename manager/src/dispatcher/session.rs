@@ -179,7 +179,6 @@ fn message(
     node_id: &str,
     session_id: &str,
 ) -> Result<SessionMessage, Status> {
-    let heartbeat_period_ms = heartbeat_period(core).as_millis() as u64;
     sessions.index.read(core, |view| {
         let node = view.node(node_id).ok_or_else(|| removed(node_id))?;
         let (tasks, networks) = super::assignments::for_node(view, node_id);
@@ -188,8 +187,8 @@ fn message(
         Ok(SessionMessage {
             session_id: session_id.to_string(),
             node: Some(node.clone()),
-            managers: manager_peers(core, view.nodes()),
-            heartbeat_period_ms,
+            managers: manager_peers(core, view.managers()),
+            heartbeat_period_ms: view.heartbeat_period().as_millis() as u64,
             tasks,
             networks,
             discovery,

@@ -3,13 +3,14 @@
 //! whose message changed must be among those a change woke.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use swarmr_proto::store_action::{Kind, Target};
 use swarmr_proto::{
-    Network, NetworkAssignment, NetworkAttachment, Node, NodeRole, NodeStatus, RemoteEndpoint,
-    StoreAction, Task, TaskState, TaskStatus,
+    Cluster, Network, NetworkAssignment, NetworkAttachment, Node, NodeRole, NodeStatus,
+    RemoteEndpoint, StoreAction, Task, TaskState, TaskStatus,
 };
 
 use super::assignments::{for_node, is_live_endpoint, is_node_task};
@@ -119,11 +120,7 @@ impl Objects {
 
 fn indexed(view: &View, node_id: &str) -> Carried {
     let (mine, assignments) = for_node(view, node_id);
-    let managers = view
-        .nodes()
-        .filter(|n| n.role() == NodeRole::Manager)
-        .cloned()
-        .collect();
+    let managers = view.managers().cloned().collect();
     (mine, assignments, view.node(node_id).cloned(), managers)
 }
 
@@ -266,10 +263,35 @@ fn load_matches_applied_changes() {
     objects.tasks.values().for_each(|t| put(&state, t));
     objects.networks.values().for_each(|n| put(&state, n));
     objects.nodes.values().for_each(|n| put(&state, n));
+    let cluster = Cluster {
+        id: "c1".into(),
+        heartbeat_period_ms: 5000,
+        ..Default::default()
+    };
+    put(&state, &cluster);
     let store = Store::open(&db).expect("store");
     let loaded = View::load(&store).expect("load");
+    assert_eq!(loaded.heartbeat_period(), Duration::from_secs(5));
     for node_id in NODES {
         assert_eq!(indexed(&loaded, node_id), indexed(&view, node_id));
         assert_eq!(indexed(&loaded, node_id), objects.message(node_id));
     }
+}
+
+/// Every message carries the period; the view keeps it instead of decoding the cluster
+/// object for each one.
+#[test]
+fn the_heartbeat_period_follows_the_cluster_object() {
+    let mut view = View::default();
+    assert_eq!(view.heartbeat_period(), super::DEFAULT_HEARTBEAT);
+    let cluster = Cluster {
+        id: "c1".into(),
+        heartbeat_period_ms: 5000,
+        ..Default::default()
+    };
+    let woken = view.apply(&[action(cluster.clone(), Kind::Update)]);
+    assert_eq!(woken, Affected::Everyone, "every message carries it");
+    assert_eq!(view.heartbeat_period(), Duration::from_secs(5));
+    view.apply(&[action(cluster, Kind::Delete)]);
+    assert_eq!(view.heartbeat_period(), super::DEFAULT_HEARTBEAT);
 }
