@@ -105,6 +105,9 @@ pub struct Floor<'a> {
     pub command: &'a [&'a str],
 }
 
+/// How long a floor may take: 100 containers start in ~10 s here.
+const FLOOR_LIMIT: Duration = Duration::from_secs(180);
+
 /// The benchmark's own services' containers.
 pub const SLEEPERS: Floor<'static> = Floor {
     image: IMAGE,
@@ -138,14 +141,28 @@ pub async fn docker_floor(
         });
     }
     let mut failed = None;
-    while let Some(started) = starts.join_next().await {
-        match started {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => failed = Some(anyhow::Error::from(e)),
-            Err(e) => failed = Some(e.into()),
+    let all_started = async {
+        while let Some(started) = starts.join_next().await {
+            match started {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failed = Some(anyhow::Error::from(e)),
+                Err(e) => failed = Some(e.into()),
+            }
         }
-    }
+    };
+    // Docker 20.10's libnetwork can deadlock under concurrent creates and removals (seen
+    // here once: every create then waits forever): fail the run rather than hang it.
+    let timed_out = tokio::time::timeout(FLOOR_LIMIT, all_started)
+        .await
+        .is_err();
     let took = start.elapsed().as_secs_f64();
+    if timed_out {
+        bail!(
+            "Docker did not start {replicas} containers in {} s: its daemon may be deadlocked \
+             (`kill -USR1` on dockerd writes its goroutines to /var/run/docker); restart it",
+            FLOOR_LIMIT.as_secs()
+        );
+    }
     remove_containers(&format!("label=com.swarmr.node.id={node_id}"));
     if let Some(e) = failed {
         return Err(e.context("a floor container did not start"));
