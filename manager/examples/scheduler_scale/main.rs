@@ -13,7 +13,8 @@
 //!
 //! Measured from the `CreateService` call (Control gRPC), counted from the store's change
 //! feed: when all tasks exist, are PENDING (allocated), ASSIGNED (placed) and RUNNING
-//! (acknowledged by their workers); and the peak RSS (VmHWM). Aims from the issue: ASSIGNED
+//! (acknowledged by their workers); the peak RSS (VmHWM); and the controllers' passes and
+//! the session messages pushed meanwhile. Aims from the issue: ASSIGNED
 //! under 3 s, peak RSS under 500 MB. Prints figures, asserts nothing.
 //!
 //! Run: `cargo run --release -p swarmr-manager --example scheduler_scale`. Env: NODES (1000),
@@ -73,6 +74,29 @@ fn cpu_secs() -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat: 11 and 12 after "pid (comm)".
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The leader's controller passes and session pushes so far (process-wide counters).
+struct Work {
+    passes: [u64; 3],
+    pushed: u64,
+}
+
+impl Work {
+    fn now() -> Work {
+        let metrics = &*swarmr_manager::observe::METRICS;
+        Work {
+            passes: ["orchestrator", "allocator", "scheduler"].map(|c| metrics.passes(c)),
+            pushed: metrics.assignments_pushed(),
+        }
+    }
+
+    fn since(&self, before: &Work) -> Work {
+        Work {
+            passes: std::array::from_fn(|i| self.passes[i].saturating_sub(before.passes[i])),
+            pushed: self.pushed.saturating_sub(before.pushed),
+        }
+    }
 }
 
 /// Milestones of the service's tasks, from the store's change feed.
@@ -336,6 +360,7 @@ async fn measure(
     };
     let events = bench.manager.core().store().subscribe();
     let cpu_before = cpu_secs();
+    let work_before = Work::now();
     let start = Instant::now();
     control
         .create_service(CreateServiceRequest { spec: Some(spec) })
@@ -352,6 +377,12 @@ async fn measure(
     }
     let (cpu, wall) = (cpu_secs() - cpu_before, start.elapsed().as_secs_f64());
     println!("CPU used meanwhile: {cpu:.1} s in {wall:.1} s of wall time");
+    // Counts, steadier than the times on 2 busy cores for telling two builds apart.
+    let work = Work::now().since(&work_before);
+    println!(
+        "passes meanwhile: orchestrator {}, allocator {}, scheduler {}; session messages pushed {}",
+        work.passes[0], work.passes[1], work.passes[2], work.pushed
+    );
     println!("peak RSS (VmHWM): {:.0} MB", proc_mb("VmHWM"));
     // key=value figures for deploy/bench/all.sh; n/a where a milestone was not reached.
     let figure = |i: usize| progress.reached[i].map_or("n/a".into(), |t| format!("{t:.3}"));

@@ -93,6 +93,18 @@ impl ManagerMetrics {
     pub fn assignment_pushed(&self) {
         self.assignments_pushed.inc();
     }
+
+    /// Reconcile passes of `controller` so far, in this process.
+    pub fn passes(&self, controller: &'static str) -> u64 {
+        self.reconciles
+            .get_or_create(&ControllerLabel { controller })
+            .get()
+    }
+
+    /// Session messages pushed so far, in this process.
+    pub fn assignments_pushed(&self) -> u64 {
+        self.assignments_pushed.get()
+    }
 }
 
 /// Adds the manager's counters to a run's registry.
