@@ -135,7 +135,7 @@ impl StateMachine {
         let proposal = match entry.payload {
             EntryPayload::Normal(proposal) => proposal,
             EntryPayload::Membership(membership) => {
-                let stored = Membership::new(Some(entry.log_id), membership.clone());
+                let stored = Membership::new(Some(entry.log_id), membership);
                 staged.insert(MEMBERSHIP, encode(&stored).map_err(sm_write_err)?);
                 return Ok((applied(index), Vec::new()));
             }
